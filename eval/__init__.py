@@ -1,0 +1,1 @@
+"""eval: see ../shared/DESIGN.md; built by a later issue."""

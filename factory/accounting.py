@@ -1,0 +1,68 @@
+"""Where every document went: the per-stage funnel and the in = kept + rejected invariant."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pyarrow as pa
+
+STAGES = ("read", "validate", "normalise", "redact", "quality", "exact_dedup", "near_dedup")
+
+
+class AccountingError(RuntimeError):
+    """Documents went missing or appeared from nowhere: the run must not be published."""
+
+
+def rejects_by_stage(rejects: pa.Table) -> dict[str, Counter]:
+    """{stage: Counter({reason: n})}, reason ``<filter>:<rule>`` kept whole."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    if rejects.num_rows:
+        grouped = rejects.group_by(["stage", "reason"]).aggregate([("id", "count")])
+        for stage, reason, n in zip(*(grouped[c].to_pylist() for c in ("stage", "reason", "id_count"))):
+            counts[stage][reason] += n
+    return counts
+
+
+def count_by(table: pa.Table, column: str) -> dict[str, int]:
+    if table.num_rows == 0:
+        return {}
+    grouped = table.group_by(column).aggregate([(column, "count")])
+    return dict(zip(grouped[column].to_pylist(), grouped[f"{column}_count"].to_pylist()))
+
+
+def funnel(total_in: int, rejects: pa.Table) -> list[dict]:
+    by_stage = rejects_by_stage(rejects)
+    rows, remaining = [], total_in
+    for stage in STAGES:
+        dropped = by_stage.get(stage, Counter())
+        out = remaining - sum(dropped.values())
+        rows.append({"stage": stage, "in": remaining, "out": out, "dropped": dict(dropped.most_common())})
+        remaining = out
+    unknown = sorted(set(by_stage) - set(STAGES))
+    if unknown:
+        raise AccountingError(f"rejects name unknown stages {unknown}")
+    return rows
+
+
+def check_invariant(inputs: dict[str, int], kept: dict[str, int], rejected: dict[str, int]) -> dict[str, dict]:
+    """Per source: documents in == kept + rejected. Raises ``AccountingError`` naming each source that breaks it."""
+    report, broken = {}, []
+    for source in sorted(set(inputs) | set(kept) | set(rejected)):
+        n_in, n_kept, n_rejected = inputs.get(source, 0), kept.get(source, 0), rejected.get(source, 0)
+        report[source] = {"in": n_in, "kept": n_kept, "rejected": n_rejected}
+        if n_in != n_kept + n_rejected:
+            broken.append(f"{source}: in {n_in} != kept {n_kept} + rejected {n_rejected}")
+    if broken:
+        raise AccountingError("accounting invariant broken, output not published:\n  " + "\n  ".join(broken))
+    return report
+
+
+def format_funnel(rows: list[dict], top_reasons: int = 6) -> str:
+    lines = [f"{'stage':<12} {'in':>9} {'out':>9} {'dropped':>9}  top reasons", "-" * 78]
+    for row in rows:
+        dropped = sum(row["dropped"].values())
+        reasons = ", ".join(f"{r} {n}" for r, n in list(row["dropped"].items())[:top_reasons])
+        more = len(row["dropped"]) - top_reasons
+        if more > 0:
+            reasons += f", +{more} more"
+        lines.append(f"{row['stage']:<12} {row['in']:>9} {row['out']:>9} {dropped:>9}  {reasons}")
+    return "\n".join(lines)

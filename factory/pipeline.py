@@ -1,0 +1,205 @@
+"""The factory run, top to bottom: check inputs, clean in one streaming pass, dedup, write, account."""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from factory.accounting import check_invariant, count_by, format_funnel, funnel
+from factory.common.config_loading import config_hash
+from factory.common.manifest import base_manifest, new_run_id
+from factory.common.publish import (
+    MANIFEST,
+    OutputExistsError,
+    partial_dir,
+    publish,
+    read_finished_manifest,
+    remove_stale_partials,
+    write_json_atomically,
+)
+from factory.config import FactoryConfig
+from factory.dedup import Duplicates, exact_duplicates, near_duplicates
+from factory.documents import REJECTS_SCHEMA, alive_mask
+from factory.sources import plan_sources, read_source
+from factory.stages.decisions import apply_decisions
+from factory.stages.dedup_keys import dedup_keys_batch
+from factory.stages.normalise import normalise_batch
+from factory.stages.quality import quality_batch
+from factory.stages.redact import redact_batch
+from factory.stages.validate import validate_batch
+
+KEPT_COLUMNS = ["id", "text", "source", "domain", "meta", "dup_cluster", "dup_cluster_size"]
+
+
+def init_ray(config) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+@contextmanager
+def timed(timings: dict, name: str):
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
+
+
+def cleaned(plans: list[dict], config: FactoryConfig):
+    """All sources, read and cleaned in one fused streaming pass; every row kept, rejects marked."""
+    datasets = [read_source(plan) for plan in plans]
+    ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+    batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}
+    ds = ds.map_batches(validate_batch, fn_kwargs={"max_chars": config.limits.max_chars}, **batch)
+    ds = ds.map_batches(normalise_batch, fn_kwargs={"config_json": config.normalise.model_dump_json()}, **batch)
+    ds = ds.map_batches(redact_batch, fn_kwargs={"config_json": config.redact.model_dump_json()}, **batch)
+    ds = ds.map_batches(quality_batch, fn_kwargs={"config_json": config.filters.model_dump_json()}, **batch)
+    return ds.map_batches(dedup_keys_batch, fn_kwargs={"fuzzy_json": config.dedup.fuzzy.model_dump_json()}, **batch)
+
+
+def live_keys(table: pa.Table) -> pa.Table:
+    return table.filter(alive_mask(table)).select(["id", "text_hash", "minhash"])
+
+
+def without_ids(table: pa.Table, ids_ref) -> pa.Table:
+    import ray
+
+    return table.filter(pc.invert(pc.is_in(table["id"], value_set=ray.get(ids_ref))))
+
+
+def decision_table(exact: Duplicates, near: Duplicates) -> pa.Table:
+    """id -> (stage, reason, detail, dup_cluster, dup_cluster_size) for every document in a duplicate cluster."""
+    near_keeper = dict(zip(near.ids, near.keepers))
+    final = {doc: near_keeper.get(keeper, keeper) for doc, keeper in zip(exact.ids, exact.keepers)}
+    final.update(near_keeper)
+    sizes: dict[str, int] = {}
+    for keeper in final.values():
+        sizes[keeper] = sizes.get(keeper, 1) + 1
+    rows = {"id": [], "stage": [], "reason": [], "detail": [], "dup_cluster": [], "dup_cluster_size": []}
+
+    def add(doc, stage, reason, detail):
+        for key, value in zip(rows, (doc, stage, reason, detail, final.get(doc, doc), sizes.get(final.get(doc, doc)))):
+            rows[key].append(value)
+
+    for doc, keeper in zip(exact.ids, exact.keepers):
+        add(doc, "exact_dedup", "exact_duplicate", f"same normalised text as {keeper}")
+    for doc, keeper, sim in zip(near.ids, near.keepers, near.similarity):
+        add(doc, "near_dedup", "near_duplicate", f"cluster kept as {keeper}; estimated Jaccard {sim:.2f}")
+    for keeper in sizes:
+        if keeper not in final:
+            add(keeper, None, None, None)
+    return pa.table(rows, schema=pa.schema([
+        ("id", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+        ("dup_cluster", pa.string()), ("dup_cluster_size", pa.int64()),
+    ]))
+
+
+def kept_rows(table: pa.Table) -> pa.Table:
+    return table.filter(alive_mask(table)).select(KEPT_COLUMNS)
+
+
+def reject_rows(table: pa.Table) -> pa.Table:
+    rejected = table.filter(pc.invert(alive_mask(table)))
+    return pa.Table.from_arrays(
+        [rejected[c] for c in ("id", "source", "reject_stage", "reject_reason", "reject_detail")], schema=REJECTS_SCHEMA
+    )
+
+
+def write_parquet(ds, path: Path, empty_schema: pa.Schema) -> None:
+    ds.write_parquet(str(path), compression="zstd")
+    if not any(path.glob("*.parquet")):  # Ray writes no file for an empty dataset; readers still need one
+        path.mkdir(parents=True, exist_ok=True)
+        pq.write_table(empty_schema.empty_table(), path / "empty.parquet", compression="zstd")
+
+
+def check_output_dir(output: Path, digest: str, overwrite: bool, echo) -> dict | None:
+    finished = read_finished_manifest(output)
+    if finished and finished.get("config_hash") == digest and not overwrite:
+        return finished
+    if output.exists() and not overwrite:
+        what = "a finished run with a different config" if finished else "files that are not a finished run"
+        raise OutputExistsError(f"{output} holds {what}; pass --overwrite to replace it, or choose another output_dir")
+    return None
+
+
+def run(config: FactoryConfig, *, overwrite: bool = False, echo=print) -> dict:
+    output = Path(config.output_dir)
+    digest = config_hash(config)
+    finished = check_output_dir(output, digest, overwrite, echo)
+    if finished:
+        echo(f"{output} already holds a finished run of this config (hash {digest}, run {finished['run_id']}); "
+             "nothing to do. Pass --overwrite to run again.")
+        return finished
+    plans = plan_sources(config.sources)
+    for stale in remove_stale_partials(output):
+        echo(f"removed unfinished output of an earlier crashed run: {stale}")
+    run_id = new_run_id()
+    manifest = base_manifest(run_id, config, [f for plan in plans for f in plan["files"]])
+    partial = partial_dir(output, run_id)
+    timings: dict[str, float] = {}
+    echo(f"run {run_id}: {sum(p['rows'] for p in plans)} documents from {len(plans)} sources -> {output}")
+
+    import ray
+
+    with timed(timings, "ray_init"):
+        init_ray(config.ray)
+    with timed(timings, "read_clean_minhash"):
+        processed = cleaned(plans, config).materialize()
+    keys = processed.map_batches(live_keys, batch_format="pyarrow")
+    dedup_stats = {}
+    with timed(timings, "exact_dedup"):
+        exact = exact_duplicates(keys) if config.dedup.exact.enabled else Duplicates([], [], [])
+    with timed(timings, "near_dedup"):
+        near = Duplicates([], [], [])
+        if config.dedup.fuzzy.enabled:
+            survivors = keys.map_batches(
+                without_ids, batch_format="pyarrow", fn_kwargs={"ids_ref": ray.put(pa.array(exact.ids, pa.string()))}
+            )
+            near, dedup_stats = near_duplicates(survivors, config.dedup.fuzzy)
+    with timed(timings, "write"):
+        final = processed.map_batches(
+            apply_decisions, batch_format="pyarrow", fn_kwargs={"decisions_ref": ray.put(decision_table(exact, near))}
+        )
+        kept_schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
+                                 ("domain", pa.string()), ("meta", pa.string()), ("dup_cluster", pa.string()),
+                                 ("dup_cluster_size", pa.int64())])
+        write_parquet(final.map_batches(kept_rows, batch_format="pyarrow"), partial / "documents", kept_schema)
+        write_parquet(final.map_batches(reject_rows, batch_format="pyarrow"), partial / "rejects", REJECTS_SCHEMA)
+
+    # count what is on disk, not what we think we wrote
+    kept_sources = pq.read_table(partial / "documents", columns=["source"])
+    rejects = pq.read_table(partial / "rejects")
+    inputs = {plan["source"].name: plan["rows"] for plan in plans}
+    accounting = check_invariant(inputs, count_by(kept_sources, "source"), count_by(rejects, "source"))
+    stages = funnel(sum(inputs.values()), rejects)
+    manifest.update({
+        "stages": stages,
+        "accounting": accounting,
+        "dedup": {"exact_duplicates": len(exact.ids), "near_duplicates": len(near.ids), **dedup_stats},
+        "timings_s": timings,
+        "outputs": {
+            "documents": {"path": "documents", "rows": kept_sources.num_rows},
+            "rejects": {"path": "rejects", "rows": rejects.num_rows},
+        },
+    })
+    manifest["timings_s"]["total"] = round(sum(timings.values()), 3)
+    write_json_atomically(partial / MANIFEST, manifest)
+    publish(partial, output)
+    echo("")
+    echo(format_funnel(stages))
+    echo("")
+    total = sum(inputs.values())
+    echo(f"kept {kept_sources.num_rows} of {total} documents ({kept_sources.num_rows / max(total, 1):.1%}), "
+         f"rejected {rejects.num_rows}; in = kept + rejected holds for every source")
+    echo(f"wrote {output}/documents, {output}/rejects and {output}/{MANIFEST} in {manifest['timings_s']['total']} s")
+    return manifest

@@ -1,0 +1,229 @@
+"""Input sources: find their files, check them before any work, read them as contract rows.
+
+Schema problems (missing file or column, unreadable Parquet) raise ``InputError`` naming
+the file and the config key before Ray does anything. Row problems (null text, bad JSON,
+bytes that are not UTF-8, a missing id) become rejected rows with their reason.
+"""
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from factory.config import SourceConfig
+from factory.documents import IN_FLIGHT_SCHEMA
+
+EXTENSIONS = {"parquet": (".parquet",), "jsonl": (".jsonl", ".json", ".ndjson")}
+
+
+class InputError(ValueError):
+    """An input that cannot be read as configured; the message names file, key and column."""
+
+
+def source_files(source: SourceConfig, index: int) -> list[Path]:
+    patterns = [source.path] if isinstance(source.path, str) else source.path
+    files: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in sum(EXTENSIONS.values(), ()))
+        elif any(ch in pattern for ch in "*?["):
+            files += sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"sources[{index}] ({source.name}).path: {pattern} does not exist")
+    if not files:
+        raise InputError(f"sources[{index}] ({source.name}).path: no input files match {source.path}")
+    return files
+
+
+def source_format(source: SourceConfig, files: list[Path], index: int) -> str:
+    if source.format:
+        return source.format
+    for fmt, extensions in EXTENSIONS.items():
+        if all(f.suffix in extensions for f in files):
+            return fmt
+    raise InputError(
+        f"sources[{index}] ({source.name}).format: cannot infer from extensions "
+        f"{sorted({f.suffix for f in files})}; set format: parquet or jsonl"
+    )
+
+
+def check_parquet(source: SourceConfig, files: list[Path], index: int) -> int:
+    """Read every footer (cheap): a corrupt file or a missing column fails here. Returns the row count."""
+    rows = 0
+    wanted = {source.text_column: "text_column", **{c: "meta_columns" for c in source.meta_columns}}
+    if source.id_column is None:
+        raise InputError(f"sources[{index}] ({source.name}).id_column: required for Parquet sources")
+    wanted[source.id_column] = "id_column"
+    for path in files:
+        try:
+            metadata = pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        names = metadata.schema.to_arrow_schema().names
+        for column, key in wanted.items():
+            if column not in names:
+                raise InputError(
+                    f"{path}: column {column!r} (sources[{index}].{key}) not found; the file has columns {names}"
+                )
+        rows += metadata.num_rows
+    return rows
+
+
+def jsonl_records(data: bytes):
+    """(line number, raw line) for every non-blank line: what counts as one input record."""
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if line.strip():
+            yield lineno, line
+
+
+def check_jsonl(source: SourceConfig, files: list[Path], index: int) -> int:
+    rows = 0
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc})") from None
+        records = list(jsonl_records(data))
+        rows += len(records)
+        first = next(iter(records), None)
+        if first is None:
+            continue
+        try:
+            record = json.loads(first[1])
+        except ValueError:
+            continue  # a bad first line is a row problem: it becomes a reject
+        if isinstance(record, dict) and source.text_column not in record:
+            raise InputError(
+                f"{path}: line {first[0]} has no field {source.text_column!r} "
+                f"(sources[{index}].text_column); fields are {sorted(record)}"
+            )
+    return rows
+
+
+def meta_json(table: pa.Table, columns: list[str]) -> pa.Array:
+    if not columns:
+        return pa.array(["{}"] * table.num_rows, pa.string())
+    rows = table.select(columns).to_pylist()
+    return pa.array([json.dumps(r, ensure_ascii=False, default=str) for r in rows], pa.string())
+
+
+def decode_text(column: pa.ChunkedArray) -> tuple[list[str | None], list[str | None]]:
+    """Text as Python strings plus a reason per row for text that is not valid UTF-8."""
+    raw = column.combine_chunks()
+    if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+        try:
+            raw.validate(full=True)
+            return raw.to_pylist(), [None] * len(raw)
+        except pa.ArrowInvalid:
+            raw = raw.view(pa.binary() if pa.types.is_string(raw.type) else pa.large_binary())
+    if not (pa.types.is_binary(raw.type) or pa.types.is_large_binary(raw.type)):
+        return [None] * len(raw), ["text_not_string"] * len(raw)
+    texts, reasons = [], []
+    for value in raw.to_pylist():
+        if value is None:
+            texts.append(None)
+            reasons.append(None)
+            continue
+        try:
+            texts.append(value.decode("utf-8"))
+            reasons.append(None)
+        except UnicodeDecodeError as exc:
+            texts.append(None)
+            reasons.append(f"non_utf8:{exc.reason} at byte {exc.start}")
+    return texts, reasons
+
+
+def contract_table(ids, texts, source: SourceConfig, meta, reasons) -> pa.Table:
+    n = len(ids)
+    reject_reason = [r.split(":", 1)[0] if r else None for r in reasons]
+    reject_detail = [r.split(":", 1)[1] if r and ":" in r else None for r in reasons]
+    return pa.Table.from_arrays(
+        [
+            pa.array(ids, pa.string()),
+            pa.array(texts, pa.string()),
+            pa.array([source.name] * n, pa.string()),
+            pa.array([source.domain] * n, pa.string()),
+            meta,
+            pa.array(["read" if r else None for r in reasons], pa.string()),
+            pa.array(reject_reason, pa.string()),
+            pa.array(reject_detail, pa.string()),
+        ],
+        schema=IN_FLIGHT_SCHEMA,
+    )
+
+
+def parquet_batch_to_contract(batch: pa.Table, source: SourceConfig) -> pa.Table:
+    ids = pc.cast(batch[source.id_column], pa.string()).to_pylist()
+    texts, reasons = decode_text(batch[source.text_column])
+    for i, doc_id in enumerate(ids):
+        if doc_id is None and reasons[i] is None:
+            reasons[i] = "missing_id:null id"
+    ids = [doc_id if doc_id is not None else f"{source.name}:missing-id:{i}" for i, doc_id in enumerate(ids)]
+    return contract_table(ids, texts, source, meta_json(batch, source.meta_columns), reasons)
+
+
+def jsonl_file_to_contract(batch: dict, source: SourceConfig) -> pa.Table:
+    """One JSONL file (read as bytes by Ray) to contract rows, one per non-blank line."""
+    ids, texts, metas, reasons = [], [], [], []
+    for path, data in zip(batch["path"], batch["bytes"]):
+        stem = Path(path).name
+        for lineno, line in jsonl_records(data):
+            fallback_id = f"{stem}:{lineno}"
+            reason = None
+            try:
+                text_line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                text_line = line.decode("utf-8", errors="replace")
+                reason = f"non_utf8:{stem} line {lineno}: {exc.reason} at byte {exc.start}"
+            try:
+                record = json.loads(text_line)
+                if not isinstance(record, dict):
+                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+            except ValueError as exc:
+                record = {}
+                reason = reason or f"invalid_json:{stem} line {lineno}: {exc}"
+            doc_id = fallback_id if source.id_column is None else record.get(source.id_column)
+            if doc_id is None:
+                doc_id = fallback_id
+                reason = reason or f"missing_id:{stem} line {lineno}: no {source.id_column!r}"
+            text = record.get(source.text_column)
+            if text is not None and not isinstance(text, str):
+                reason = reason or f"text_not_string:{stem} line {lineno}: {type(text).__name__}"
+                text = None
+            ids.append(str(doc_id))
+            texts.append(None if reason else text)
+            metas.append(json.dumps({c: record.get(c) for c in source.meta_columns}, ensure_ascii=False, default=str))
+            reasons.append(reason)
+    return contract_table(ids, texts, source, pa.array(metas, pa.string()), reasons)
+
+
+def plan_sources(sources: list[SourceConfig]) -> list[dict]:
+    """Check every source before work starts; returns files, format and exact row count per source."""
+    plans = []
+    for index, source in enumerate(sources):
+        files = source_files(source, index)
+        fmt = source_format(source, files, index)
+        rows = check_parquet(source, files, index) if fmt == "parquet" else check_jsonl(source, files, index)
+        plans.append({"source": source, "files": files, "format": fmt, "rows": rows})
+    return plans
+
+
+def read_source(plan: dict):
+    """A Ray dataset of contract rows for one planned source."""
+    import ray.data
+
+    source: SourceConfig = plan["source"]
+    paths = [str(p) for p in plan["files"]]
+    if plan["format"] == "parquet":
+        columns = list(dict.fromkeys([source.id_column, source.text_column, *source.meta_columns]))
+        ds = ray.data.read_parquet(paths, columns=columns)
+        return ds.map_batches(parquet_batch_to_contract, batch_format="pyarrow", fn_kwargs={"source": source})
+    ds = ray.data.read_binary_files(paths, include_paths=True)
+    return ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy", fn_kwargs={"source": source})

@@ -1,0 +1,40 @@
+"""Per-document dedup keys, computed in the same streaming pass as cleaning.
+
+``text_hash`` identifies exact duplicates (text lower-cased, whitespace collapsed);
+``minhash`` is the MinHash signature used for near duplicates. Rejected rows get nulls.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from factory.config import FuzzyDedupConfig
+from factory.documents import alive_mask
+from factory.stages.minhash import minhash_texts, permutations
+
+
+def normalised_for_hash(texts: pa.Array) -> pa.Array:
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"\s+", " "))
+
+
+def dedup_keys_batch(table: pa.Table, fuzzy_json: str) -> pa.Table:
+    fuzzy = FuzzyDedupConfig.model_validate_json(fuzzy_json)
+    alive = alive_mask(table).combine_chunks()
+    live_rows = np.flatnonzero(alive.to_numpy(zero_copy_only=False))
+    texts = table["text"].combine_chunks().take(pa.array(live_rows, pa.int64()))
+    hashes = [xxhash.xxh3_64_intdigest(t.encode("utf-8")) for t in normalised_for_hash(texts).to_pylist()]
+    text_hash = np.zeros(table.num_rows, dtype=np.uint64)
+    text_hash[live_rows] = hashes
+    table = table.append_column("text_hash", pa.array(text_hash, mask=~alive.to_numpy(zero_copy_only=False)))
+    num_perm = fuzzy.num_perm
+    signature = np.zeros((table.num_rows, num_perm), dtype=np.uint32)
+    has_words = np.zeros(table.num_rows, dtype=bool)
+    if fuzzy.enabled and len(live_rows):
+        a, b = permutations(num_perm, fuzzy.seed)
+        signature[live_rows], has_words[live_rows] = minhash_texts(texts, fuzzy.ngram_size, a, b)
+    # null signature: rejected rows, and texts without a single word (nothing to compare)
+    usable = has_words & fuzzy.enabled
+    minhash = pa.FixedSizeListArray.from_arrays(pa.array(signature.reshape(-1)), num_perm, mask=pa.array(~usable))
+    return table.append_column("minhash", minhash)

@@ -1,0 +1,1 @@
+"""synth: see ../shared/DESIGN.md; built by a later issue."""

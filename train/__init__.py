@@ -1,0 +1,1 @@
+"""train: see ../shared/DESIGN.md; built by a later issue."""
