@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 
 import pyarrow as pa
 
-STAGES = ("read", "validate", "normalise", "redact", "quality", "exact_dedup", "near_dedup")
+STAGES = ("read", "validate", "normalise", "redact", "exact_dedup", "quality", "near_dedup")
 
 
 class AccountingError(RuntimeError):

@@ -171,6 +171,8 @@ class DedupConfig(StrictModel):
 class RayConfig(StrictModel):
     address: str | None = Field(description="null: join RAY_ADDRESS if set (ray job submit), else start Ray locally.")
     batch_size: int = Field(gt=0, description="Documents per map_batches call.")
+    rows_per_block: int = Field(gt=0, description="Input is re-blocked to this many rows so small files still spread over all CPUs.")
+    shuffle_partitions: int | None = Field(description="Partitions of the dedup groupby shuffles; null: one per cluster CPU.")
     num_cpus: int | None = Field(description="CPUs for a locally started Ray; null uses all.")
 
 

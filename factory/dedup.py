@@ -35,9 +35,9 @@ def rows_with_values(table: pa.Table, column: str, values_ref) -> pa.Table:
     return table.filter(pc.is_in(table[column], value_set=values))
 
 
-def shared_keys(ds, column: str) -> pa.Array:
+def shared_keys(ds, column: str, partitions: int) -> pa.Array:
     """Values of ``column`` carried by two or more rows (Ray Data groupby + count)."""
-    counts = ds.groupby(column).count()
+    counts = ds.groupby(column, num_partitions=partitions).count()
     shared = counts.map_batches(lambda t: t.filter(pc.greater_equal(t["count()"], 2)), batch_format="pyarrow")
     table = collect(shared.select_columns([column]))
     return table[column].combine_chunks() if table is not None else pa.array([], ds.schema().base_schema.field(column).type)
@@ -65,8 +65,8 @@ class Duplicates:
         return pa.table({"id": self.ids, "keeper": self.keepers, "similarity": self.similarity})
 
 
-def exact_duplicates(keys_ds) -> Duplicates:
-    members = members_of(keys_ds, "text_hash", shared_keys(keys_ds, "text_hash"), ["id", "text_hash"])
+def exact_duplicates(keys_ds, partitions: int) -> Duplicates:
+    members = members_of(keys_ds, "text_hash", shared_keys(keys_ds, "text_hash", partitions), ["id", "text_hash"])
     if members is None:
         return Duplicates([], [], [])
     keepers = members.group_by("text_hash").aggregate([("id", "min")]).rename_columns(["text_hash", "keeper"])
@@ -101,7 +101,7 @@ def candidate_pairs(members: pa.Table) -> tuple[np.ndarray, np.ndarray, list[str
     return pairs[:, 0], pairs[:, 1], node_ids.to_pylist()
 
 
-def near_duplicates(keys_ds, fuzzy: FuzzyDedupConfig) -> tuple[Duplicates, dict]:
+def near_duplicates(keys_ds, fuzzy: FuzzyDedupConfig, partitions: int) -> tuple[Duplicates, dict]:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -109,7 +109,7 @@ def near_duplicates(keys_ds, fuzzy: FuzzyDedupConfig) -> tuple[Duplicates, dict]
         explode_bands, batch_format="pyarrow",
         fn_kwargs={"num_bands": fuzzy.num_bands, "rows_per_band": fuzzy.rows_per_band},
     )
-    members = members_of(exploded, "bucket", shared_keys(exploded, "bucket"), ["bucket", "id"])
+    members = members_of(exploded, "bucket", shared_keys(exploded, "bucket", partitions), ["bucket", "id"])
     stats = {"candidate_pairs": 0, "verified_pairs": 0}
     if members is None:
         return Duplicates([], [], []), stats

@@ -26,14 +26,17 @@ from factory.config import FactoryConfig
 from factory.dedup import Duplicates, exact_duplicates, near_duplicates
 from factory.documents import REJECTS_SCHEMA, alive_mask
 from factory.sources import plan_sources, read_source
-from factory.stages.decisions import apply_decisions
+from factory.stages.decisions import add_clusters, mark_duplicates
 from factory.stages.dedup_keys import dedup_keys_batch
 from factory.stages.normalise import normalise_batch
 from factory.stages.quality import quality_batch
 from factory.stages.redact import redact_batch
 from factory.stages.validate import validate_batch
 
-KEPT_COLUMNS = ["id", "text", "source", "domain", "meta", "dup_cluster", "dup_cluster_size"]
+KEPT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("domain", pa.string()),
+    ("meta", pa.string()), ("dup_cluster", pa.string()), ("dup_cluster_size", pa.int64()),
+])
 
 
 def init_ray(config) -> None:
@@ -56,25 +59,23 @@ def timed(timings: dict, name: str):
 
 
 def cleaned(plans: list[dict], config: FactoryConfig):
-    """All sources, read and cleaned in one fused streaming pass; every row kept, rejects marked."""
+    """All sources read, validated, normalised, redacted and keyed for dedup in one fused streaming pass.
+
+    Every row is kept; rejects are marked. The costly quality filters come after exact dedup,
+    so they never see the second copy of a text.
+    """
     datasets = [read_source(plan) for plan in plans]
     ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+    ds = ds.repartition(target_num_rows_per_block=config.ray.rows_per_block)
     batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}
     ds = ds.map_batches(validate_batch, fn_kwargs={"max_chars": config.limits.max_chars}, **batch)
     ds = ds.map_batches(normalise_batch, fn_kwargs={"config_json": config.normalise.model_dump_json()}, **batch)
     ds = ds.map_batches(redact_batch, fn_kwargs={"config_json": config.redact.model_dump_json()}, **batch)
-    ds = ds.map_batches(quality_batch, fn_kwargs={"config_json": config.filters.model_dump_json()}, **batch)
     return ds.map_batches(dedup_keys_batch, fn_kwargs={"fuzzy_json": config.dedup.fuzzy.model_dump_json()}, **batch)
 
 
 def live_keys(table: pa.Table) -> pa.Table:
     return table.filter(alive_mask(table)).select(["id", "text_hash", "minhash"])
-
-
-def without_ids(table: pa.Table, ids_ref) -> pa.Table:
-    import ray
-
-    return table.filter(pc.invert(pc.is_in(table["id"], value_set=ray.get(ids_ref))))
 
 
 def decision_table(exact: Duplicates, near: Duplicates) -> pa.Table:
@@ -105,7 +106,7 @@ def decision_table(exact: Duplicates, near: Duplicates) -> pa.Table:
 
 
 def kept_rows(table: pa.Table) -> pa.Table:
-    return table.filter(alive_mask(table)).select(KEPT_COLUMNS)
+    return table.filter(alive_mask(table)).select(KEPT_SCHEMA.names)
 
 
 def reject_rows(table: pa.Table) -> pa.Table:
@@ -153,27 +154,32 @@ def run(config: FactoryConfig, *, overwrite: bool = False, echo=print) -> dict:
 
     with timed(timings, "ray_init"):
         init_ray(config.ray)
+    batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}
+    partitions = config.ray.shuffle_partitions or max(1, int(ray.cluster_resources().get("CPU", 1)))
     with timed(timings, "read_clean_minhash"):
         processed = cleaned(plans, config).materialize()
-    keys = processed.map_batches(live_keys, batch_format="pyarrow")
-    dedup_stats = {}
     with timed(timings, "exact_dedup"):
-        exact = exact_duplicates(keys) if config.dedup.exact.enabled else Duplicates([], [], [])
+        exact = Duplicates([], [], [])
+        if config.dedup.exact.enabled:
+            exact = exact_duplicates(processed.map_batches(live_keys, batch_format="pyarrow"), partitions)
+    with timed(timings, "quality"):
+        exact_ref = ray.put(decision_table(exact, Duplicates([], [], [])))
+        filtered = processed.map_batches(mark_duplicates, fn_kwargs={"decisions_ref": exact_ref}, **batch)
+        filtered = filtered.map_batches(
+            quality_batch, fn_kwargs={"config_json": config.filters.model_dump_json()}, **batch
+        ).materialize()
+    dedup_stats = {}
     with timed(timings, "near_dedup"):
         near = Duplicates([], [], [])
         if config.dedup.fuzzy.enabled:
-            survivors = keys.map_batches(
-                without_ids, batch_format="pyarrow", fn_kwargs={"ids_ref": ray.put(pa.array(exact.ids, pa.string()))}
+            near, dedup_stats = near_duplicates(
+                filtered.map_batches(live_keys, batch_format="pyarrow"), config.dedup.fuzzy, partitions
             )
-            near, dedup_stats = near_duplicates(survivors, config.dedup.fuzzy)
     with timed(timings, "write"):
-        final = processed.map_batches(
-            apply_decisions, batch_format="pyarrow", fn_kwargs={"decisions_ref": ray.put(decision_table(exact, near))}
-        )
-        kept_schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
-                                 ("domain", pa.string()), ("meta", pa.string()), ("dup_cluster", pa.string()),
-                                 ("dup_cluster_size", pa.int64())])
-        write_parquet(final.map_batches(kept_rows, batch_format="pyarrow"), partial / "documents", kept_schema)
+        decisions_ref = ray.put(decision_table(exact, near))
+        final = filtered.map_batches(mark_duplicates, fn_kwargs={"decisions_ref": decisions_ref}, **batch)
+        final = final.map_batches(add_clusters, fn_kwargs={"decisions_ref": decisions_ref}, **batch).materialize()
+        write_parquet(final.map_batches(kept_rows, batch_format="pyarrow"), partial / "documents", KEPT_SCHEMA)
         write_parquet(final.map_batches(reject_rows, batch_format="pyarrow"), partial / "rejects", REJECTS_SCHEMA)
 
     # count what is on disk, not what we think we wrote

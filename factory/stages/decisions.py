@@ -7,23 +7,35 @@ import pyarrow.compute as pc
 from factory.documents import alive_mask, with_rejections
 
 
-def apply_decisions(table: pa.Table, decisions_ref) -> pa.Table:
+def _lookup(table: pa.Table, decisions_ref):
+    """(decisions table, a function giving a decision column aligned with ``table``'s rows; null where none)."""
     import ray
 
     decisions: pa.Table = ray.get(decisions_ref) if isinstance(decisions_ref, ray.ObjectRef) else decisions_ref
-    table = table.drop_columns([c for c in ("text_hash", "minhash") if c in table.column_names])
     position = pc.index_in(table["id"], value_set=decisions["id"])
-    found = pc.is_valid(position)
-    alive = alive_mask(table)
 
-    def looked_up(column: str) -> pa.Array:
-        values = decisions[column].combine_chunks().take(pc.fill_null(position, 0)) if decisions.num_rows else None
-        if values is None:
-            return pa.nulls(table.num_rows, decisions.schema.field(column).type)
-        return pc.if_else(pc.and_(found, alive), values, pa.scalar(None, values.type))
+    def column(name: str, only_alive: bool) -> pa.Array:
+        if decisions.num_rows == 0:
+            return pa.nulls(table.num_rows, decisions.schema.field(name).type)
+        values = decisions[name].combine_chunks().take(position)
+        return pc.if_else(alive_mask(table), values, pa.scalar(None, values.type)) if only_alive else values
 
-    table = with_rejections(table, None, looked_up("reason").to_pylist(), looked_up("detail").to_pylist(),
-                            stages=looked_up("stage").to_pylist())
-    cluster = pc.coalesce(looked_up("dup_cluster"), table["id"])
-    size = pc.coalesce(looked_up("dup_cluster_size"), pa.scalar(1, pa.int64()))
+    return column
+
+
+def mark_duplicates(table: pa.Table, decisions_ref) -> pa.Table:
+    """Reject live rows that the decisions name as duplicates, with their stage, reason and detail."""
+    column = _lookup(table, decisions_ref)
+    return with_rejections(
+        table, None, column("reason", True).to_pylist(), column("detail", True).to_pylist(),
+        stages=column("stage", True).to_pylist(),
+    )
+
+
+def add_clusters(table: pa.Table, decisions_ref) -> pa.Table:
+    """``dup_cluster`` (the id kept for the cluster; a document's own id when it has no duplicate) and its size."""
+    column = _lookup(table, decisions_ref)
+    table = table.drop_columns([c for c in ("text_hash", "minhash") if c in table.column_names])
+    cluster = pc.coalesce(column("dup_cluster", False), table["id"])
+    size = pc.coalesce(column("dup_cluster_size", False), pa.scalar(1, pa.int64()))
     return table.append_column("dup_cluster", cluster).append_column("dup_cluster_size", size)
