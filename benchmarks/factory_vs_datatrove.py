@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
@@ -243,10 +244,11 @@ def main() -> None:
         }
         # near-dup quality is measured where it matters: on the distinct texts (after exact dedup)
         from factory.config import load_factory_config
-        from factory.stages.dedup_keys import normalised_for_hash
 
         corpus = pq.read_table(Path(args.input), columns=["id", "text"]).slice(0, n_docs)
-        keys = normalised_for_hash(corpus["text"]).to_pylist()
+        # distinct up to case and spacing, so the pairs measured are true near (not exact) duplicates
+        keys = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(corpus["text"]), r"\s+", " "))
+        keys = keys.to_pylist()
         first = sorted({key: i for i, key in reversed(list(enumerate(keys)))}.values())
         distinct = corpus.take(pa.array(first))
         results["near_dup_quality"] = dedup_quality(distinct["text"].to_pylist(), distinct["id"].to_pylist(),

@@ -14,9 +14,21 @@ REJECT_COLUMNS = ("reject_stage", "reject_reason", "reject_detail")
 REJECTS_SCHEMA = pa.schema(
     [("id", pa.string()), ("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
 )
+KEY_SEPARATOR = "\x00"
 IN_FLIGHT_SCHEMA = pa.schema(
     [(name, pa.string()) for name in DOCUMENT_COLUMNS] + [(name, pa.string()) for name in REJECT_COLUMNS]
 )
+
+
+def document_key(table: pa.Table) -> pa.ChunkedArray:
+    """What identifies a document within a run: its id plus its source, since ids are only unique per
+    source. The id comes first, so the smallest key belongs to the smallest id."""
+    return pc.binary_join_element_wise(table["id"], table["source"], KEY_SEPARATOR)
+
+
+def shown_id(key: str) -> str:
+    """The document id part of a ``document_key``."""
+    return key.split(KEY_SEPARATOR, 1)[0]
 
 
 def alive_mask(table: pa.Table) -> pa.ChunkedArray:

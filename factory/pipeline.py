@@ -24,7 +24,7 @@ from factory.common.publish import (
 )
 from factory.config import FactoryConfig
 from factory.dedup import Duplicates, exact_duplicates, near_duplicates
-from factory.documents import REJECTS_SCHEMA, alive_mask
+from factory.documents import REJECTS_SCHEMA, alive_mask, document_key, shown_id
 from factory.sources import plan_sources, read_source
 from factory.stages.decisions import add_clusters, mark_duplicates
 from factory.stages.dedup_keys import dedup_keys_batch
@@ -75,11 +75,13 @@ def cleaned(plans: list[dict], config: FactoryConfig):
 
 
 def live_keys(table: pa.Table) -> pa.Table:
-    return table.filter(alive_mask(table)).select(["id", "text_hash", "minhash"])
+    """Dedup keys of live rows; ``id`` is the document key (id and source), as ids repeat across sources."""
+    live = table.filter(alive_mask(table))
+    return pa.table({"id": document_key(live), "text_hash": live["text_hash"], "minhash": live["minhash"]})
 
 
 def decision_table(exact: Duplicates, near: Duplicates) -> pa.Table:
-    """id -> (stage, reason, detail, dup_cluster, dup_cluster_size) for every document in a duplicate cluster."""
+    """document key -> (stage, reason, detail, dup_cluster, dup_cluster_size) for every document in a duplicate cluster."""
     near_keeper = dict(zip(near.ids, near.keepers))
     final = {doc: near_keeper.get(keeper, keeper) for doc, keeper in zip(exact.ids, exact.keepers)}
     final.update(near_keeper)
@@ -89,13 +91,14 @@ def decision_table(exact: Duplicates, near: Duplicates) -> pa.Table:
     rows = {"id": [], "stage": [], "reason": [], "detail": [], "dup_cluster": [], "dup_cluster_size": []}
 
     def add(doc, stage, reason, detail):
-        for key, value in zip(rows, (doc, stage, reason, detail, final.get(doc, doc), sizes.get(final.get(doc, doc)))):
+        cluster = final.get(doc, doc)
+        for key, value in zip(rows, (doc, stage, reason, detail, shown_id(cluster), sizes.get(cluster))):
             rows[key].append(value)
 
     for doc, keeper in zip(exact.ids, exact.keepers):
-        add(doc, "exact_dedup", "exact_duplicate", f"same normalised text as {keeper}")
+        add(doc, "exact_dedup", "exact_duplicate", f"same normalised text as {shown_id(keeper)}")
     for doc, keeper, sim in zip(near.ids, near.keepers, near.similarity):
-        add(doc, "near_dedup", "near_duplicate", f"cluster kept as {keeper}; estimated Jaccard {sim:.2f}")
+        add(doc, "near_dedup", "near_duplicate", f"cluster kept as {shown_id(keeper)}; estimated Jaccard {sim:.2f}")
     for keeper in sizes:
         if keeper not in final:
             add(keeper, None, None, None)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import xxhash
 
 from factory.config import SourceConfig
 from factory.documents import IN_FLIGHT_SCHEMA
@@ -40,6 +42,16 @@ def source_files(source: SourceConfig, index: int) -> list[Path]:
     if not files:
         raise InputError(f"sources[{index}] ({source.name}).path: no input files match {source.path}")
     return files
+
+
+def file_labels(files: list[Path]) -> dict[str, str]:
+    """How a file is named in fallback ids and reject details: its name, or its path below the
+    files' common folder where two files share a name (so fallback ids never repeat)."""
+    absolute = [os.path.abspath(f) for f in files]
+    if len({Path(f).name for f in absolute}) == len(absolute):
+        return {f: Path(f).name for f in absolute}
+    root = os.path.commonpath([os.path.dirname(f) for f in absolute])
+    return {f: os.path.relpath(f, root) for f in absolute}
 
 
 def source_format(source: SourceConfig, files: list[Path], index: int) -> str:
@@ -159,21 +171,27 @@ def contract_table(ids, texts, source: SourceConfig, meta, reasons) -> pa.Table:
     )
 
 
+def text_digest(text: str | None) -> str:
+    return xxhash.xxh3_64_hexdigest((text or "").encode("utf-8"))
+
+
 def parquet_batch_to_contract(batch: pa.Table, source: SourceConfig) -> pa.Table:
     ids = pc.cast(batch[source.id_column], pa.string()).to_pylist()
     texts, reasons = decode_text(batch[source.text_column])
     for i, doc_id in enumerate(ids):
         if doc_id is None and reasons[i] is None:
             reasons[i] = "missing_id:null id"
-    ids = [doc_id if doc_id is not None else f"{source.name}:missing-id:{i}" for i, doc_id in enumerate(ids)]
+    # Ray Data does not say which row of its file a row was, so a missing id is replaced by the text's hash
+    ids = [doc_id if doc_id is not None else f"{source.name}:missing-id:{text_digest(texts[i])}"
+           for i, doc_id in enumerate(ids)]
     return contract_table(ids, texts, source, meta_json(batch, source.meta_columns), reasons)
 
 
-def jsonl_file_to_contract(batch: dict, source: SourceConfig) -> pa.Table:
+def jsonl_file_to_contract(batch: dict, source: SourceConfig, labels: dict[str, str]) -> pa.Table:
     """One JSONL file (read as bytes by Ray) to contract rows, one per non-blank line."""
     ids, texts, metas, reasons = [], [], [], []
     for path, data in zip(batch["path"], batch["bytes"]):
-        stem = Path(path).name
+        stem = labels.get(os.path.abspath(path), path)
         for lineno, line in jsonl_records(data):
             fallback_id = f"{stem}:{lineno}"
             reason = None
@@ -223,7 +241,8 @@ def read_source(plan: dict):
     paths = [str(p) for p in plan["files"]]
     if plan["format"] == "parquet":
         columns = list(dict.fromkeys([source.id_column, source.text_column, *source.meta_columns]))
-        ds = ray.data.read_parquet(paths, columns=columns)
+        ds = ray.data.read_parquet(paths).select_columns(columns)
         return ds.map_batches(parquet_batch_to_contract, batch_format="pyarrow", fn_kwargs={"source": source})
     ds = ray.data.read_binary_files(paths, include_paths=True)
-    return ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy", fn_kwargs={"source": source})
+    return ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy",
+                          fn_kwargs={"source": source, "labels": file_labels(plan["files"])})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factory.documents import alive_mask, with_rejections
+from factory.documents import alive_mask, document_key, with_rejections
 
 
 def _lookup(table: pa.Table, decisions_ref):
@@ -12,7 +12,7 @@ def _lookup(table: pa.Table, decisions_ref):
     import ray
 
     decisions: pa.Table = ray.get(decisions_ref) if isinstance(decisions_ref, ray.ObjectRef) else decisions_ref
-    position = pc.index_in(table["id"], value_set=decisions["id"])
+    position = pc.index_in(document_key(table), value_set=decisions["id"])
 
     def column(name: str, only_alive: bool) -> pa.Array:
         if decisions.num_rows == 0:

@@ -1,13 +1,15 @@
 """Per-document dedup keys, computed in the same streaming pass as cleaning.
 
-``text_hash`` identifies exact duplicates (text lower-cased, whitespace collapsed);
+``text_hash`` identifies exact duplicates: a hash of the text exactly as normalisation and
+redaction left it. Exact dedup runs before the quality filters, so it may only join texts that
+every filter judges alike, and only identical texts are sure to be; copies that differ in case or
+spacing have identical MinHash signatures and fall to near-dedup, after the filters.
 ``minhash`` is the MinHash signature used for near duplicates. Rejected rows get nulls.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import xxhash
 
 from factory.config import FuzzyDedupConfig
@@ -15,16 +17,12 @@ from factory.documents import alive_mask
 from factory.stages.minhash import minhash_texts, permutations
 
 
-def normalised_for_hash(texts: pa.Array) -> pa.Array:
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"\s+", " "))
-
-
 def dedup_keys_batch(table: pa.Table, fuzzy_json: str) -> pa.Table:
     fuzzy = FuzzyDedupConfig.model_validate_json(fuzzy_json)
     alive = alive_mask(table).combine_chunks()
     live_rows = np.flatnonzero(alive.to_numpy(zero_copy_only=False))
     texts = table["text"].combine_chunks().take(pa.array(live_rows, pa.int64()))
-    hashes = [xxhash.xxh3_64_intdigest(t.encode("utf-8")) for t in normalised_for_hash(texts).to_pylist()]
+    hashes = [xxhash.xxh3_64_intdigest(t.encode("utf-8")) for t in texts.to_pylist()]
     text_hash = np.zeros(table.num_rows, dtype=np.uint64)
     text_hash[live_rows] = hashes
     table = table.append_column("text_hash", pa.array(text_hash, mask=~alive.to_numpy(zero_copy_only=False)))
