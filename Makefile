@@ -12,7 +12,8 @@ $(VENV)/installed: pyproject.toml constraints.txt
 setup: $(VENV)/installed
 
 sample: setup
-	$(PY) -m factory run configs/sample.yaml
+	$(PY) -m factory run configs/sample.yaml --overwrite
+	$(PY) -m factory prepare configs/sample_prepare.yaml --overwrite
 
 test: setup
 	$(PY) -m pytest -q

@@ -111,7 +111,8 @@ cluster = LocalPipelineExecutor(pipeline=[MinhashDedupCluster(work + "/buckets",
     tasks=1, workers=1, logging_dir=work + "/logs/cluster", depends=buckets)
 final = LocalPipelineExecutor(pipeline=[JsonlReader(work + "/filtered"), MinhashDedupFilter(work + "/remove"),
     JsonlWriter(work + "/output")], tasks=workers, workers=workers, logging_dir=work + "/logs/final", depends=cluster)
-final.run()
+if __name__ == "__main__":  # datatrove's workers may start by forkserver, which re-imports this file
+    final.run()
 '''
 
 

@@ -1,17 +1,19 @@
-"""Command line: ``python -m factory run CONFIG.yaml`` and ``python -m factory calibrate CONFIG.yaml``."""
+"""Command line: ``python -m factory run|calibrate|prepare CONFIG.yaml``."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from factory.accounting import AccountingError
+from factory.common.cli import add_job_arguments
 from factory.common.config_loading import ConfigError
 from factory.common.publish import OutputExistsError
-from factory.sources import InputError
+from factory.common.errors import InputError
 
 EPILOG = """examples:
   python -m factory run configs/sample.yaml
   ray job submit --working-dir . -- python -m factory run configs/sample.yaml
+  python -m factory prepare configs/sample_prepare.yaml
   python -m factory calibrate configs/sample.yaml --clean samples/arxiv_cs.parquet --junk samples/junk.parquet
 """
 
@@ -31,9 +33,7 @@ def parser() -> argparse.ArgumentParser:
         "and write documents/, rejects/ and manifest.json into output_dir, published atomically. "
         "Starts Ray locally, or joins RAY_ADDRESS / ray.address when set (as under ray job submit).",
     )
-    run.add_argument("config", help="YAML config (see configs/sample.yaml)")
-    run.add_argument("--output-dir", help="override output_dir from the config")
-    run.add_argument("--overwrite", action="store_true", help="replace an existing output_dir")
+    add_job_arguments(run, "YAML config (see configs/sample.yaml)")
     calibrate = commands.add_parser(
         "calibrate",
         help="report how much clean and junk text each quality filter rule drops",
@@ -47,6 +47,15 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--text-column", default="text", help="text column in both sets (default: text)")
     calibrate.add_argument("--limit", type=int, help="use at most this many documents of each set")
     calibrate.add_argument("--json", help="also write the report as JSON to this path")
+    prepare = commands.add_parser(
+        "prepare",
+        help="turn a finished factory run into a packed CPT dataset",
+        description="Score documents, mix domain/general text to a token ratio, order them in curriculum buckets, "
+        "group related documents (in-context pretraining), tokenise and pack them into seq_len rows, and write "
+        "train/ and validation/ Parquet, documents/, mixed_out/, report.md and manifest.json into output_dir, "
+        "published atomically.",
+    )
+    add_job_arguments(prepare, "YAML prepare config (see configs/sample_prepare.yaml)")
     return top
 
 
@@ -56,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         overrides = {"output_dir": args.output_dir} if getattr(args, "output_dir", None) else None
+        if args.command == "prepare":
+            from factory.prepare.config import load_prepare_config
+            from factory.prepare.pipeline import run as prepare
+
+            prepare(load_prepare_config(args.config, overrides), overwrite=args.overwrite)
+            return 0
         config = load_factory_config(args.config, overrides)
         if args.command == "run":
             from factory.pipeline import run

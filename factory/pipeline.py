@@ -1,9 +1,6 @@
 """The factory run, top to bottom: check inputs, clean in one streaming pass, dedup, write, account."""
 from __future__ import annotations
 
-import os
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,13 +10,12 @@ import pyarrow.parquet as pq
 from factory.accounting import check_invariant, count_by, format_funnel, funnel
 from factory.common.config_loading import config_hash
 from factory.common.manifest import base_manifest, new_run_id
+from factory.common.job import announce_finished, check_output_dir, clear_stale_partials, init_ray, timed
+from factory.common.job import write_parquet
 from factory.common.publish import (
     MANIFEST,
-    OutputExistsError,
     partial_dir,
     publish,
-    read_finished_manifest,
-    remove_stale_partials,
     write_json_atomically,
 )
 from factory.config import FactoryConfig
@@ -37,25 +33,6 @@ KEPT_SCHEMA = pa.schema([
     ("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("domain", pa.string()),
     ("meta", pa.string()), ("dup_cluster", pa.string()), ("dup_cluster_size", pa.int64()),
 ])
-
-
-def init_ray(config) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = config.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=True)
-
-
-@contextmanager
-def timed(timings: dict, name: str):
-    start = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - start, 3)
 
 
 def cleaned(plans: list[dict], config: FactoryConfig):
@@ -119,34 +96,15 @@ def reject_rows(table: pa.Table) -> pa.Table:
     )
 
 
-def write_parquet(ds, path: Path, empty_schema: pa.Schema) -> None:
-    ds.write_parquet(str(path), compression="zstd")
-    if not any(path.glob("*.parquet")):  # Ray writes no file for an empty dataset; readers still need one
-        path.mkdir(parents=True, exist_ok=True)
-        pq.write_table(empty_schema.empty_table(), path / "empty.parquet", compression="zstd")
-
-
-def check_output_dir(output: Path, digest: str, overwrite: bool, echo) -> dict | None:
-    finished = read_finished_manifest(output)
-    if finished and finished.get("config_hash") == digest and not overwrite:
-        return finished
-    if output.exists() and not overwrite:
-        what = "a finished run with a different config" if finished else "files that are not a finished run"
-        raise OutputExistsError(f"{output} holds {what}; pass --overwrite to replace it, or choose another output_dir")
-    return None
-
-
 def run(config: FactoryConfig, *, overwrite: bool = False, echo=print) -> dict:
     output = Path(config.output_dir)
     digest = config_hash(config)
     finished = check_output_dir(output, digest, overwrite, echo)
     if finished:
-        echo(f"{output} already holds a finished run of this config (hash {digest}, run {finished['run_id']}); "
-             "nothing to do. Pass --overwrite to run again.")
+        announce_finished(output, "run", digest, finished, echo)
         return finished
     plans = plan_sources(config.sources)
-    for stale in remove_stale_partials(output):
-        echo(f"removed unfinished output of an earlier crashed run: {stale}")
+    clear_stale_partials(output, echo)
     run_id = new_run_id()
     manifest = base_manifest(run_id, config, [f for plan in plans for f in plan["files"]])
     partial = partial_dir(output, run_id)

@@ -16,14 +16,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
+from factory.common.errors import InputError
 from factory.config import SourceConfig
 from factory.documents import IN_FLIGHT_SCHEMA
 
 EXTENSIONS = {"parquet": (".parquet",), "jsonl": (".jsonl", ".json", ".ndjson")}
-
-
-class InputError(ValueError):
-    """An input that cannot be read as configured; the message names file, key and column."""
 
 
 def source_files(source: SourceConfig, index: int) -> list[Path]:

@@ -1,1 +1,4 @@
-"""synth: see ../shared/DESIGN.md; built by a later issue."""
+"""synth: LLM-driven SFT examples and preference triples from the factory's documents.
+
+``python -m synth sft|preferences CONFIG.yaml``; see README.md (Synth) and ../shared/DESIGN.md.
+"""

@@ -30,7 +30,7 @@ from factory.common.config_loading import config_hash
 from factory.common.publish import OutputExistsError
 from factory.config import load_factory_config
 from factory.pipeline import run
-from factory.sources import InputError
+from factory.common.errors import InputError
 
 # --- the crafted corpus -----------------------------------------------------------------------
 

@@ -1,0 +1,124 @@
+"""Per-step overhead of the Ray Train + DeepSpeed trainer against a plain transformers run.
+
+Same tiny model (Llama, hidden 64, 2 layers), same packed CPT data, same settings (fp32, lr,
+global batch, steps), on CPU, in one run of this script:
+  plain: transformers.Trainer in this one process, no Ray, no DeepSpeed, batch = global batch;
+  ray:   `python -m train cpt` code path (train.launch.run): 2 Ray Train workers x 1 CPU,
+         DeepSpeed ZeRO-2 over gloo, per-worker batch = global batch / 2, data streamed by Ray Data.
+Step time is measured the same way for both (the trainer's token count over wall time between
+per-step logs); the first steps are warm-up and dropped. Also reports end-to-end wall time.
+
+  .venv/bin/python benchmarks/train_overhead.py [--steps 30] [--window 128]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import train_fixtures as tf  # noqa: E402  (tiny model/tokenizer/data builders; sets offline env)
+
+WARMUP = 3
+
+
+def step_times(log_history: list[dict], tokens_per_step: int) -> list[float]:
+    return [tokens_per_step / e["tokens_per_s"] for e in log_history if "tokens_per_s" in e][WARMUP:]
+
+
+def plain_run(config, tokens_per_step: int, threads: int | None = None) -> tuple[list[float], float]:
+    import datasets
+    import torch
+    import pyarrow.parquet as pq
+    from transformers import Trainer, TrainingArguments
+
+    from train.arguments import trainer_arguments
+    from train.callbacks import ThroughputCallback
+    from train.model import build_model, build_tokenizer
+    from train.packing import packed_batch
+
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads)
+    start = time.perf_counter()
+    tokenizer = build_tokenizer(config.model)
+    table = pq.read_table(config.data.train, columns=["input_ids", "doc_lengths"])
+    args = trainer_arguments(config, tempfile.mkdtemp())
+    args.update(deepspeed=None, per_device_train_batch_size=config.optim.per_device_batch_size * 2,
+                save_strategy="no", remove_unused_columns=False)
+    trainer = Trainer(
+        model=build_model(config),
+        args=TrainingArguments(**args),
+        train_dataset=datasets.Dataset(table),
+        data_collator=lambda rows: packed_batch(
+            {k: [r[k] for r in rows] for k in ("input_ids", "doc_lengths")}, tokenizer.pad_token_id),
+        callbacks=[ThroughputCallback(config)],
+    )
+    trainer.train()
+    torch.set_num_threads(default_threads)
+    return step_times(trainer.state.log_history, tokens_per_step), time.perf_counter() - start
+
+
+def ray_run(config, tokens_per_step: int) -> tuple[list[float], float]:
+    from train.launch import run
+
+    start = time.perf_counter()
+    run(config, echo=lambda _: None)
+    history = json.loads((Path(config.run.output_dir) / "trainer_state.json").read_text())["log_history"]
+    return step_times(history, tokens_per_step), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--window", type=int, default=128, help="tokens per packed row")
+    parser.add_argument("--global-batch", type=int, default=4)
+    cli = parser.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from train.config import load_train_config
+
+    root = Path(tempfile.mkdtemp(prefix="train-overhead-"))
+    model = tf.tiny_model_dir(root / "model")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    # documents repeated until every row is a full window: each step sees the same token count
+    stream = [t for _ in range(200) for doc in tf.documents_tokens(tokenizer) for t in doc]
+    rows = [{"input_ids": stream[i:i + cli.window], "doc_lengths": [cli.window], "n_tokens": cli.window}
+            for i in range(0, len(stream) - cli.window, cli.window)]
+    data = tf.write_cpt(root / "cpt.parquet", rows)
+    path = tf.write_train_config(
+        root / "cpt.yaml", model_path=model, data_path=data, root=root, name="bench",
+        optim={"max_steps": cli.steps, "per_device_batch_size": cli.global_batch // 2, "learning_rate": 1e-3},
+        run={"save_steps": cli.steps, "logging_steps": 1, "max_failures": 0},
+    )
+    config = load_train_config(path, "cpt")
+    tokens_per_step = cli.global_batch * cli.window
+
+    import torch
+
+    # torch's default thread count in this process; Ray gives each 1-CPU worker 1 thread
+    plain, plain_wall = plain_run(config, tokens_per_step)
+    plain1, plain1_wall = plain_run(config, tokens_per_step, threads=1)
+    ray, ray_wall = ray_run(config, tokens_per_step)
+    result = {
+        "steps": cli.steps, "window": cli.window, "global_batch": cli.global_batch,
+        "plain_threads": torch.get_num_threads(),
+        "plain_median_step_s": statistics.median(plain),
+        "plain_1thread_median_step_s": statistics.median(plain1),
+        "ray_median_step_s": statistics.median(ray),
+        "plain_wall_s": plain_wall, "plain_1thread_wall_s": plain1_wall, "ray_wall_s": ray_wall,
+    }
+    result["step_ratio_ray_over_plain"] = result["ray_median_step_s"] / result["plain_median_step_s"]
+    result["step_ratio_ray_over_plain_1thread"] = result["ray_median_step_s"] / result["plain_1thread_median_step_s"]
+    result["wall_ratio_ray_over_plain"] = ray_wall / plain_wall
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

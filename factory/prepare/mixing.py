@@ -1,0 +1,65 @@
+"""Domain/general mixing at a target share of tokens.
+
+Ray Data's ``mix`` interleaves streams by row counts; we need a token ratio over the whole set,
+and the global curriculum sort decides the interleaving anyway. So the over-represented side is
+subsampled to a token budget: every document gets a fixed random bin (by id hash), per-bin token
+sums are aggregated with ``groupby``, and the side keeps the bins whose running total lands
+closest to the budget. Which documents are kept never depends on block layout.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from factory.prepare.hashing import document_unit_hash
+
+
+def token_budgets(totals: dict[str, int], domain_fraction: float | None) -> dict[str, int]:
+    """{side: tokens to keep} for the side that must shrink; empty when nothing is cut."""
+    domain, general = totals.get("domain", 0), totals.get("general", 0)
+    if domain_fraction is None or domain == 0 or general == 0:
+        return {}
+    if domain / (domain + general) > domain_fraction:
+        return {"domain": round(general * domain_fraction / (1 - domain_fraction))}
+    return {"general": round(domain * (1 - domain_fraction) / domain_fraction)}
+
+
+def last_kept_bin(bin_tokens: dict[int, int], budget: int) -> int:
+    """The bin up to which (in bin order) the running token total is closest to ``budget``; -1 keeps none."""
+    best_bin, best_gap, running = -1, budget, 0
+    for b in sorted(bin_tokens):
+        running += bin_tokens[b]
+        gap = abs(running - budget)
+        if gap < best_gap:
+            best_bin, best_gap = b, gap
+    return best_bin
+
+
+def mix_bin_batch(batch: pa.Table, seed: int, bins: int) -> pa.Table:
+    bins_of = np.floor(document_unit_hash(batch, f"mix-{seed}") * bins).astype(np.int64)
+    return batch.append_column("mix_bin", pa.array(bins_of, pa.int64()))
+
+
+def mark_mixed_batch(batch: pa.Table, cutoffs: dict[str, int]) -> pa.Table:
+    """``in_mix``: the document is part of the CPT set (its side is not cut, or its bin is within the cut)."""
+    keep = np.ones(batch.num_rows, dtype=bool)
+    domains = batch["domain"].to_numpy(zero_copy_only=False)
+    bins = batch["mix_bin"].to_numpy()
+    for side, cutoff in cutoffs.items():
+        keep &= (domains != side) | (bins <= cutoff)
+    return batch.append_column("in_mix", pa.array(keep))
+
+
+def domain_token_share(domains: pa.Array | pa.ChunkedArray, n_tokens: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    """Tokens per domain of a (small) column pair."""
+    table = pa.table({"domain": domains, "n_tokens": n_tokens}).group_by("domain").aggregate([("n_tokens", "sum")])
+    return dict(zip(table["domain"].to_pylist(), table["n_tokens_sum"].to_pylist()))
+
+
+def selected(batch: pa.Table) -> pa.Table:
+    return batch.filter(pc.equal(batch["in_mix"], True))
+
+
+def left_out(batch: pa.Table) -> pa.Table:
+    return batch.filter(pc.equal(batch["in_mix"], False))

@@ -1,0 +1,55 @@
+"""Durable answer cache: SQLite (WAL), one row per answered request, committed as each answer arrives.
+
+A rerun, or a run resumed after a crash, looks every request up here first and sends only
+the ones without a stored answer. Several Ray actors may share one file (WAL + busy timeout).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def request_key(model: str, messages: list[dict], params: dict, prompt_version: str) -> str:
+    """Identity of a request: what the model is asked, how it samples, and which prompt version asked."""
+    canonical = json.dumps({"model": model, "messages": messages, "params": params, "prompt_version": prompt_version},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class AnswerCache:
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; only an OS crash may lose the tail
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, prompt_version TEXT, "
+            "text TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, stored_at REAL)"
+        )
+
+    def get(self, key: str) -> StoredAnswer | None:
+        row = self.db.execute("SELECT text, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)).fetchone()
+        return StoredAnswer(*row) if row else None
+
+    def put(self, key: str, model: str, prompt_version: str, answer: StoredAnswer) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, model, prompt_version, answer.text, answer.prompt_tokens, answer.completion_tokens, time.time()),
+        )
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()

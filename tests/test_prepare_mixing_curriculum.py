@@ -1,0 +1,87 @@
+"""Mixing hits the token ratio; curriculum buckets are equal-count and ordered; the split is by document."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from factory.prepare.curriculum import bucket_edges, bucket_of
+from factory.prepare.mixing import last_kept_bin, mark_mixed_batch, mix_bin_batch, token_budgets
+from factory.prepare.split import split_batch
+
+
+def corpus_table(n_domain: int, n_general: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    n = n_domain + n_general
+    return pa.table({
+        "id": [f"doc{i}" for i in range(n)],
+        "source": ["papers"] * n_domain + ["news"] * n_general,
+        "domain": ["domain"] * n_domain + ["general"] * n_general,
+        "n_tokens": rng.lognormal(5, 0.8, n).astype(np.int64) + 1,
+    })
+
+
+def domain_share(table: pa.Table) -> float:
+    keep = table["in_mix"].to_numpy(zero_copy_only=False)
+    tokens, domains = table["n_tokens"].to_numpy()[keep], table["domain"].to_numpy(zero_copy_only=False)[keep]
+    return tokens[domains == "domain"].sum() / tokens.sum()
+
+
+def mixed(table: pa.Table, fraction: float, bins: int = 65536) -> pa.Table:
+    table = mix_bin_batch(table, seed=0, bins=bins)
+    totals = {d: int(table.filter(pc.equal(table["domain"], d))["n_tokens"].to_numpy().sum())
+              for d in ("domain", "general")}
+    cutoffs = {}
+    for side, budget in token_budgets(totals, fraction).items():
+        rows = table.filter(pc.equal(table["domain"], side))
+        per_bin: dict[int, int] = {}
+        for b, n in zip(rows["mix_bin"].to_pylist(), rows["n_tokens"].to_pylist()):
+            per_bin[b] = per_bin.get(b, 0) + n
+        cutoffs[side] = last_kept_bin(per_bin, budget)
+    return mark_mixed_batch(table, cutoffs)
+
+
+@pytest.mark.parametrize("n_domain,n_general,fraction", [(900, 300, 0.8), (300, 900, 0.8), (500, 500, 0.7), (2000, 100, 0.8)])
+def test_mixing_reaches_the_token_ratio_within_two_percent(n_domain, n_general, fraction):
+    table = mixed(corpus_table(n_domain, n_general), fraction)
+    assert abs(domain_share(table) - fraction) < 0.02
+    # only the over-represented side is cut
+    kept = table.filter(table["in_mix"])
+    assert set(kept["domain"].to_pylist()) == {"domain", "general"}
+    cut_sides = {d for d, k in zip(table["domain"].to_pylist(), table["in_mix"].to_pylist()) if not k}
+    assert len(cut_sides) == 1
+
+
+def test_mixing_choice_does_not_depend_on_row_order():
+    table = corpus_table(800, 300, seed=4)
+    forward = mixed(table, 0.8)
+    backward = mixed(table.take(pa.array(np.arange(table.num_rows)[::-1])), 0.8)
+    keep_f = {i for i, k in zip(forward["id"].to_pylist(), forward["in_mix"].to_pylist()) if k}
+    keep_b = {i for i, k in zip(backward["id"].to_pylist(), backward["in_mix"].to_pylist()) if k}
+    assert keep_f == keep_b
+
+
+def test_no_budget_when_a_side_is_missing_or_mixing_is_off():
+    assert token_budgets({"domain": 100}, 0.8) == {}
+    assert token_budgets({"domain": 100, "general": 50}, None) == {}
+    assert token_budgets({"domain": 800, "general": 200}, 0.8) in ({"domain": 800}, {"general": 200})
+
+
+def test_buckets_are_equal_count_and_monotone_in_the_score():
+    scores = np.random.default_rng(0).normal(size=1000)
+    edges = bucket_edges(scores, 4)
+    buckets = bucket_of(scores, edges)
+    assert np.bincount(buckets).tolist() == [250, 250, 250, 250]
+    order = np.argsort(scores)
+    assert np.all(np.diff(buckets[order]) >= 0)  # a lower score never lands in a later bucket
+    assert bucket_edges(scores, 1) == [] and set(bucket_of(scores, []).tolist()) == {0}
+
+
+def test_validation_split_is_by_document_and_deterministic():
+    table = corpus_table(3000, 0)
+    first = split_batch(table, fraction=0.1, seed=0)["split"].to_pylist()
+    again = split_batch(table.slice(1500).select(table.column_names), 0.1, 0)["split"].to_pylist()
+    assert first[1500:] == again  # a document's split depends on the document only
+    share = first.count("validation") / len(first)
+    assert 0.08 < share < 0.12

@@ -1,0 +1,86 @@
+"""Trainer callbacks: throughput and MFU in the logs, TensorBoard files, Ray reporting, a fault drill.
+
+Order matters: the throughput callback adds its numbers to the shared ``logs`` dict before
+TensorBoard writes it, and Ray's callback reports the log history with each checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+from transformers.integrations import TensorBoardCallback
+
+from train.config import TrainConfig
+
+# dense bf16 peak TFLOP/s per device, for MFU when the config does not give one
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
+
+
+def peak_tflops(config: TrainConfig) -> float | None:
+    if config.run.peak_tflops_per_worker:
+        return config.run.peak_tflops_per_worker
+    if not torch.cuda.is_available():
+        return None  # MFU is only meaningful against an accelerator's peak
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+
+
+class ThroughputCallback(TrainerCallback):
+    """tokens/s from the trainer's global token count; MFU as 6*N*tokens/s over the workers' peak."""
+
+    def __init__(self, config: TrainConfig):
+        self.peak = peak_tflops(config)
+        self.world = config.scaling.num_workers
+        self.last: tuple[float, int] | None = None
+        self.n_params = 0
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None:
+            # ZeRO-3 partitions parameters; ds_numel is the full size
+            self.n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
+        self.last = (time.perf_counter(), state.num_input_tokens_seen)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or self.last is None or "loss" not in logs:
+            return
+        (then, seen), now, tokens = self.last, time.perf_counter(), state.num_input_tokens_seen
+        self.last = (now, tokens)
+        if now <= then:
+            return
+        extra = {"tokens_per_s": (tokens - seen) / (now - then)}
+        if self.peak and self.n_params:
+            extra["mfu"] = 6 * self.n_params * extra["tokens_per_s"] / (self.peak * 1e12 * self.world)
+        logs.update(extra)
+        if state.log_history:
+            state.log_history[-1].update(extra)
+
+
+class KillWorkerCallback(TrainerCallback):
+    """Fault drill: rank 1 dies by SIGKILL once at a given step (a marker file makes it once per run)."""
+
+    def __init__(self, step: int, marker: Path):
+        self.step, self.marker = step, marker
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step and args.process_index == 1 and not self.marker.exists():
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text(f"killed at step {self.step}\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def callbacks(config: TrainConfig, tensorboard_dir: str) -> list[TrainerCallback]:
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+    from torch.utils.tensorboard import SummaryWriter
+
+    found = [ThroughputCallback(config)]
+    if int(os.environ.get("RANK", "0")) == 0:
+        found.append(TensorBoardCallback(SummaryWriter(log_dir=tensorboard_dir)))
+    if config.run.kill_worker_at_step is not None:
+        marker = Path(config.run.storage_path).expanduser() / config.run.name / "fault_drill_done"
+        found.append(KillWorkerCallback(config.run.kill_worker_at_step, marker))
+    found.append(RayTrainReportCallback())
+    return found

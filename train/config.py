@@ -1,0 +1,166 @@
+"""The train job's config: pydantic models loaded from YAML on top of a stage preset.
+
+Numbers (learning rates, LoRA rank, DPO beta, ...) live in ``train/presets/*.yaml``:
+``base.yaml`` for every stage, then ``cpt.yaml`` / ``sft.yaml`` / ``dpo.yaml``; the
+user's file has the last word. Problems that would only show up on the workers
+(QLoRA on CPU, a missing model directory) are raised here, before Ray starts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from factory.common.config_loading import ConfigError, StrictModel, deep_merge, read_yaml, validate_config
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+Stage = Literal["cpt", "sft", "dpo"]
+
+
+class LoraConfig(StrictModel):
+    r: int = Field(gt=0)
+    alpha: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"]
+
+
+class ModelConfig(StrictModel):
+    path: str = Field(description="Local model directory (e.g. the previous stage's output) or a hub id.")
+    tokenizer: str | None = Field(None, description="Tokenizer directory or hub id; defaults to `path`.")
+    finetune: Literal["full", "lora", "qlora"]
+    lora: LoraConfig
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"]
+    gradient_checkpointing: bool
+
+
+class DataConfig(StrictModel):
+    train: str = Field(description="Parquet file or directory in the stage's contract (packed CPT, SFT, preference).")
+    max_length: int = Field(gt=0, description="Tokens per sequence (SFT/DPO truncation and SFT packing length).")
+    packing: bool = Field(description="SFT: pack conversations into max_length blocks (trl's packing).")
+    review_status: list[str] | None = Field(
+        None, description="DPO: keep only pairs whose `review_status` is one of these; null keeps all."
+    )
+
+
+class OptimConfig(StrictModel):
+    learning_rate: float = Field(gt=0)
+    lr_scheduler: str
+    warmup_ratio: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    max_grad_norm: float = Field(gt=0)
+    per_device_batch_size: int = Field(gt=0)
+    gradient_accumulation_steps: int = Field(gt=0)
+    max_steps: int = Field(gt=0, description="Optimizer steps; streamed data needs a fixed length.")
+    seed: int
+
+
+class DeepSpeedConfig(StrictModel):
+    enabled: bool
+    zero_stage: Literal[0, 1, 2, 3]
+    offload_optimizer: Literal["none", "cpu", "nvme"]
+    offload_param: Literal["none", "cpu", "nvme"]
+    nvme_path: str | None = None
+
+    @model_validator(mode="after")
+    def _offload_is_possible(self):
+        if self.offload_param != "none" and self.zero_stage != 3:
+            raise ValueError("offload_param needs zero_stage 3")
+        if self.offload_optimizer != "none" and self.zero_stage < 1:
+            raise ValueError("offload_optimizer needs zero_stage >= 1")
+        if "nvme" in (self.offload_optimizer, self.offload_param) and not self.nvme_path:
+            raise ValueError("nvme offload needs nvme_path")
+        return self
+
+
+class ScalingConfig(StrictModel):
+    num_workers: int = Field(gt=0)
+    use_gpu: bool
+    resources_per_worker: dict[str, float]
+
+
+class RunConfig(StrictModel):
+    name: str = Field(description="Run name: a rerun with the same name and storage_path resumes.")
+    storage_path: str = Field(description="Where Ray Train keeps checkpoints: a local path or a cloud URI.")
+    output_dir: str = Field(description="Where the final model (or LoRA adapter) is published.")
+    precision: Literal["bf16", "fp16", "fp32"]
+    save_steps: int = Field(gt=0)
+    num_to_keep: int | None = Field(gt=0)
+    max_failures: int = Field(ge=-1)
+    logging_steps: int = Field(gt=0)
+    peak_tflops_per_worker: float | None = Field(
+        None, description="Accelerator peak TFLOP/s for MFU; null guesses from the GPU name (GPU only)."
+    )
+    kill_worker_at_step: int | None = Field(
+        None, description="Fault drill: rank 1 kills itself once at this step to exercise recovery."
+    )
+
+
+class RayConfig(StrictModel):
+    address: str | None = Field(None, description="Cluster to join; RAY_ADDRESS wins (as under ray job submit).")
+    num_cpus: int | None = Field(None, description="Logical CPUs of a local Ray started by this run.")
+
+
+class DpoConfig(StrictModel):
+    beta: float = Field(gt=0)
+    reference: Literal["model", "lora"] = Field(
+        description="`model`: a frozen copy of the start model; `lora`: the base with the adapter disabled."
+    )
+    loss_type: str
+
+
+class TrainConfig(StrictModel):
+    stage: Stage
+    model: ModelConfig
+    data: DataConfig
+    optim: OptimConfig
+    deepspeed: DeepSpeedConfig
+    scaling: ScalingConfig
+    run: RunConfig
+    ray: RayConfig = RayConfig()
+    dpo: DpoConfig
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.model.finetune == "qlora" and not self.scaling.use_gpu:
+            raise ValueError("model.finetune: qlora needs 4-bit bitsandbytes kernels, which need a GPU "
+                             "(set scaling.use_gpu: true, or use finetune: lora on CPU)")
+        if self.dpo.reference == "lora" and self.stage == "dpo" and self.model.finetune == "full":
+            raise ValueError("dpo.reference: lora needs model.finetune lora or qlora")
+        if self.run.precision == "fp16" and not self.scaling.use_gpu:
+            raise ValueError("run.precision: fp16 needs a GPU (use bf16 or fp32 on CPU)")
+        return self
+
+
+def load_train_config(path: str | Path, stage: Stage, overrides: dict | None = None) -> TrainConfig:
+    """Preset ``base`` + preset ``<stage>`` + the user's YAML (+ CLI overrides), checked before Ray starts."""
+    data = read_yaml(PRESETS_DIR / "base.yaml")
+    data = deep_merge(data, read_yaml(PRESETS_DIR / f"{stage}.yaml"))
+    user = read_yaml(path)
+    if user.get("stage", stage) != stage:
+        raise ConfigError(f"{path}: stage: the file is for {user['stage']!r}, not {stage!r}")
+    data = deep_merge(data, user)
+    data = deep_merge(data, overrides or {})
+    data["stage"] = stage
+    config = validate_config(TrainConfig, data, str(path))
+    check_paths(config, str(path))
+    return config
+
+
+def looks_local(path: str) -> bool:
+    return path.startswith((".", "/", "~")) or Path(path).exists()
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
+def check_paths(config: TrainConfig, source: str) -> None:
+    """A missing local model or data path is named now, not in a worker's traceback."""
+    model = config.model
+    if looks_local(model.path) and not _is_model_dir(Path(model.path).expanduser()):
+        raise ConfigError(f"{source}: model.path: {model.path} is not a model directory (no config.json)")
+    if model.tokenizer and looks_local(model.tokenizer) and not Path(model.tokenizer).expanduser().is_dir():
+        raise ConfigError(f"{source}: model.tokenizer: {model.tokenizer} is not a directory")
+    if "://" not in config.data.train and not Path(config.data.train).expanduser().exists():
+        raise ConfigError(f"{source}: data.train: {config.data.train} does not exist")
