@@ -47,7 +47,7 @@ def verdicts_batch(batch: pa.Table, config_json: str) -> pa.Table:
 def run_filters(texts: list[str], config: FactoryConfig) -> pa.Table:
     import ray
 
-    from factory.pipeline import init_ray
+    from factory.common.job import init_ray
 
     init_ray(config.ray)
     ds = ray.data.from_arrow(pa.table({"text": texts})).repartition(max(1, len(texts) // 500) or 1)

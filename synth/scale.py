@@ -11,6 +11,7 @@ import os
 
 import pyarrow as pa
 
+from factory.common.job import init_ray
 from synth.config import SynthConfig
 from synth.requests import ChatRequest, ChatResult
 from synth.resolver import Resolver, progress_printer
@@ -26,22 +27,10 @@ class ResolverActor:
         return pa.table({"result": [json.dumps(r.to_dict()) for r in results]})
 
 
-def init_ray(config: SynthConfig) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = config.ray.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=config.ray.num_cpus, include_dashboard=False, log_to_driver=True)
-
-
 def resolve_with_ray(requests: list[ChatRequest], config: SynthConfig) -> list[ChatResult]:
     import ray.data
 
-    init_ray(config)
+    init_ray(config.ray)
     table = pa.table({"request": [json.dumps(r.to_dict()) for r in requests]})
     ds = ray.data.from_arrow(table).repartition(max(1, -(-len(requests) // config.ray.batch_size)))
     answered = ds.map_batches(

@@ -39,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("config", help=f"YAML config on top of train/presets/{stage}.yaml (see configs/train_{stage}.yaml)")
         sub.add_argument("--output-dir", help="override run.output_dir")
         sub.add_argument("--max-steps", type=int, help="override optim.max_steps")
+        sub.add_argument("--overwrite", action="store_true",
+                         help="replace a model in run.output_dir published by a different config")
     merge = commands.add_parser("merge", help="merge a LoRA adapter into its base model (peft merge_and_unload)")
     merge.add_argument("adapter", help="adapter directory (a LoRA stage's output_dir)")
     merge.add_argument("output", help="directory for the merged full model")
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 overrides["run"] = {"output_dir": args.output_dir}
             if args.max_steps:
                 overrides["optim"] = {"max_steps": args.max_steps}
-            run(load_train_config(args.config, args.command, overrides))
+            run(load_train_config(args.config, args.command, overrides), overwrite=args.overwrite)
         elif args.command == "merge":
             from train.merge import merge_adapter
 

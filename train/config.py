@@ -97,7 +97,7 @@ class RunConfig(StrictModel):
 
 
 class RayConfig(StrictModel):
-    address: str | None = Field(None, description="Cluster to join; RAY_ADDRESS wins (as under ray job submit).")
+    address: str | None = Field(None, description="Cluster to join; null: RAY_ADDRESS if set (as under ray job submit), else a local Ray.")
     num_cpus: int | None = Field(None, description="Logical CPUs of a local Ray started by this run.")
 
 

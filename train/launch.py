@@ -6,16 +6,14 @@ failures, datasets), the fit, and the atomic publication of the final model with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Callable
 
 from factory.common.config_loading import ConfigError, config_hash
+from factory.common.job import announce_finished, check_output_dir, clear_stale_partials, init_ray
 from factory.common.manifest import base_manifest, new_run_id
-from factory.common.publish import (
-    MANIFEST, partial_dir, publish, read_finished_manifest, remove_stale_partials, write_json_atomically,
-)
+from factory.common.publish import MANIFEST, partial_dir, publish, write_json_atomically
 from train.config import TrainConfig
 from train.data import check_contract, split_datasets, train_dataset
 
@@ -44,17 +42,10 @@ def check_tokenizer(config: TrainConfig) -> None:
                           f"which {config.stage} needs to render conversations")
 
 
-def init_ray(config: TrainConfig) -> None:
-    import ray
+def start_ray(config: TrainConfig) -> None:
     from ray.data import DataContext
 
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS") or config.ray.address
-        if address:
-            ray.init(address=address)
-        else:
-            # "local": a fresh Ray of our own, never someone else's `ray start` on this machine
-            ray.init(address="local", num_cpus=config.ray.num_cpus, include_dashboard=False)
+    init_ray(config.ray)
     DataContext.get_current().enable_progress_bars = False
 
 
@@ -106,7 +97,6 @@ def summarize(log_history: list[dict]) -> dict:
 
 def publish_model(checkpoint, output_dir: Path, manifest: dict) -> dict:
     """Copy the last checkpoint's model (not its optimizer state) to output_dir, atomically."""
-    remove_stale_partials(output_dir)
     partial = partial_dir(output_dir, manifest["run_id"])
     with checkpoint.as_directory() as ckpt:
         source = Path(ckpt) / "checkpoint"
@@ -121,18 +111,20 @@ def publish_model(checkpoint, output_dir: Path, manifest: dict) -> dict:
     return manifest
 
 
-def run(config: TrainConfig, echo: Callable[[str], None] = print) -> dict:
+def run(config: TrainConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
     # checks, before Ray starts
     files = check_contract(config)
     check_tokenizer(config)
     output_dir = Path(config.run.output_dir).expanduser()
-    finished = read_finished_manifest(output_dir)
-    if finished and finished.get("config_hash") == config_hash(config):
-        echo(f"{output_dir} already holds this run's model (config {finished['config_hash']}); skipping")
+    digest = config_hash(config)
+    finished = check_output_dir(output_dir, digest, overwrite, echo)
+    if finished:
+        announce_finished(output_dir, f"{config.stage} run", digest, finished, echo)
         return finished
+    clear_stale_partials(output_dir, echo)
     manifest = base_manifest(new_run_id(), config, [Path(f) for f in files if "://" not in f])
     # Ray and the trainer
-    init_ray(config)
+    start_ray(config)
     result = build_trainer(config).fit()
     if result.checkpoint is None:
         raise RuntimeError(f"run {config.run.name} finished without a checkpoint (run.save_steps > optim.max_steps?)")

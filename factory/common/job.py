@@ -14,6 +14,9 @@ from factory.common.publish import OutputExistsError, read_finished_manifest, re
 
 
 def init_ray(config) -> None:
+    """Join the cluster named by ``config.address`` or RAY_ADDRESS (as under ``ray job submit``), else
+    start a fresh local Ray of ``config.num_cpus``: never someone else's ``ray start`` on this machine
+    by accident. Any job's Ray config will do (it needs ``address`` and ``num_cpus``)."""
     import ray
 
     if ray.is_initialized():
@@ -22,7 +25,7 @@ def init_ray(config) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=True)
+        ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=True)
 
 
 @contextmanager
