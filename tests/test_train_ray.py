@@ -90,7 +90,7 @@ def test_cpt_learns_survives_a_killed_worker_and_resumes_on_rerun(chain):
     assert_learns(out, 8)  # steps 1-8 each logged once: after the kill it continued, it did not restart
     assert (root / "ray" / "cpt" / "fault_drill_done").is_file()
     assert "resuming from checkpoint" in log
-    assert "already holds this run's model" in log
+    assert "already holds a finished cpt run of this config" in log and "nothing to do" in log
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     for key in ("loss", "learning_rate", "grad_norm", "tokens_per_s"):  # the metrics a user watches
         assert all(key in e for e in history if "loss" in e), key
