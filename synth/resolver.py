@@ -60,22 +60,32 @@ class Resolver:
 
     def resolve(self, requests: list[ChatRequest], progress=None) -> list[ChatResult]:
         """One result per request, in order; identical requests are sent once."""
-        unique = list({r.key: r for r in requests}.values())
-        by_key = {res.key: res for res in self.loop.run_until_complete(self._all(unique, progress))}
-        results, seen = [], set()
-        for request in requests:
-            result = by_key[request.key]
-            if request.key in seen:  # a twin of an earlier request: costs nothing
-                result = replace(result, cached=True, attempts=0)
-            seen.add(request.key)
-            results.append(replace(result, item_id=request.item_id))
-        return results
+        unique = unique_requests(requests)
+        return results_for(requests, self.loop.run_until_complete(self._all(unique, progress)))
 
     def close(self) -> None:
         for client in self.clients.values():
             self.loop.run_until_complete(client.close())
         self.loop.close()
         self.cache.close()
+
+
+def unique_requests(requests: list[ChatRequest]) -> list[ChatRequest]:
+    """One request per cache key: identical requests (twins) are sent once."""
+    return list({r.key: r for r in requests}.values())
+
+
+def results_for(requests: list[ChatRequest], answered: list[ChatResult]) -> list[ChatResult]:
+    """One result per request, in request order, from the answers to its unique requests."""
+    by_key = {res.key: res for res in answered}
+    results, seen = [], set()
+    for request in requests:
+        result = by_key[request.key]
+        if request.key in seen:  # a twin of an earlier request: costs nothing
+            result = replace(result, cached=True, attempts=0)
+        seen.add(request.key)
+        results.append(replace(result, item_id=request.item_id))
+    return results
 
 
 def progress_printer(echo, label: str, every_s: float = 5.0):

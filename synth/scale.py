@@ -14,7 +14,7 @@ import pyarrow as pa
 from factory.common.job import init_ray
 from synth.config import SynthConfig
 from synth.requests import ChatRequest, ChatResult
-from synth.resolver import Resolver, progress_printer
+from synth.resolver import Resolver, progress_printer, results_for, unique_requests
 
 
 class ResolverActor:
@@ -31,8 +31,10 @@ def resolve_with_ray(requests: list[ChatRequest], config: SynthConfig) -> list[C
     import ray.data
 
     init_ray(config.ray)
-    table = pa.table({"request": [json.dumps(r.to_dict()) for r in requests]})
-    ds = ray.data.from_arrow(table).repartition(max(1, -(-len(requests) // config.ray.batch_size)))
+    # twins go out once: in different batches they would reach different actors and both be sent
+    unique = unique_requests(requests)
+    table = pa.table({"request": [json.dumps(r.to_dict()) for r in unique]})
+    ds = ray.data.from_arrow(table).repartition(max(1, -(-len(unique) // config.ray.batch_size)))
     answered = ds.map_batches(
         ResolverActor,
         fn_constructor_kwargs={"config_json": config.model_dump_json()},
@@ -41,12 +43,8 @@ def resolve_with_ray(requests: list[ChatRequest], config: SynthConfig) -> list[C
         batch_format="pyarrow",
         num_cpus=0.5,  # actors mostly wait on the network
     )
-    by_item: dict[str, list[ChatResult]] = {}
-    for row in answered.iter_rows():
-        result = ChatResult(**json.loads(row["result"]))
-        by_item.setdefault((result.item_id, result.key), []).append(result)
-    # Ray Data does not keep order; item ids may repeat, so hand results back in request order
-    return [by_item[(r.item_id, r.key)].pop(0) for r in requests]
+    # Ray Data does not keep order: results_for puts them back in request order by cache key
+    return results_for(requests, [ChatResult(**json.loads(row["result"])) for row in answered.iter_rows()])
 
 
 def resolve(requests: list[ChatRequest], config: SynthConfig, echo=print, label: str = "requests") -> list[ChatResult]:

@@ -15,7 +15,7 @@ import yaml
 from conftest import subprocess_env
 from synth.contracts import REJECTS_SCHEMA, SFT_SCHEMA
 from synth.testing.openai_server import grounded_policy, random_faults, schema_name
-from synth_helpers import loopback, read_run, run_cli, sft_config  # noqa: F401  (fixture)
+from synth_helpers import endpoint, loopback, read_run, run_cli, sft_config  # noqa: F401  (fixture)
 
 TASK_TYPES = {"question_answering", "summary", "term_explanation", "research_significance", "free_form"}
 
@@ -165,10 +165,13 @@ def test_killed_run_resumes_without_repeating_answered_requests(tmp_path, loopba
 @pytest.mark.slow
 def test_sft_through_ray_data_actor_pool(tmp_path, loopback, ray_session):
     server = loopback(latency_s=0.05)
-    config = sft_config(tmp_path, server, docs=6, ray={"enabled": True, "actors": 2, "batch_size": 8})
+    # a generous timeout: actors start slowly on a loaded machine, and timeouts are tested elsewhere
+    config = sft_config(tmp_path, server, docs=6, ray={"enabled": True, "actors": 2, "batch_size": 8},
+                        endpoints={"gen": endpoint(server, timeout_s=30)})
     assert run_cli("sft", str(config)) == 0
     sft, rejects, manifest = read_run(tmp_path / "out" / "sft", "sft")
-    assert rejects.num_rows == 0 and sft.num_rows == 6 * 5 * 4
+    assert rejects.num_rows == 0, rejects.select(["stage", "reason", "detail"]).to_pylist()[:3]
+    assert sft.num_rows == 6 * 5 * 4
     requests = manifest["requests"]
     assert requests["requests"] == 6 * 5 + 6 * 5 * 2
     assert requests["http_attempts"] == len(server.received)

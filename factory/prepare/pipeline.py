@@ -206,7 +206,7 @@ def run(config: PrepareConfig, *, overwrite: bool = False, echo=print) -> dict:
     publish(partial, output)
     summary = packed[TRAIN + "_summary"]
     echo(f"train: {summary['documents']} documents, {summary['tokens']} tokens in {summary['rows']} rows of "
-         f"{config.packing.seq_len} (packing efficiency {summary['packing_efficiency']:.2%}); validation: "
+         f"{config.packing.seq_len} (packing efficiency {summary['packing_efficiency']:.3%}); validation: "
          f"{validation.docs} documents in {packed[VALIDATION + '_summary']['rows']} rows")
     echo(f"domain token share {manifest['mixing']['achieved_domain_token_fraction']} "
          f"(target {config.mixing.domain_token_fraction}); {n_input - n_chosen} documents left out by mixing")
