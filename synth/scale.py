@@ -12,6 +12,7 @@ import os
 import pyarrow as pa
 
 from factory.common.job import init_ray
+from synth.cache import AnswerCache
 from synth.config import SynthConfig
 from synth.requests import ChatRequest, ChatResult
 from synth.resolver import Resolver, progress_printer, results_for, unique_requests
@@ -31,6 +32,8 @@ def resolve_with_ray(requests: list[ChatRequest], config: SynthConfig) -> list[C
     import ray.data
 
     init_ray(config.ray)
+    # create the cache file (WAL, table) once here: actors opening a new file together may race on it
+    AnswerCache(config.cache_file()).close()
     # twins go out once: in different batches they would reach different actors and both be sent
     unique = unique_requests(requests)
     table = pa.table({"request": [json.dumps(r.to_dict()) for r in unique]})
