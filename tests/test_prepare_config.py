@@ -23,7 +23,7 @@ def config_file(tmp_path, **values):
 def test_sample_config_loads_on_the_preset():
     config = load_prepare_config("configs/sample_prepare.yaml")
     assert config.mixing.domain_token_fraction == 0.8 and config.grouping.embedder == "tfidf"
-    assert config.group_tokens == config.packing.seq_len
+    assert config.group_tokens == config.grouping.rows_per_group * config.packing.seq_len
 
 
 def test_unknown_key_is_named(tmp_path):

@@ -45,22 +45,34 @@ def test_chain_is_cut_into_groups_that_fit_the_token_budget():
     assert cut_into_groups(np.array([20, 1]), 6).tolist() == [0, 1]  # a long document is a group of its own
 
 
-def test_partition_is_reordered_and_labelled():
-    corpus = topic_corpus(per_topic=4, seed=2)
+def partition_table(corpus) -> pa.Table:
     vectors = TfidfEmbedder([t for _, t in corpus], 5000, 8, 0).embed([t for _, t in corpus])
-    table = pa.table({
+    return pa.table({
         "id": [f"d{i}" for i in range(len(corpus))],
+        "source": ["papers"] * len(corpus),
         "curriculum_bucket": pa.array([1] * len(corpus), pa.int32()),
         "coarse_cluster": pa.array([2] * len(corpus), pa.int32()),
         "n_tokens": [50] * len(corpus),
         "embedding": pa.array(vectors.tolist(), pa.list_(pa.float32())),
     })
+
+
+def test_partition_is_reordered_and_labelled():
+    corpus = topic_corpus(per_topic=4, seed=2)
+    table = partition_table(corpus)
     out = chain_partition(table, neighbours=3, group_tokens=100, seed=0)
     assert sorted(out["id"].to_pylist()) == sorted(table["id"].to_pylist())
     assert out["group_id"].to_pylist() == [f"1.2.{i // 2}" for i in range(len(corpus))]  # two 50-token docs per group
     assert out["group_position"].to_pylist() == [i % 2 for i in range(len(corpus))]
     ranks = dict(zip(out["group_id"].to_pylist(), out["group_rank"].to_pylist()))
     assert len(set(ranks.values())) == len(ranks)  # one rank per group, shared by its documents
+
+
+def test_partition_grouping_does_not_depend_on_the_order_rows_arrive_in():
+    table = partition_table(topic_corpus(per_topic=6, seed=4))
+    shuffled = table.take(pa.array(np.random.default_rng(1).permutation(table.num_rows)))
+    first = chain_partition(table, neighbours=3, group_tokens=100, seed=0)
+    assert chain_partition(shuffled, neighbours=3, group_tokens=100, seed=0).equals(first)
 
 
 def test_bundled_minilm_embeds_offline_and_places_same_topic_documents_closer():

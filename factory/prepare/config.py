@@ -70,7 +70,7 @@ class GroupingConfig(StrictModel):
     neighbours: int = Field(ge=1)
     docs_per_partition: int = Field(gt=1)
     fit_sample_docs: int = Field(gt=1)
-    group_tokens: int | None = Field(gt=0, description="Tokens per group cut from a chain; null: packing.seq_len.")
+    rows_per_group: int = Field(ge=1, description="A chain is cut into groups of about this many packed rows' tokens.")
     tfidf: TfidfConfig
     minilm: MiniLMConfig
 
@@ -115,7 +115,7 @@ class PrepareConfig(StrictModel):
 
     @property
     def group_tokens(self) -> int:
-        return self.grouping.group_tokens or self.packing.seq_len
+        return self.grouping.rows_per_group * self.packing.seq_len
 
 
 def load_prepare_config(path: str | Path, overrides: dict | None = None) -> PrepareConfig:

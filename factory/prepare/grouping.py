@@ -6,6 +6,8 @@ the kNN graph with scikit-learn and walk it greedily: from a document, go to its
 unvisited neighbour; when all its neighbours are visited, jump to a random unvisited document.
 Each document is visited once. The walk is our own: no library traverses a kNN graph this way.
 The chain is then cut into groups of about ``group_tokens`` tokens, the unit shuffled inside a bucket.
+Rows are packed across group edges, so groups span several rows: with one row's worth per group,
+nearly every row would hold the tail of one group and the head of an unrelated one.
 """
 from __future__ import annotations
 
@@ -67,6 +69,8 @@ def chain_partition(table: pa.Table, neighbours: int, group_tokens: int, seed: i
     if table.num_rows == 0:
         return with_groups(table, [], np.zeros(0, dtype=np.int32), seed)
     bucket, cluster = table["curriculum_bucket"][0].as_py(), table["coarse_cluster"][0].as_py()
+    # rows arrive in whatever order the shuffle delivered them: fix it, so a rerun groups alike
+    table = table.sort_by([("source", "ascending"), ("id", "ascending")])
     rng = np.random.default_rng([seed, bucket, cluster])
     order = greedy_chain(nearest_neighbours(vectors_of(table["embedding"]), neighbours), rng)
     table = table.take(pa.array(order))

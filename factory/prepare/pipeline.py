@@ -32,10 +32,11 @@ HEAVY_COLUMNS = ["token_ids", "embedding"]  # not written with the document tabl
 
 
 def sample_column(ds, column: str, n_total: int, n_wanted: int, salt: str) -> list:
-    """A bounded hash sample of one column, brought to the driver (fitting and quantiles need it there)."""
+    """A bounded hash sample of one column, brought to the driver (fitting and quantiles need it there);
+    sorted, because blocks arrive in any order and fits (BPE, SVD, k-means) depend on row order."""
     fraction = min(1.0, n_wanted / max(n_total, 1))
     sample = ds.map_batches(hash_sample_batch, fn_kwargs={"fraction": fraction, "salt": salt}, batch_format="pyarrow")
-    return sample.select_columns([column]).to_pandas()[column].tolist()
+    return sorted(sample.select_columns([column]).to_pandas()[column].tolist())
 
 
 def drop_columns(batch: pa.Table, names: list[str]) -> pa.Table:
