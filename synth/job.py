@@ -18,19 +18,15 @@ from factory.common.publish import MANIFEST, partial_dir, publish, write_json_at
 from factory.common.job import announce_finished, check_output_dir, clear_stale_partials
 from synth.config import SynthConfig
 from synth.contracts import PREFERENCE_SCHEMA, REJECTS_SCHEMA, SFT_SCHEMA
+from synth.preferences import plan_preferences, run_preferences
 from synth.requests import RequestStats
+from synth.sft import plan_sft, run_sft
 
 JOBS = {
     # job: (plan, run, output folder, schema)
-    "sft": ("synth.sft:plan_sft", "synth.sft:run_sft", "sft", SFT_SCHEMA),
-    "preferences": ("synth.preferences:plan_preferences", "synth.preferences:run_preferences", "preferences",
-                    PREFERENCE_SCHEMA),
+    "sft": (plan_sft, run_sft, "sft", SFT_SCHEMA),
+    "preferences": (plan_preferences, run_preferences, "preferences", PREFERENCE_SCHEMA),
 }
-
-
-def _load(ref: str):
-    module, name = ref.split(":")
-    return getattr(__import__(module, fromlist=[name]), name)
 
 
 def total_stats(stages: dict[str, RequestStats]) -> dict:
@@ -52,20 +48,20 @@ def write_table(rows: list[dict], schema: pa.Schema, folder: Path) -> int:
 
 
 def run_job(job: str, config: SynthConfig, *, overwrite: bool = False, echo=print) -> dict:
-    plan_ref, run_ref, folder, schema = JOBS[job]
+    plan_job, run_planned, folder, schema = JOBS[job]
     output = Path(config.output_dir)
     digest = config_hash(config)
     finished = check_output_dir(output, digest, overwrite, echo)
     if finished:
         announce_finished(output, f"{job} run", digest, finished, echo)
         return finished
-    plan = _load(plan_ref)(config)
+    plan = plan_job(config)
     clear_stale_partials(output, echo)
     run_id = new_run_id()
     manifest = base_manifest(run_id, config, plan.files)
     echo(f"synth {job} run {run_id} -> {output} (answer cache: {config.cache_file()})")
     start = time.perf_counter()
-    result = _load(run_ref)(plan, config, echo)
+    result = run_planned(plan, config, echo)
     wall = round(time.perf_counter() - start, 3)
 
     partial = partial_dir(output, run_id)

@@ -3,7 +3,7 @@
 Ray Data's ``mix`` interleaves streams by row counts; we need a token ratio over the whole set,
 and the global curriculum sort decides the interleaving anyway. So the over-represented side is
 subsampled to a token budget: every document gets a fixed random bin (by id hash), per-bin token
-sums are aggregated with ``groupby``, and the side keeps the bins whose running total lands
+sums are added up per block and combined on the driver, and the side keeps the bins whose running total lands
 closest to the budget. Which documents are kept never depends on block layout.
 """
 from __future__ import annotations
@@ -49,12 +49,6 @@ def mark_mixed_batch(batch: pa.Table, cutoffs: dict[str, int]) -> pa.Table:
     for side, cutoff in cutoffs.items():
         keep &= (domains != side) | (bins <= cutoff)
     return batch.append_column("in_mix", pa.array(keep))
-
-
-def domain_token_share(domains: pa.Array | pa.ChunkedArray, n_tokens: pa.Array | pa.ChunkedArray) -> dict[str, int]:
-    """Tokens per domain of a (small) column pair."""
-    table = pa.table({"domain": domains, "n_tokens": n_tokens}).group_by("domain").aggregate([("n_tokens", "sum")])
-    return dict(zip(table["domain"].to_pylist(), table["n_tokens_sum"].to_pylist()))
 
 
 def selected(batch: pa.Table) -> pa.Table:
