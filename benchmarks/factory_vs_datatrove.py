@@ -86,7 +86,7 @@ from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignatu
 from datatrove.utils.hashing import HashConfig
 from factory.config import load_factory_config
 from factory.stages.normalise import unwrap_hard_wraps
-from factory.stages.quality import build_filters
+from factory.stages.heuristic_filters import HeuristicFilters
 
 class Unwrap(BaseFormatter):
     name = "unwrap"
@@ -95,7 +95,7 @@ class Unwrap(BaseFormatter):
 
 config = load_factory_config({config!r})
 workers, work = {workers}, {work!r}
-filters = [step.filter for step in build_filters(config.filters)]
+filters = [step.filter for step in HeuristicFilters(config.filters).steps()]
 formatters = [FTFYFormatter()] + ([Unwrap()] if config.normalise.unwrap_hard_wraps else []) + [
     PIIFormatter(email_replacement="<EMAIL>", ip_replacement="<IP_ADDRESS>")]
 fuzzy = config.dedup.fuzzy
@@ -137,8 +137,8 @@ def shingle_sets(texts: list[str], n: int) -> list[set]:
 
 def dedup_quality(texts: list[str], ids: list[str], fuzzy, sample_pairs: int, seed: int) -> dict:
     """Precision/recall of the factory's verified near-dup pairs against brute-force exact Jaccard."""
-    from factory.dedup import candidate_pairs
-    from factory.stages.minhash import band_keys, minhash_texts, permutations
+    from factory.dedup.finding import candidate_pairs
+    from factory.dedup.minhash import band_keys, minhash_texts, permutations
 
     a, b = permutations(fuzzy.num_perm, fuzzy.seed)
     signature, has_words = minhash_texts(pa.array(texts), fuzzy.ngram_size, a, b)

@@ -73,8 +73,8 @@ def ours(documents: Path, tokenizer: str, seq_len: int, out: Path) -> dict:
     """Tokenise in Ray Data, pack with the prepare job's own sequential packer."""
     import ray
 
+    from factory.prepare.pack_splits import pack_splits
     from factory.prepare.split import TRAIN
-    from factory.prepare.stream import pack_in_order
     from factory.prepare.tokenize import tokenize_batch
 
     def as_one_split(batch: pa.Table) -> pa.Table:
@@ -86,9 +86,9 @@ def ours(documents: Path, tokenizer: str, seq_len: int, out: Path) -> dict:
     ds = ray.data.read_parquet(str(documents)).select_columns(["id", "text", "source", "domain"])
     ds = ds.map_batches(tokenize_batch, fn_kwargs={"tokenizer_path": tokenizer}, batch_format="pyarrow",
                         batch_size=256).map_batches(as_one_split, batch_format="pyarrow")
-    packed = pack_in_order(ds, out, seq_len, rows_per_shard=1000, batch_size=256)
+    packed = pack_splits(ds, out, seq_len, rows_per_shard=1000, batch_size=256)
     wall = time.perf_counter() - start
-    summary = packed[TRAIN + "_summary"]
+    summary = packed[TRAIN].summary()
     return {"wall_s": wall, "real_tokens": summary["tokens"], "rows": summary["rows"],
             "efficiency": summary["packing_efficiency"], "tokens_lost": summary["tokens"] - summary["written_tokens"]}
 

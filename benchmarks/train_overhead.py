@@ -41,7 +41,7 @@ def plain_run(config, tokens_per_step: int, threads: int | None = None) -> tuple
     from train.arguments import trainer_arguments
     from train.callbacks import ThroughputCallback
     from train.model import build_model, build_tokenizer
-    from train.packing import packed_batch
+    from train.document_attention import packed_batch
 
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
@@ -65,11 +65,11 @@ def plain_run(config, tokens_per_step: int, threads: int | None = None) -> tuple
 
 
 def ray_run(config, tokens_per_step: int) -> tuple[list[float], float]:
-    from train.launch import run
+    from train.launch import run_training
 
     start = time.perf_counter()
-    run(config, echo=lambda _: None)
-    history = json.loads((Path(config.run.output_dir) / "trainer_state.json").read_text())["log_history"]
+    run_training(config, echo=lambda _: None)
+    history = json.loads((Path(config.output_dir) / "trainer_state.json").read_text())["log_history"]
     return step_times(history, tokens_per_step), time.perf_counter() - start
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from factory.accounting import AccountingError
-from factory.common.cli import add_job_arguments
-from factory.common.config_loading import ConfigError
-from factory.common.publish import OutputExistsError
-from factory.common.errors import InputError
+from core.cli import add_job_arguments, output_override, run_command
 
 EPILOG = """examples:
   python -m factory run configs/sample.yaml
-  ray job submit --working-dir . -- python -m factory run configs/sample.yaml
+  ray job submit --working-dir . -- python -m factory run configs/sample.yaml --output-dir /shared/out/sample
   python -m factory prepare configs/sample_prepare.yaml
-  python -m factory calibrate configs/sample.yaml --clean samples/arxiv_cs.parquet --junk samples/junk.parquet
+  python -m factory calibrate configs/sample.yaml --clean factory/sample_data/arxiv_cs.parquet --junk factory/sample_data/junk.parquet
+
+exit codes: 0 done (or already done), 1 the output did not add up and was not published,
+2 bad config or input, or an output that must not be replaced.
 """
 
 
@@ -59,34 +58,29 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def dispatch(args: argparse.Namespace) -> None:
+    if args.command == "prepare":
+        from factory.prepare.config import load_prepare_config
+        from factory.prepare.prepare_run import run_prepare
+
+        run_prepare(load_prepare_config(args.config, output_override(args)), overwrite=args.overwrite)
+        return
     from factory.config import load_factory_config
 
-    try:
-        overrides = {"output_dir": args.output_dir} if getattr(args, "output_dir", None) else None
-        if args.command == "prepare":
-            from factory.prepare.config import load_prepare_config
-            from factory.prepare.pipeline import run as prepare
+    config = load_factory_config(args.config, output_override(args))
+    if args.command == "run":
+        from factory.factory_run import run_factory
 
-            prepare(load_prepare_config(args.config, overrides), overwrite=args.overwrite)
-            return 0
-        config = load_factory_config(args.config, overrides)
-        if args.command == "run":
-            from factory.pipeline import run
+        run_factory(config, overwrite=args.overwrite)
+    else:
+        from factory.calibrate import calibrate_command
 
-            run(config, overwrite=args.overwrite)
-        else:
-            from factory.calibrate import calibrate_command
+        calibrate_command(config, args)
 
-            calibrate_command(config, args)
-    except (ConfigError, InputError, OutputExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except AccountingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run_command(lambda: dispatch(args))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,8 @@ from collections import Counter, defaultdict
 
 import pyarrow as pa
 
-STAGES = ("read", "validate", "normalise", "redact", "exact_dedup", "quality", "near_dedup")
-
-
-class AccountingError(RuntimeError):
-    """Documents went missing or appeared from nowhere: the run must not be published."""
+from core.errors import AccountingError
+from factory.pipeline import FUNNEL_STAGES
 
 
 def rejects_by_stage(rejects: pa.Table) -> dict[str, Counter]:
@@ -32,12 +29,12 @@ def count_by(table: pa.Table, column: str) -> dict[str, int]:
 def funnel(total_in: int, rejects: pa.Table) -> list[dict]:
     by_stage = rejects_by_stage(rejects)
     rows, remaining = [], total_in
-    for stage in STAGES:
+    for stage in FUNNEL_STAGES:
         dropped = by_stage.get(stage, Counter())
         out = remaining - sum(dropped.values())
         rows.append({"stage": stage, "in": remaining, "out": out, "dropped": dict(dropped.most_common())})
         remaining = out
-    unknown = sorted(set(by_stage) - set(STAGES))
+    unknown = sorted(set(by_stage) - set(FUNNEL_STAGES))
     if unknown:
         raise AccountingError(f"rejects name unknown stages {unknown}")
     return rows

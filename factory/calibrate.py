@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
 
+from core.ray_runtime import init_ray
 from factory.config import FactoryConfig
-from factory.stages.normalise import build_steps as normalise_steps
-from factory.stages.quality import build_filters
+from factory.stages.heuristic_filters import HeuristicFilters
+from factory.stages.normalise import Normalise
 
 
 def read_texts(path: str, text_column: str, limit: int | None) -> list[str]:
@@ -31,8 +32,8 @@ def read_texts(path: str, text_column: str, limit: int | None) -> list[str]:
 def verdicts_batch(batch: pa.Table, config_json: str) -> pa.Table:
     """One column per filter: the rejection reason, or null when the filter keeps the document."""
     config = FactoryConfig.model_validate_json(config_json)
-    steps = normalise_steps(config.normalise.model_dump_json())
-    filters = build_filters(config.filters)
+    steps = Normalise(config.normalise).steps()
+    filters = HeuristicFilters(config.filters).steps()
     columns: dict[str, list] = {f.name: [] for f in filters}
     for i, text in enumerate(batch["text"].to_pylist()):
         doc = Document(text=text, id=str(i))
@@ -46,8 +47,6 @@ def verdicts_batch(batch: pa.Table, config_json: str) -> pa.Table:
 
 def run_filters(texts: list[str], config: FactoryConfig) -> pa.Table:
     import ray
-
-    from factory.common.job import init_ray
 
     init_ray(config.ray)
     ds = ray.data.from_arrow(pa.table({"text": texts})).repartition(max(1, len(texts) // 500) or 1)

@@ -12,13 +12,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from factory.common.config_loading import (
-    ConfigError,
-    StrictModel,
-    deep_merge,
-    read_yaml,
-    validate_config,
-)
+from core.config import StrictModel, load_layered, read_yaml
+from core.errors import ConfigError
+from core.ray_runtime import RayConfig
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -55,95 +51,59 @@ class RedactConfig(StrictModel):
     phone_placeholder: str
 
 
-class DatatroveFilterConfig(StrictModel):
-    """A datatrove filter switch plus keyword arguments checked against the filter's own signature."""
+# datatrove filters that would download a model: they take a local file as ``model_path`` instead
+FILTERS_WITH_LOCAL_MODEL = {"LanguageFilter": "a local fastText lid.176.bin (and the fasttext package)"}
+
+
+class DatatroveFilter(StrictModel):
+    """One of datatrove's filters, by class name, with its own keyword arguments (checked against the
+    class's signature). Adding a filter to a run is an entry under ``filters:``, nothing more."""
 
     model_config = ConfigDict(extra="allow")
+    datatrove: str = Field(description="Class name in datatrove.pipeline.filters, e.g. GopherQualityFilter.")
     enabled: bool
+    model_path: str | None = Field(None, description="Local model file, for filters that would download one.")
 
     @model_validator(mode="after")
-    def _check_params(self):
+    def _check(self):
+        import datatrove.pipeline.filters as filters
+
+        known = sorted(n for n in dir(filters) if n.endswith("Filter"))
+        if self.datatrove not in known:
+            raise ValueError(f"unknown datatrove filter {self.datatrove!r}; datatrove.pipeline.filters has {known}")
         allowed = set(inspect.signature(self.filter_class().__init__).parameters) - {"self", "exclusion_writer"}
         unknown = sorted(set(self.params) - allowed)
         if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {unknown} for datatrove {self.filter_class().__name__}; "
-                f"allowed: {sorted(allowed)}"
-            )
+            raise ValueError(f"unknown parameter(s) {unknown} for datatrove {self.datatrove}; allowed: {sorted(allowed)}")
+        if self.enabled and self.datatrove in FILTERS_WITH_LOCAL_MODEL:
+            self._check_local_model()
         return self
+
+    def _check_local_model(self) -> None:
+        needs = FILTERS_WITH_LOCAL_MODEL[self.datatrove]
+        if not self.model_path:
+            raise ValueError(f"{self.datatrove} is not available offline: no model_path given. "
+                             f"Set model_path to {needs}, or enabled: false")
+        if not Path(self.model_path).is_file():
+            raise ValueError(f"{self.datatrove} is not available: model_path {self.model_path} does not exist")
+        try:
+            import fasttext  # noqa: F401
+        except ImportError:
+            raise ValueError(f"{self.datatrove} needs the fasttext package (pip install fasttext-numpy2-wheel)")
+
+    def filter_class(self) -> type:
+        import datatrove.pipeline.filters as filters
+
+        return getattr(filters, self.datatrove)
 
     @property
     def params(self) -> dict[str, Any]:
+        """The keyword arguments for datatrove; YAML lists of pairs become the tuples datatrove expects."""
         return {key: tuple(map(tuple, v)) if _is_pairs(v) else v for key, v in (self.model_extra or {}).items()}
-
-    def filter_class(self) -> type:
-        raise NotImplementedError
 
 
 def _is_pairs(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, list) for v in value)
-
-
-class GopherQualityConfig(DatatroveFilterConfig):
-    def filter_class(self):
-        from datatrove.pipeline.filters import GopherQualityFilter
-
-        return GopherQualityFilter
-
-
-class GopherRepetitionConfig(DatatroveFilterConfig):
-    def filter_class(self):
-        from datatrove.pipeline.filters import GopherRepetitionFilter
-
-        return GopherRepetitionFilter
-
-
-class C4QualityConfig(DatatroveFilterConfig):
-    def filter_class(self):
-        from datatrove.pipeline.filters import C4QualityFilter
-
-        return C4QualityFilter
-
-
-class FineWebQualityConfig(DatatroveFilterConfig):
-    def filter_class(self):
-        from datatrove.pipeline.filters import FineWebQualityFilter
-
-        return FineWebQualityFilter
-
-
-class LanguageFilterConfig(StrictModel):
-    enabled: bool
-    languages: list[str]
-    threshold: float = Field(ge=0, le=1)
-    model_path: str | None = Field(description="Local fastText lid.176.bin; no model is downloaded.")
-
-    @model_validator(mode="after")
-    def _model_available(self):
-        if not self.enabled:
-            return self
-        if not self.model_path:
-            raise ValueError(
-                "language filtering is not available offline: no model_path given. Set "
-                "filters.language.model_path to a local fastText lid.176.bin, or enabled: false"
-            )
-        if not Path(self.model_path).is_file():
-            raise ValueError(f"language filtering is not available: model_path {self.model_path} does not exist")
-        try:
-            import fasttext  # noqa: F401
-        except ImportError:
-            raise ValueError("language filtering needs the fasttext package (pip install fasttext-numpy2-wheel)")
-        return self
-
-
-class FiltersConfig(StrictModel):
-    """Applied in this order; a document is rejected by the first filter it fails."""
-
-    gopher_repetition: GopherRepetitionConfig
-    gopher_quality: GopherQualityConfig
-    c4: C4QualityConfig
-    fineweb: FineWebQualityConfig
-    language: LanguageFilterConfig
 
 
 class ExactDedupConfig(StrictModel):
@@ -168,12 +128,12 @@ class DedupConfig(StrictModel):
     fuzzy: FuzzyDedupConfig
 
 
-class RayConfig(StrictModel):
-    address: str | None = Field(description="null: join RAY_ADDRESS if set (ray job submit), else start Ray locally.")
+class RayDataConfig(RayConfig):
+    """Ray settings of the jobs that run Ray Data pipelines (factory run and prepare)."""
+
     batch_size: int = Field(gt=0, description="Documents per map_batches call.")
     rows_per_block: int = Field(gt=0, description="Input is re-blocked to this many rows so small files still spread over all CPUs.")
-    shuffle_partitions: int | None = Field(description="Partitions of the dedup groupby shuffles; null: one per cluster CPU.")
-    num_cpus: int | None = Field(description="CPUs for a locally started Ray; null uses all.")
+    shuffle_partitions: int | None = Field(description="Partitions of groupby shuffles; null: one per cluster CPU.")
 
 
 class FactoryConfig(StrictModel):
@@ -183,9 +143,12 @@ class FactoryConfig(StrictModel):
     limits: LimitsConfig
     normalise: NormaliseConfig
     redact: RedactConfig
-    filters: FiltersConfig
+    filters: dict[str, DatatroveFilter] = Field(
+        description="Run in the order base.yaml lists them, then any a preset or the user adds; a document is "
+        "rejected by the first filter it fails, with reason <name>:<datatrove's reason>."
+    )
     dedup: DedupConfig
-    ray: RayConfig
+    ray: RayDataConfig
 
     @field_validator("sources")
     @classmethod
@@ -201,17 +164,13 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if p.stem != "base")
 
 
-def resolve_raw_config(user: dict, source: str) -> dict:
-    """base.yaml <- preset <- user file; returns the merged mapping."""
+def preset_layers(user: dict, source: str = "config") -> list[dict]:
+    """base.yaml, then the preset the user's file names (``web`` when it names none)."""
     preset = user.get("preset", "web")
     if preset not in available_presets():
         raise ConfigError(f"{source}: preset: unknown preset {preset!r}; available: {available_presets()}")
-    merged = deep_merge(read_yaml(PRESETS_DIR / "base.yaml"), read_yaml(PRESETS_DIR / f"{preset}.yaml"))
-    return deep_merge(merged, user)
+    return [read_yaml(PRESETS_DIR / "base.yaml"), read_yaml(PRESETS_DIR / f"{preset}.yaml")]
 
 
 def load_factory_config(path: str | Path, overrides: dict | None = None) -> FactoryConfig:
-    raw = resolve_raw_config(read_yaml(path), str(path))
-    if overrides:
-        raw = deep_merge(raw, overrides)
-    return validate_config(FactoryConfig, raw, str(path))
+    return load_layered(FactoryConfig, path, lambda user: preset_layers(user, str(path)), overrides)

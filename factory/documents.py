@@ -11,9 +11,6 @@ import pyarrow.compute as pc
 
 DOCUMENT_COLUMNS = ("id", "text", "source", "domain", "meta")
 REJECT_COLUMNS = ("reject_stage", "reject_reason", "reject_detail")
-REJECTS_SCHEMA = pa.schema(
-    [("id", pa.string()), ("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
-)
 KEY_SEPARATOR = "\x00"
 IN_FLIGHT_SCHEMA = pa.schema(
     [(name, pa.string()) for name in DOCUMENT_COLUMNS] + [(name, pa.string()) for name in REJECT_COLUMNS]

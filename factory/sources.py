@@ -16,10 +16,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from factory.common.errors import InputError
+from core.errors import InputError
 from factory.config import SourceConfig
 from factory.documents import IN_FLIGHT_SCHEMA
+from factory.stages.base import Stage, StageContext
 
+READ_STAGE = "read"  # the stage of rows that could not be read as documents
 EXTENSIONS = {"parquet": (".parquet",), "jsonl": (".jsonl", ".json", ".ndjson")}
 
 
@@ -160,7 +162,7 @@ def contract_table(ids, texts, source: SourceConfig, meta, reasons) -> pa.Table:
             pa.array([source.name] * n, pa.string()),
             pa.array([source.domain] * n, pa.string()),
             meta,
-            pa.array(["read" if r else None for r in reasons], pa.string()),
+            pa.array([READ_STAGE if r else None for r in reasons], pa.string()),
             pa.array(reject_reason, pa.string()),
             pa.array(reject_detail, pa.string()),
         ],
@@ -243,3 +245,23 @@ def read_source(plan: dict):
     ds = ray.data.read_binary_files(paths, include_paths=True)
     return ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy",
                           fn_kwargs={"source": source, "labels": file_labels(plan["files"])})
+
+
+class ReadSources(Stage):
+    """The first stage: every planned source as contract rows, in one Ray dataset re-blocked so that
+    small files still spread over all CPUs. Rows that cannot be read are marked rejected here."""
+
+    name = READ_STAGE
+
+    def __init__(self, plans: list[dict], rows_per_block: int):
+        self.plans, self.rows_per_block = plans, rows_per_block
+
+    @classmethod
+    def from_config(cls, config):
+        """Plans (and so checks) every source: a missing file or column is an error before any work."""
+        return cls(plan_sources(config.sources), config.ray.rows_per_block)
+
+    def apply(self, ds, context: StageContext):
+        datasets = [read_source(plan) for plan in self.plans]
+        ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
+        return ds.repartition(target_num_rows_per_block=self.rows_per_block)

@@ -4,10 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from factory.common.cli import add_job_arguments
-from factory.common.config_loading import ConfigError
-from factory.common.publish import OutputExistsError
-from factory.common.errors import InputError
+from core.cli import add_job_arguments, output_override, run_command
 
 EPILOG = """examples:
   python -m synth sft configs/synth_sft.yaml
@@ -45,19 +42,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def dispatch(args: argparse.Namespace) -> None:
+    from synth.config import load_synth_config
+    from synth.synth_run import run_synth
+
+    run_synth(args.command, load_synth_config(args.config, args.command, output_override(args)),
+              overwrite=args.overwrite)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from synth.config import load_synth_config
-    from synth.job import run_job
-
-    try:
-        overrides = {"output_dir": args.output_dir} if args.output_dir else None
-        config = load_synth_config(args.config, args.command, overrides)
-        run_job(args.command, config, overwrite=args.overwrite)
-    except (ConfigError, InputError, OutputExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: dispatch(args))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from factory.common.config_loading import ConfigError, StrictModel, deep_merge, read_yaml, validate_config
+from core.config import StrictModel, deep_merge, load_layered, read_yaml
+from core.errors import ConfigError
+from core.ray_runtime import RayConfig
 
 DEFAULTS = Path(__file__).parent / "presets" / "defaults.yaml"
 PROMPTS_DIR = Path(__file__).parent / "prompts"
@@ -49,10 +51,10 @@ class InputConfig(StrictModel):
     limit: int | None = Field(None, gt=0, description="Use only the first N rows (smoke runs).")
 
 
-class RayConfig(StrictModel):
+class RayActorPoolConfig(RayConfig):
+    """Ray settings of the synth jobs: requests resolved by a pool of actors, each its own async client."""
+
     enabled: bool = Field(description="Resolve requests with Ray Data map_batches over an actor pool.")
-    address: str | None
-    num_cpus: int | None
     actors: int = Field(gt=0)
     batch_size: int = Field(gt=0, description="Requests per actor call; at least the endpoint concurrency.")
 
@@ -112,7 +114,7 @@ class SynthConfig(StrictModel):
     seed: int
     endpoints: dict[str, EndpointConfig] = Field(min_length=1)
     input: InputConfig | None = None
-    ray: RayConfig
+    ray: RayActorPoolConfig
     sft: SftConfig | None = None
     preferences: PreferencesConfig | None = None
 
@@ -147,16 +149,23 @@ def check_references(config: SynthConfig, job: str, source: str) -> None:
 JOB_SECTIONS = {"sft": ("input", "sft"), "preferences": ("preferences",)}
 
 
-def load_synth_config(path: str | Path, job: str, overrides: dict | None = None) -> SynthConfig:
-    user, defaults = read_yaml(path), read_yaml(DEFAULTS)
-    for section in ("input", "sft", "preferences"):  # another job's defaults would not identify this run
+def job_defaults(user: dict, job: str) -> list[dict]:
+    """defaults.yaml without the sections of the other job: they would not identify this run."""
+    defaults = read_yaml(DEFAULTS)
+    for section in ("input", "sft", "preferences"):
         if section not in user and section not in JOB_SECTIONS[job]:
             defaults.pop(section, None)
-    data = deep_merge(defaults, user)
-    if overrides:
-        data = deep_merge(data, overrides)
+    return [defaults]
+
+
+def with_endpoint_defaults(data: dict) -> dict:
+    """``endpoint_defaults`` merged under every entry of ``endpoints``, then removed."""
     endpoint_defaults = data.pop("endpoint_defaults", {})
-    data["endpoints"] = {name: deep_merge(endpoint_defaults, ep or {}) for name, ep in (data.get("endpoints") or {}).items()}
-    config = validate_config(SynthConfig, data, str(path))
+    endpoints = data.get("endpoints") or {}
+    return {**data, "endpoints": {name: deep_merge(endpoint_defaults, ep or {}) for name, ep in endpoints.items()}}
+
+
+def load_synth_config(path: str | Path, job: str, overrides: dict | None = None) -> SynthConfig:
+    config = load_layered(SynthConfig, path, lambda user: job_defaults(user, job), overrides, with_endpoint_defaults)
     check_references(config, job, str(path))
     return config

@@ -11,38 +11,24 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from factory.common.publish import MANIFEST
-from factory.common.errors import InputError
+from core.parquet import parquet_files, published_data_dir, require_columns
 from synth.config import InputConfig
 
-
-def input_files(path: str, key: str) -> list[Path]:
-    root = Path(path)
-    if root.is_dir() and (root / MANIFEST).is_file():  # a published factory or synth output
-        subdirs = [d for d in ("documents", "sft") if (root / d).is_dir()]
-        root = root / subdirs[0] if subdirs else root
-    if root.is_file():
-        return [root]
-    if root.is_dir():
-        files = sorted(root.rglob("*.parquet"))
-        if files:
-            return files
-        raise InputError(f"{key}.path: no Parquet files under {root}")
-    raise InputError(f"{key}.path: {root} does not exist")
+# a published run given as input means its data folder: factory documents, or SFT examples
+PUBLISHED_FOLDERS = ("documents", "sft")
 
 
 def read_input(config: InputConfig, key: str, columns: dict[str, str]) -> tuple[pa.Table, list[Path]]:
-    """The rows (``limit`` applied) with ``columns`` = {column: config key naming it} checked present."""
-    files = input_files(config.path, key)
+    """The rows (``limit`` applied) with ``columns`` = {column: config key naming it} checked present.
+
+    The whole table is read into memory: synth inputs are the documents one job turns into requests,
+    which are planned (and their errors reported) before any request goes out.
+    """
+    files = parquet_files(published_data_dir(config.path, PUBLISHED_FOLDERS), f"{key}.path")
+    require_columns(files, {column: f"{key}.{column_key}" for column, column_key in columns.items()}, f"{key}.path")
     tables = []
     for path in files:
-        try:
-            names = pq.read_schema(path).names
-        except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-        for column, column_key in columns.items():
-            if column not in names:
-                raise InputError(f"{path}: no column {column!r} ({key}.{column_key}); columns: {names}")
+        names = pq.read_schema(path).names
         wanted = [c for c in names if c in columns or c in ("meta", "title", "source_doc_id")]
         tables.append(pq.read_table(path, columns=wanted))
     table = pa.concat_tables(tables, promote_options="default")

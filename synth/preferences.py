@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from factory.common.config_loading import ConfigError
+from core.errors import ConfigError
 from synth.config import SynthConfig
-from synth.contracts import reject
 from synth.inputs import read_input
 from synth.parsing import parse_json_answer
 from synth.requests import ChatRequest, RequestStats
+from synth.results import JobResult, reject
 from synth.scale import resolve
-from synth.sft import JobResult
 from synth.templates import PromptTemplate, load_template
 
 RESPOND_FIELDS = {"prompt"}

@@ -11,7 +11,7 @@ import os
 
 import pyarrow as pa
 
-from factory.common.job import init_ray
+from core.ray_runtime import init_ray
 from synth.cache import AnswerCache
 from synth.config import SynthConfig
 from synth.requests import ChatRequest, ChatResult

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synth.config import SynthConfig
-from synth.contracts import reject
 from synth.grounding import overlap
 from synth.inputs import document_title, read_input
 from synth.parsing import parse_json_answer
 from synth.requests import ChatRequest, RequestStats
+from synth.results import JobResult, reject
 from synth.scale import resolve
 from synth.templates import PromptTemplate, load_template
 from synth.typos import add_typos
@@ -33,14 +33,6 @@ class SftPlan:
     tasks: dict[str, PromptTemplate]
     variants: dict[str, PromptTemplate]
     rejects: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class JobResult:
-    rows: list[dict]
-    rejects: list[dict]
-    stats: dict[str, RequestStats]
-    counts: dict
 
 
 def plan_sft(config: SynthConfig) -> SftPlan:

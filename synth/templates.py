@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from factory.common.config_loading import ConfigError, StrictModel, read_yaml, validate_config
+from core.config import StrictModel, read_yaml, validate_config
+from core.errors import ConfigError
 
 
 class PromptTemplate(StrictModel):

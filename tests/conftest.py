@@ -145,13 +145,13 @@ def read_output(output_dir: Path, log: list[str] | None = None) -> RunResult:
 
 
 def run_pipeline(config_path: Path, *, overwrite: bool = False) -> RunResult:
-    """``factory.pipeline.run(load_factory_config(path))`` and what it published."""
+    """``run_factory(load_factory_config(path))`` and what it published."""
     from factory.config import load_factory_config
-    from factory.pipeline import run
+    from factory.factory_run import run_factory
 
     config = load_factory_config(config_path)
     log: list[str] = []
-    returned = run(config, overwrite=overwrite, echo=log.append)
+    returned = run_factory(config, overwrite=overwrite, echo=log.append)
     result = read_output(Path(config.output_dir), log)
     assert returned["run_id"] == result.manifest["run_id"]
     return result

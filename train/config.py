@@ -1,21 +1,24 @@
-"""The train job's config: pydantic models loaded from YAML on top of a stage preset.
+"""The train job's config: pydantic models loaded from YAML on top of presets.
 
-Numbers (learning rates, LoRA rank, DPO beta, ...) live in ``train/presets/*.yaml``:
-``base.yaml`` for every stage, then ``cpt.yaml`` / ``sft.yaml`` / ``dpo.yaml``; the
-user's file has the last word. Problems that would only show up on the workers
-(QLoRA on CPU, a missing model directory) are raised here, before Ray starts.
+Numbers (learning rates, LoRA rank, DPO beta, ...) live in presets: ``train/presets/base.yaml``
+for every stage, then the stage's own ``train/stages/<stage>.yaml``; the user's file has the
+last word. A stage's own options sit in a section named after it (``dpo:``), typed by the stage
+module. Problems that would only show up on the workers (QLoRA on CPU, a missing model
+directory) are raised here, before Ray starts.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
-from factory.common.config_loading import ConfigError, StrictModel, deep_merge, read_yaml, validate_config
+from core.config import StrictModel, load_layered, read_yaml
+from core.errors import ConfigError
+from core.ray_runtime import RayConfig
 
-PRESETS_DIR = Path(__file__).parent / "presets"
-Stage = Literal["cpt", "sft", "dpo"]
+BASE_PRESET = Path(__file__).parent / "presets" / "base.yaml"
 
 
 class LoraConfig(StrictModel):
@@ -37,10 +40,6 @@ class ModelConfig(StrictModel):
 class DataConfig(StrictModel):
     train: str = Field(description="Parquet file or directory in the stage's contract (packed CPT, SFT, preference).")
     max_length: int = Field(gt=0, description="Tokens per sequence (SFT/DPO truncation and SFT packing length).")
-    packing: bool = Field(description="SFT: pack conversations into max_length blocks (trl's packing).")
-    review_status: list[str] | None = Field(
-        None, description="DPO: keep only pairs whose `review_status` is one of these; null keeps all."
-    )
 
 
 class OptimConfig(StrictModel):
@@ -82,7 +81,6 @@ class ScalingConfig(StrictModel):
 class RunConfig(StrictModel):
     name: str = Field(description="Run name: a rerun with the same name and storage_path resumes.")
     storage_path: str = Field(description="Where Ray Train keeps checkpoints: a local path or a cloud URI.")
-    output_dir: str = Field(description="Where the final model (or LoRA adapter) is published.")
     precision: Literal["bf16", "fp16", "fp32"]
     save_steps: int = Field(gt=0)
     num_to_keep: int | None = Field(gt=0)
@@ -96,21 +94,11 @@ class RunConfig(StrictModel):
     )
 
 
-class RayConfig(StrictModel):
-    address: str | None = Field(None, description="Cluster to join; null: RAY_ADDRESS if set (as under ray job submit), else a local Ray.")
-    num_cpus: int | None = Field(None, description="Logical CPUs of a local Ray started by this run.")
-
-
-class DpoConfig(StrictModel):
-    beta: float = Field(gt=0)
-    reference: Literal["model", "lora"] = Field(
-        description="`model`: a frozen copy of the start model; `lora`: the base with the adapter disabled."
-    )
-    loss_type: str
-
-
 class TrainConfig(StrictModel):
-    stage: Stage
+    """The sections every stage has; ``config_model`` adds the stage's own."""
+
+    stage: str
+    output_dir: str = Field(description="Where the final model (or LoRA adapter) is published.")
     model: ModelConfig
     data: DataConfig
     optim: OptimConfig
@@ -118,33 +106,52 @@ class TrainConfig(StrictModel):
     scaling: ScalingConfig
     run: RunConfig
     ray: RayConfig = RayConfig()
-    dpo: DpoConfig
 
     @model_validator(mode="after")
     def _consistent(self):
         if self.model.finetune == "qlora" and not self.scaling.use_gpu:
             raise ValueError("model.finetune: qlora needs 4-bit bitsandbytes kernels, which need a GPU "
                              "(set scaling.use_gpu: true, or use finetune: lora on CPU)")
-        if self.dpo.reference == "lora" and self.stage == "dpo" and self.model.finetune == "full":
-            raise ValueError("dpo.reference: lora needs model.finetune lora or qlora")
         if self.run.precision == "fp16" and not self.scaling.use_gpu:
             raise ValueError("run.precision: fp16 needs a GPU (use bf16 or fp32 on CPU)")
         return self
 
 
-def load_train_config(path: str | Path, stage: Stage, overrides: dict | None = None) -> TrainConfig:
-    """Preset ``base`` + preset ``<stage>`` + the user's YAML (+ CLI overrides), checked before Ray starts."""
-    data = read_yaml(PRESETS_DIR / "base.yaml")
-    data = deep_merge(data, read_yaml(PRESETS_DIR / f"{stage}.yaml"))
-    user = read_yaml(path)
-    if user.get("stage", stage) != stage:
-        raise ConfigError(f"{path}: stage: the file is for {user['stage']!r}, not {stage!r}")
-    data = deep_merge(data, user)
-    data = deep_merge(data, overrides or {})
-    data["stage"] = stage
-    config = validate_config(TrainConfig, data, str(path))
+@lru_cache(maxsize=None)
+def config_model(stage: str) -> type[TrainConfig]:
+    """TrainConfig plus the stage's own section, typed by its module (``dpo: DpoOptions``)."""
+    from train.stages import get_stage  # the registry imports the stage modules, which import this one
+
+    options = get_stage(stage).options
+    if options is None:
+        return TrainConfig
+    return create_model(f"{stage.title()}TrainConfig", __base__=TrainConfig, **{stage: (options, ...)})
+
+
+def load_train_config(path: str | Path, stage: str, overrides: dict | None = None) -> TrainConfig:
+    """Preset ``base`` + the stage's preset + the user's YAML (+ CLI overrides), checked before Ray starts."""
+    from train.stages import get_stage, stage_preset
+
+    spec = get_stage(stage)
+
+    def presets(user: dict) -> list[dict]:
+        if user.get("stage", stage) != stage:
+            raise ConfigError(f"{path}: stage: the file is for {user['stage']!r}, not {stage!r}")
+        return [read_yaml(BASE_PRESET), read_yaml(stage_preset(stage))]
+
+    config = load_layered(config_model(stage), path, presets, {**(overrides or {}), "stage": stage})
     check_paths(config, str(path))
+    if spec.check is not None:
+        try:
+            spec.check(config)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     return config
+
+
+def worker_config(config_dict: dict) -> TrainConfig:
+    """The config a Ray Train worker receives as a plain dict, validated again with its stage's section."""
+    return config_model(config_dict["stage"]).model_validate(config_dict)
 
 
 def looks_local(path: str) -> bool:

@@ -10,27 +10,21 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from factory.common.config_loading import ConfigError, config_hash
-from factory.common.job import announce_finished, check_output_dir, clear_stale_partials, init_ray
-from factory.common.manifest import base_manifest, new_run_id
-from factory.common.publish import MANIFEST, partial_dir, publish, write_json_atomically
+from core.errors import ConfigError
+from core.parquet import is_remote
+from core.ray_runtime import init_ray
+from core.run import PublishedRun
 from train.config import TrainConfig
-from train.data import check_contract, split_datasets, train_dataset
+from train.data import datasets_to_split, input_files, train_dataset
+from train.stage import TrainingStage
+from train.stages import get_stage
 
 # Trainer-only state: the published model is what the next stage or `merge` loads.
 NOT_PUBLISHED = ("global_step", "optimizer.pt", "scheduler.pt", "rng_state", "latest", "zero_to_fp32.py", "zero_to_torch.py",
                  "training_args.bin")
 
 
-def recipe(stage: str) -> Callable[[dict], None]:
-    from train import cpt, dpo, sft
-
-    return {"cpt": cpt, "sft": sft, "dpo": dpo}[stage].train_loop_per_worker
-
-
-def check_tokenizer(config: TrainConfig) -> None:
-    if config.stage == "cpt":
-        return
+def check_chat_template(config: TrainConfig) -> None:
     from train.model import build_tokenizer
 
     try:
@@ -51,16 +45,16 @@ def start_ray(config: TrainConfig) -> None:
 
 def storage_uri(config: TrainConfig) -> str:
     path = config.run.storage_path
-    return path if "://" in path else str(Path(path).expanduser().resolve())
+    return path if is_remote(path) else str(Path(path).expanduser().resolve())
 
 
-def build_trainer(config: TrainConfig):
+def build_trainer(config: TrainConfig, stage: TrainingStage):
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     scaling = config.scaling
     return TorchTrainer(
-        recipe(config.stage),
+        stage.train_loop_per_worker,
         train_loop_config=config.model_dump(mode="json"),
         torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
@@ -73,8 +67,8 @@ def build_trainer(config: TrainConfig):
             checkpoint_config=CheckpointConfig(num_to_keep=config.run.num_to_keep),
             failure_config=FailureConfig(max_failures=config.run.max_failures),
         ),
-        datasets={"train": train_dataset(config)},
-        dataset_config=DataConfig(datasets_to_split=split_datasets(config)),
+        datasets={"train": train_dataset(config, stage)},
+        dataset_config=DataConfig(datasets_to_split=datasets_to_split(stage)),
     )
 
 
@@ -95,41 +89,38 @@ def summarize(log_history: list[dict]) -> dict:
     return summary
 
 
-def publish_model(checkpoint, output_dir: Path, manifest: dict) -> dict:
-    """Copy the last checkpoint's model (not its optimizer state) to output_dir, atomically."""
-    partial = partial_dir(output_dir, manifest["run_id"])
+def copy_model(checkpoint, destination: Path) -> dict:
+    """The last checkpoint's model (not its optimizer state) into ``destination``; returns the training summary."""
     with checkpoint.as_directory() as ckpt:
         source = Path(ckpt) / "checkpoint"
         for item in source.iterdir():
             if item.name.startswith(NOT_PUBLISHED):
                 continue
-            (shutil.copytree if item.is_dir() else shutil.copy2)(item, partial / item.name)
-    state = json.loads((partial / "trainer_state.json").read_text()) if (partial / "trainer_state.json").exists() else {}
-    manifest["summary"] = summarize(state.get("log_history", []))
-    write_json_atomically(partial / MANIFEST, manifest)
-    publish(partial, output_dir)
-    return manifest
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, destination / item.name)
+    state_file = destination / "trainer_state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    return summarize(state.get("log_history", []))
 
 
-def run(config: TrainConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
+def run_training(config: TrainConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
+    stage = get_stage(config.stage)
     # checks, before Ray starts
-    files = check_contract(config)
-    check_tokenizer(config)
-    output_dir = Path(config.run.output_dir).expanduser()
-    digest = config_hash(config)
-    finished = check_output_dir(output_dir, digest, overwrite, echo)
-    if finished:
-        announce_finished(output_dir, f"{config.stage} run", digest, finished, echo)
-        return finished
-    clear_stale_partials(output_dir, echo)
-    manifest = base_manifest(new_run_id(), config, [Path(f) for f in files if "://" not in f])
-    # Ray and the trainer
-    start_ray(config)
-    result = build_trainer(config).fit()
-    if result.checkpoint is None:
-        raise RuntimeError(f"run {config.run.name} finished without a checkpoint (run.save_steps > optim.max_steps?)")
-    # publish
-    manifest.update(storage=storage_uri(config), checkpoint=result.checkpoint.path, stage=config.stage)
-    manifest = publish_model(result.checkpoint, output_dir, manifest)
-    echo(f"{config.stage} done: model in {output_dir}; summary {json.dumps(manifest['summary'])}")
-    return manifest
+    files = input_files(config, stage)
+    if stage.needs_chat_template:
+        check_chat_template(config)
+    run = PublishedRun(config.output_dir, config, f"{stage.name} run", overwrite=overwrite, echo=echo)
+    if run.finished:
+        return run.finished
+    with run.writing([Path(f) for f in files if not is_remote(f)]) as partial:
+        # Ray and the trainer
+        with run.timed("ray_init"):
+            start_ray(config)
+        with run.timed("fit"):
+            result = build_trainer(config, stage).fit()
+        if result.checkpoint is None:
+            raise RuntimeError(f"run {config.run.name} finished without a checkpoint (run.save_steps > optim.max_steps?)")
+        # the model, without optimizer state, is published with the manifest
+        run.manifest.update(storage=storage_uri(config), checkpoint=result.checkpoint.path, stage=stage.name)
+        run.manifest["summary"] = copy_model(result.checkpoint, partial)
+    echo(f"{stage.name} done: model in {run.output}; summary {json.dumps(run.manifest['summary'])}")
+    return run.manifest

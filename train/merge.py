@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from factory.common.config_loading import ConfigError
+from core.errors import ConfigError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "tokenizer.model", "vocab.json", "merges.txt")

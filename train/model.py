@@ -98,3 +98,9 @@ def apply_lora(model, config: TrainConfig):
         # frozen embeddings: checkpointed blocks need an input that requires grad to backprop into LoRA
         model.enable_input_require_grads()
     return get_peft_model(model, peft_config)
+
+
+def trl_trainer_parts(config: TrainConfig, callbacks) -> dict:
+    """What trl's trainers take the same way in every stage: the tokenizer, the LoRA config, the callbacks."""
+    return dict(processing_class=build_tokenizer(config.model), peft_config=build_peft_config(config),
+                callbacks=list(callbacks))

@@ -1,25 +1,33 @@
-"""What every stage's ``train_loop_per_worker`` shares: its config, its local dirs, and the fit
-that hands the trainer to Ray (``prepare_trainer``) and resumes from Ray's latest checkpoint."""
+"""What every stage's ``train_loop_per_worker`` shares: its setup (config, scratch dir, callbacks), the
+whole-set data path of the small SFT-style sets, and the fit that hands the trainer to Ray
+(``prepare_trainer``) and resumes from Ray's latest checkpoint."""
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray.train
 
 from train.callbacks import callbacks
-from train.config import TrainConfig
+from train.config import TrainConfig, worker_config
 
 
-def worker_setup(config_dict: dict) -> tuple[TrainConfig, str]:
-    """The validated config and this worker's scratch dir for the trainer's local checkpoints."""
-    config = TrainConfig.model_validate(config_dict)
+@dataclass
+class WorkerSetup:
+    config: TrainConfig
+    scratch: str  # this worker's dir for the trainer's local checkpoints (removed after the fit)
+    callbacks: list  # metrics, TensorBoard (rank 0), Ray reporting
+
+
+def setup_worker(config_dict: dict) -> WorkerSetup:
+    config = worker_config(config_dict)
     rank = ray.train.get_context().get_world_rank()
     # per rank: each rank uploads its own files (DeepSpeed shards) into the same Ray checkpoint
     scratch = tempfile.mkdtemp(prefix=f"train-{config.run.name}-rank{rank}-")
-    return config, scratch
+    return WorkerSetup(config, scratch, callbacks(config, tensorboard_dir(config)))
 
 
 def tensorboard_dir(config: TrainConfig) -> str:
@@ -29,7 +37,19 @@ def tensorboard_dir(config: TrainConfig) -> str:
     return str(Path(config.run.storage_path).expanduser().resolve() / config.run.name / "tensorboard")
 
 
+def whole_dataset(shard):
+    """The whole (small) set from Ray Data as an in-memory ``datasets.Dataset`` (Arrow, no row copies);
+    every worker gets all of it in the same order, and the trainer's distributed sampler splits it."""
+    import datasets
+    import pyarrow as pa
+
+    tables = list(shard.iter_batches(batch_format="pyarrow", batch_size=1024))
+    return datasets.Dataset(pa.concat_tables(tables))
+
+
 def fit(trainer, scratch: str) -> None:
+    """Train, reporting checkpoints to Ray (``RayTrainReportCallback``); a rerun of the same run, or a
+    restart after a worker failure, continues from Ray's latest checkpoint."""
     from ray.train.huggingface.transformers import prepare_trainer
 
     trainer = prepare_trainer(trainer)
@@ -38,28 +58,8 @@ def fit(trainer, scratch: str) -> None:
         if checkpoint is None:
             trainer.train()
         else:
-            # a rerun of the same run, or a restart after a worker failure: continue where it stopped
             with checkpoint.as_directory() as ckpt:
                 print(f"[train] resuming from checkpoint {checkpoint.path}", flush=True)
                 trainer.train(resume_from_checkpoint=os.path.join(ckpt, "checkpoint"))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def local_dataset(shard):
-    """A Ray Data shard streamed into an in-memory ``datasets.Dataset`` (Arrow, no row copies)."""
-    import datasets
-    import pyarrow as pa
-
-    tables = list(shard.iter_batches(batch_format="pyarrow", batch_size=1024))
-    return datasets.Dataset(pa.concat_tables(tables))
-
-
-def run_whole_set_recipe(config_dict: dict, build_trainer) -> None:
-    """The SFT and DPO loops: setup; data, the whole (small) set streamed in from Ray Data (the
-    trainer's own sampler splits it between ranks); model and loop from ``build_trainer``; fit,
-    which checkpoints and resumes."""
-    config, scratch = worker_setup(config_dict)
-    dataset = local_dataset(ray.train.get_dataset_shard("train"))
-    trainer = build_trainer(config, dataset, scratch, callbacks(config, tensorboard_dir(config)))
-    fit(trainer, scratch)

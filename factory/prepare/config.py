@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from factory.common.config_loading import StrictModel, deep_merge, read_yaml, validate_config
-from factory.config import RayConfig
+from core.config import StrictModel, load_layered, read_yaml
+from factory.config import RayDataConfig
 from factory.prepare.scores import SCORE_COLUMNS
 
 PREPARE_PRESET = Path(__file__).parent / "presets" / "prepare.yaml"
@@ -111,7 +111,7 @@ class PrepareConfig(StrictModel):
     packing: PackingConfig
     validation: ValidationConfig
     report: ReportConfig
-    ray: RayConfig
+    ray: RayDataConfig
 
     @property
     def group_tokens(self) -> int:
@@ -119,7 +119,4 @@ class PrepareConfig(StrictModel):
 
 
 def load_prepare_config(path: str | Path, overrides: dict | None = None) -> PrepareConfig:
-    raw = deep_merge(read_yaml(PREPARE_PRESET), read_yaml(path))
-    if overrides:
-        raw = deep_merge(raw, overrides)
-    return validate_config(PrepareConfig, raw, str(path))
+    return load_layered(PrepareConfig, path, [read_yaml(PREPARE_PRESET)], overrides)

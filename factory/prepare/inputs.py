@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from factory.common.publish import MANIFEST, read_finished_manifest
-from factory.common.errors import InputError
+from core.errors import InputError
+from core.parquet import require_columns
+from core.publish import MANIFEST, read_finished_manifest
 
 REQUIRED_COLUMNS = ("id", "text", "source", "domain")
 
@@ -30,12 +29,5 @@ def check_factory_output(input_dir: str) -> dict:
     files = document_files(input_dir)
     if not files:
         raise InputError(f"input_dir: {where / 'documents'} holds no Parquet files")
-    for path in files:
-        try:
-            names = pq.read_schema(path).names
-        except Exception as exc:  # pyarrow raises several types for a corrupt file
-            raise InputError(f"input_dir: cannot read {path}: {exc}") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if missing:
-            raise InputError(f"input_dir: {path} lacks column(s) {missing}; is it a factory output?")
+    require_columns(files, {column: "a factory output's documents" for column in REQUIRED_COLUMNS}, "input_dir")
     return manifest

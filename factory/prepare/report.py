@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from factory.prepare.pack_splits import PackedSplits
 from factory.prepare.split import TRAIN, VALIDATION
 
 REPORT = "report.md"
@@ -91,11 +92,11 @@ def pieces_chart(folder: Path, pieces_per_row: list[int]) -> str:
     return _save(plt, fig, folder, "packing.png")
 
 
-def write_report(output: Path, manifest: dict, factory_manifest: dict, before, packed: dict) -> str:
+def write_report(output: Path, manifest: dict, factory_manifest: dict, before, packed: PackedSplits) -> str:
     folder = output / "report"
     folder.mkdir(parents=True, exist_ok=True)
     train, mixing, grouping = manifest["splits"][TRAIN], manifest["mixing"], manifest["grouping"]
-    after = np.asarray(packed[TRAIN].doc_tokens + packed[VALIDATION].doc_tokens)
+    after = np.asarray(packed[TRAIN].stats.doc_tokens + packed[VALIDATION].stats.doc_tokens)
     stages = [(row["stage"], row["out"]) for row in factory_manifest.get("stages", [])]
     stages.append(("mixing (CPT dataset)", int(after.size)))
     plots = {
@@ -104,7 +105,7 @@ def write_report(output: Path, manifest: dict, factory_manifest: dict, before, p
         "Curriculum buckets (train)": bucket_chart(folder, train["bucket_documents"], train["bucket_tokens"]),
         "Domain token share": domain_chart(folder, mixing["tokens_before"], mixing["tokens_after"],
                                            mixing["target_domain_token_fraction"]),
-        "Packing": pieces_chart(folder, packed[TRAIN].rows_docs),
+        "Packing": pieces_chart(folder, packed[TRAIN].stats.rows_docs),
     }
     seq_len = manifest["config"]["packing"]["seq_len"]
     lines = [

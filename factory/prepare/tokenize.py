@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from factory.common.config_loading import ConfigError
+from core.errors import ConfigError
 
 
 @lru_cache(maxsize=4)

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-
-import pyarrow as pa
 
 from factory.config import NormaliseConfig
-from factory.stages.document_steps import FormatterStep, Rejection, TextFunctionStep, run_steps
+from factory.stages.base import DocumentStepsStage
+from factory.stages.document_steps import FormatterStep, Rejection, TextFunctionStep
 
-STAGE = "normalise"
 # a single newline between two non-blank lines is a hard wrap; blank lines separate paragraphs
 _HARD_WRAP = re.compile(r"(?<=\S)[ \t]*\n(?![ \t]*\n)[ \t]*(?=\S)")
 
@@ -26,19 +23,18 @@ class RejectIfEmpty:
         return Rejection(self.name) if not doc.text.strip() else None
 
 
-@lru_cache(maxsize=4)
-def build_steps(config_json: str) -> list:
-    from datatrove.pipeline.formatters import FTFYFormatter
+class Normalise(DocumentStepsStage):
+    name = "normalise"
+    config_section = "normalise"
 
-    config = NormaliseConfig.model_validate_json(config_json)
-    steps = []
-    if config.ftfy:
-        steps.append(FormatterStep("ftfy", FTFYFormatter()))
-    if config.unwrap_hard_wraps:
-        steps.append(TextFunctionStep("unwrap_hard_wraps", unwrap_hard_wraps))
-    steps.append(RejectIfEmpty())
-    return steps
+    @staticmethod
+    def build_steps(config: NormaliseConfig) -> list:
+        from datatrove.pipeline.formatters import FTFYFormatter
 
-
-def normalise_batch(table: pa.Table, config_json: str) -> pa.Table:
-    return run_steps(table, STAGE, build_steps(config_json))
+        steps = []
+        if config.ftfy:
+            steps.append(FormatterStep("ftfy", FTFYFormatter()))
+        if config.unwrap_hard_wraps:
+            steps.append(TextFunctionStep("unwrap_hard_wraps", unwrap_hard_wraps))
+        steps.append(RejectIfEmpty())
+        return steps

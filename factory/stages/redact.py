@@ -6,14 +6,10 @@ Placeholders come from config and must not themselves look like an email or a ph
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-
-import pyarrow as pa
 
 from factory.config import RedactConfig
-from factory.stages.document_steps import FormatterStep, TextFunctionStep, run_steps
-
-STAGE = "redact"
+from factory.stages.base import DocumentStepsStage
+from factory.stages.document_steps import FormatterStep, TextFunctionStep
 
 # +44 20 7946 0958, +1 (415) 555-2671, +49-30-123456, 0044 20 7946 0958
 _INTERNATIONAL = r"(?:\+|\b00)\d{1,3}(?:[ .\-]?\(?\d{1,5}\)?){1,5}[ .\-]?\d{2,5}"
@@ -30,30 +26,26 @@ def plausible_phone(match: str) -> bool:
     return not re.fullmatch(r"(19|20)\d\d[ .\-](19|20)?\d\d([ .\-]\d\d)?", match.strip())
 
 
-@lru_cache(maxsize=4)
-def build_steps(config_json: str) -> list:
+class Redact(DocumentStepsStage):
+    name = "redact"
+    config_section = "redact"
+
+    @staticmethod
+    def build_steps(config: RedactConfig) -> list:
+        steps = [email_and_ip_step(config)] if config.emails or config.ips else []
+        return steps + ([phone_step(config)] if config.phones else [])
+
+
+def email_and_ip_step(config: RedactConfig) -> FormatterStep:
     from datatrove.pipeline.formatters import PIIFormatter
+
+    return FormatterStep("pii", PIIFormatter(
+        remove_emails=config.emails, remove_ips=config.ips,
+        email_replacement=config.email_placeholder, ip_replacement=config.ip_placeholder,
+    ))
+
+
+def phone_step(config: RedactConfig) -> TextFunctionStep:
     from datatrove.pipeline.formatters.pii import PIIReplacer
 
-    config = RedactConfig.model_validate_json(config_json)
-    steps = []
-    if config.emails or config.ips:
-        steps.append(
-            FormatterStep(
-                "pii",
-                PIIFormatter(
-                    remove_emails=config.emails,
-                    remove_ips=config.ips,
-                    email_replacement=config.email_placeholder,
-                    ip_replacement=config.ip_placeholder,
-                ),
-            )
-        )
-    if config.phones:
-        phones = PIIReplacer(PHONE_PATTERN, config.phone_placeholder, plausible_phone)
-        steps.append(TextFunctionStep("phones", phones.replace))
-    return steps
-
-
-def redact_batch(table: pa.Table, config_json: str) -> pa.Table:
-    return run_steps(table, STAGE, build_steps(config_json))
+    return TextFunctionStep("phones", PIIReplacer(PHONE_PATTERN, config.phone_placeholder, plausible_phone).replace)

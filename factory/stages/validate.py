@@ -8,12 +8,24 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from factory.config import LimitsConfig
 from factory.documents import alive_mask, with_rejections
+from factory.stages.base import RowStage
 
-STAGE = "validate"
+
+class Validate(RowStage):
+    name = "validate"
+    config_section = "limits"
+
+    def __init__(self, limits: LimitsConfig):
+        self.max_chars = limits.max_chars
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return with_rejections(table, self.name, *validity(table, self.max_chars))
 
 
-def validate_batch(table: pa.Table, max_chars: int) -> pa.Table:
+def validity(table: pa.Table, max_chars: int) -> tuple[list[str | None], list[str | None]]:
+    """(reason, detail) per row; None for rows that are fine or already rejected."""
     text = table["text"]
     alive = alive_mask(table).to_pylist()
     lengths = pc.utf8_length(text).to_pylist()
@@ -33,4 +45,4 @@ def validate_batch(table: pa.Table, max_chars: int) -> pa.Table:
             reason, detail = None, None
         reasons.append(reason)
         details.append(detail)
-    return with_rejections(table, STAGE, reasons, details)
+    return reasons, details

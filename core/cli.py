@@ -1,0 +1,36 @@
+"""What every job's command line shares: the CONFIG / --output-dir / --overwrite arguments, and one
+map from expected errors to exit codes (core.errors.EXIT_CODES)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from core.errors import exit_code
+
+
+def add_job_arguments(command: argparse.ArgumentParser, config_help: str) -> None:
+    """CONFIG, --output-dir and --overwrite, as in ``python -m factory run CONFIG --output-dir DIR``."""
+    command.add_argument("config", help=config_help)
+    command.add_argument("--output-dir", help="override output_dir from the config")
+    command.add_argument("--overwrite", action="store_true",
+                         help="replace what output_dir holds (by default a finished run of the same config "
+                              "is kept and anything else is refused)")
+
+
+def output_override(args: argparse.Namespace) -> dict | None:
+    """The config overrides the common arguments ask for."""
+    return {"output_dir": args.output_dir} if getattr(args, "output_dir", None) else None
+
+
+def run_command(action: Callable[[], object]) -> int:
+    """Run ``action``; an expected error is printed as ``error: ...`` with its exit code, a bug raises."""
+    try:
+        action()
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return code
+    return 0

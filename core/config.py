@@ -1,0 +1,96 @@
+"""One config system for every job: pydantic models loaded from layered YAML.
+
+Layers are merged in order (a job's defaults, a preset, the user's file, command-line
+overrides); unknown keys are an error naming their path (``filters.c4.min_num_sentencez``),
+and every config resolves to a canonical JSON whose hash identifies a run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from core.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are rejected, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into ``base`` (lists and scalars are replaced; keys keep base's order)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid config"]
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key")
+        else:
+            lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def validate_config(model: type[M], data: dict[str, Any], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def load_layered(
+    model: type[M],
+    path: str | Path,
+    defaults: Callable[[dict], Iterable[dict]] | Iterable[dict] = (),
+    overrides: dict | None = None,
+    reshape: Callable[[dict], dict] | None = None,
+) -> M:
+    """``defaults`` <- the user's file at ``path`` <- ``overrides``, then ``reshape``, then validated.
+
+    ``defaults`` may be a function of the user's file, for jobs whose user file picks its preset.
+    """
+    user = read_yaml(path)
+    layers = defaults(user) if callable(defaults) else defaults
+    data: dict = {}
+    for layer in [*layers, user, overrides or {}]:
+        data = deep_merge(data, layer)
+    if reshape is not None:
+        data = reshape(data)
+    return validate_config(model, data, str(path))
+
+
+def config_hash(config: BaseModel) -> str:
+    """Hash of the resolved config: the identity of a run's output."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

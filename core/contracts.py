@@ -1,0 +1,46 @@
+"""The data contracts (DESIGN.md): the Parquet schemas jobs hand to each other.
+
+A job reads another job's output through these columns only, never through its code.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+# factory output: the corpus document (id, text, source, meta) plus its domain and duplicate cluster
+FACTORY_DOCUMENTS = pa.schema([
+    ("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("domain", pa.string()),
+    ("meta", pa.string()), ("dup_cluster", pa.string()), ("dup_cluster_size", pa.int64()),
+])
+
+# every dropped document or item, with the stage that dropped it and why: nothing vanishes
+REJECTS = pa.schema([
+    ("id", pa.string()), ("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
+    ("detail", pa.string()),
+])
+# synth's rejects also keep the model's raw answer, so a malformed one can be inspected
+SYNTH_REJECTS = REJECTS.append(pa.field("raw", pa.string()))
+
+# packed continual pre-training rows: doc_lengths (tokens per document piece) sum to n_tokens
+PACKED_CPT = pa.schema([
+    ("input_ids", pa.list_(pa.int32())),
+    ("doc_lengths", pa.list_(pa.int32())),
+    ("n_tokens", pa.int32()),
+    ("doc_ids", pa.list_(pa.string())),
+    ("doc_sources", pa.list_(pa.string())),
+])
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+SFT = pa.schema([
+    ("id", pa.string()), ("task_type", pa.string()), ("variant", pa.string()), ("messages", MESSAGES),
+    ("source_doc_id", pa.string()), ("generator", pa.string()), ("prompt_version", pa.string()),
+])
+
+PREFERENCE = pa.schema([
+    ("id", pa.string()), ("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()),
+    ("chosen_model", pa.string()), ("rejected_model", pa.string()),
+    ("chosen_temperature", pa.float64()), ("rejected_temperature", pa.float64()),
+    ("chosen_score", pa.float64()), ("rejected_score", pa.float64()),
+    ("judge_model", pa.string()), ("judge_rationale", pa.string()), ("review_status", pa.string()),
+    ("source_id", pa.string()), ("source_doc_id", pa.string()), ("prompt_version", pa.string()),
+])

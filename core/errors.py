@@ -1,0 +1,35 @@
+"""The errors a job raises on purpose, and the exit code each one means on the command line.
+
+Exit 2: the run could not start as asked (bad config, unreadable input, an output it must not
+replace). Exit 1: the run worked but its result does not add up, so nothing was published.
+"""
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A config problem found before any work starts; the message names the file and key."""
+
+
+class InputError(ValueError):
+    """An input that cannot be read as configured; the message names file, key and column."""
+
+
+class OutputExistsError(RuntimeError):
+    """The output directory holds something this run must not silently replace."""
+
+
+class AccountingError(RuntimeError):
+    """Rows went missing or appeared from nowhere: the run must not be published."""
+
+
+EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
+    (ConfigError, 2),
+    (InputError, 2),
+    (OutputExistsError, 2),
+    (AccountingError, 1),
+)
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The command line's exit code for an expected error; None for a bug (let it raise)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), None)

@@ -1,0 +1,70 @@
+"""Parquet in and out, the same way in every job: zstd files, errors that name the file and the key."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import InputError
+from core.publish import MANIFEST
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def parquet_files(path: str | Path, key: str) -> list[Path]:
+    """The Parquet files at ``path``: a file, or every ``*.parquet`` below a directory. ``key`` is the config
+    key that named the path, for the error."""
+    root = Path(path).expanduser()
+    if root.is_file():
+        return [root]
+    if root.is_dir():
+        files = sorted(root.rglob("*.parquet"))
+        if files:
+            return files
+        raise InputError(f"{key}: {path} holds no .parquet files")
+    raise InputError(f"{key}: {path} does not exist")
+
+
+def published_data_dir(path: str | Path, folders: tuple[str, ...]) -> Path:
+    """A published run's data folder (the first of ``folders`` it has), else ``path`` itself: so a config may
+    name a factory or synth output directory where it means the Parquet inside it."""
+    root = Path(path).expanduser()
+    if root.is_dir() and (root / MANIFEST).is_file():
+        for folder in folders:
+            if (root / folder).is_dir():
+                return root / folder
+    return root
+
+
+def require_columns(files: list[Path], columns: Mapping[str, str], key: str) -> None:
+    """Every file is readable Parquet holding ``columns`` ({column: what asks for it, e.g. a config key});
+    raises ``InputError`` naming the key, the file, the missing columns and the columns it has."""
+    for path in files:
+        try:
+            names = pq.read_schema(path).names
+        except Exception as exc:  # pyarrow raises several types for a corrupt or non-Parquet file
+            raise InputError(f"{key}: {path}: not a readable Parquet file ({exc})") from None
+        missing = [column for column in columns if column not in names]
+        if missing:
+            why = ", ".join(dict.fromkeys(columns[c] for c in missing))
+            raise InputError(f"{key}: {path}: missing column(s) {missing} ({why}); the file has columns {names}")
+
+
+def write_dataset(ds, path: Path, empty_schema: pa.Schema) -> None:
+    """A Ray dataset as zstd Parquet files in ``path``; an empty dataset still leaves one file with the schema."""
+    ds.write_parquet(str(path), compression="zstd")
+    if not any(Path(path).glob("*.parquet")):  # Ray writes no file for an empty dataset; readers still need one
+        Path(path).mkdir(parents=True, exist_ok=True)
+        pq.write_table(empty_schema.empty_table(), Path(path) / "empty.parquet", compression="zstd")
+
+
+def write_rows(rows: list[dict], schema: pa.Schema, folder: Path) -> int:
+    """Rows held in memory (a job's bounded result) as one zstd Parquet file in ``folder``; returns the count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    pq.write_table(table, folder / "part-0.parquet", compression="zstd")
+    return table.num_rows

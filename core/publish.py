@@ -1,0 +1,56 @@
+"""Atomic publication of a run's output directory.
+
+A run writes into a hidden sibling ``<out>.partial-<run id>`` and renames it to ``<out>``
+only once everything, the manifest last, is written. A directory named ``<out>`` therefore
+always holds a finished run; a crash leaves only a ``.partial-`` directory, which the next
+run removes.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def read_finished_manifest(output_dir: Path) -> dict | None:
+    manifest = Path(output_dir) / MANIFEST
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text(encoding="utf-8"))
+
+
+def stale_partials(output_dir: Path) -> list[Path]:
+    return sorted(output_dir.parent.glob(f"{output_dir.name}.partial-*"))
+
+
+def remove_stale_partials(output_dir: Path) -> list[Path]:
+    """Remove what crashed runs left behind; returns what was removed."""
+    removed = stale_partials(output_dir)
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def make_partial_dir(output_dir: Path, run_id: str) -> Path:
+    path = output_dir.parent / f"{output_dir.name}.partial-{run_id}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def publish(partial: Path, output_dir: Path) -> None:
+    """Replace ``output_dir`` by ``partial`` with renames, never leaving a half state under the final name."""
+    if output_dir.exists():
+        retired = output_dir.parent / f"{output_dir.name}.retired-{partial.name.rsplit('-', 1)[-1]}"
+        output_dir.rename(retired)
+        partial.rename(output_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        partial.rename(output_dir)
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

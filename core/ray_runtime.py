@@ -1,0 +1,39 @@
+"""Where a job's Ray comes from: the cluster it was submitted to, or a fresh local one."""
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+
+from core.config import StrictModel
+
+
+class RayConfig(StrictModel):
+    """The ``ray:`` section every job has; jobs that run Ray Data add their own knobs in a subclass."""
+
+    address: str | None = Field(
+        None, description="Cluster to join; null: RAY_ADDRESS if set (as under ray job submit), else a local Ray."
+    )
+    num_cpus: int | None = Field(None, description="Logical CPUs of a local Ray started by this run; null uses all.")
+
+
+def init_ray(config: RayConfig) -> None:
+    """Join the cluster named by ``config.address`` or RAY_ADDRESS (as under ``ray job submit``), else
+    start a fresh local Ray of ``config.num_cpus``: never someone else's ``ray start`` on this machine
+    by accident. A Ray already initialised in this process (tests, a recipe) is used as it is."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+def cluster_cpus() -> int:
+    """CPUs of the Ray cluster this process is connected to (at least 1)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -1,0 +1,91 @@
+"""One published run: the steps every job takes around its work, written once.
+
+    run = PublishedRun(config.output_dir, config, "run", overwrite=overwrite, echo=echo)
+    if run.finished:                   # this config's output is already published: nothing to do
+        return run.finished
+    ...check inputs...
+    with run.writing(inputs) as partial:   # stale partials cleared, run id, manifest started
+        with run.timed("step"):
+            ...write into partial...
+        run.manifest["outputs"] = ...
+    # here: manifest (with timings) written last, partial renamed to output_dir atomically
+
+A crash inside ``writing`` leaves only ``<output_dir>.partial-<run id>``, which the next run
+removes; ``output_dir`` itself only ever holds a finished run.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pydantic import BaseModel
+
+from core.config import config_hash
+from core.errors import OutputExistsError
+from core.manifest import base_manifest, new_run_id
+from core.publish import MANIFEST, make_partial_dir, publish, read_finished_manifest, remove_stale_partials, \
+    write_json_atomically
+
+
+class PublishedRun:
+    """A job's output directory, from the "already finished?" check to the atomic rename.
+
+    ``upstream`` ({manifest key: value}) names what the output was made from beyond the config,
+    e.g. the factory run a prepare run read: a finished output of the same config made from
+    another upstream is refreshed, not skipped.
+    """
+
+    def __init__(self, output_dir: str | Path, config: BaseModel, job: str, *, overwrite: bool = False,
+                 echo: Callable[[str], None] = print, upstream: dict | None = None):
+        self.output = Path(output_dir).expanduser()
+        self.config, self.job, self.echo = config, job, echo
+        self.digest = config_hash(config)
+        self.upstream = upstream or {}
+        self.run_id: str | None = None
+        self.partial: Path | None = None
+        self.manifest: dict = {}
+        self.timings: dict[str, float] = {}
+        self.finished = self._finished_output(overwrite)
+
+    def _finished_output(self, overwrite: bool) -> dict | None:
+        """The published manifest when this exact run is already done; raises if ``output`` must not be replaced."""
+        finished = read_finished_manifest(self.output)
+        if finished and finished.get("config_hash") == self.digest and not overwrite:
+            stale = {key: value for key, value in self.upstream.items() if finished.get(key) != value}
+            if not stale:
+                on = "".join(f" on {key.replace('_', ' ')} {value.get('run_id', value) if isinstance(value, dict) else value}"
+                             for key, value in self.upstream.items())
+                self.echo(f"{self.output} already holds a finished {self.job} of this config{on} (hash {self.digest}, "
+                          f"run {finished['run_id']}); nothing to do. Pass --overwrite to run again.")
+                return finished
+            self.echo(f"{self.output} was made from an earlier {', '.join(k.replace('_', ' ') for k in stale)}; "
+                      "running again")
+            return None
+        if self.output.exists() and not overwrite:
+            what = "a finished run with a different config" if finished else "files that are not a finished run"
+            raise OutputExistsError(f"{self.output} holds {what}; pass --overwrite to replace it, "
+                                    "or choose another output_dir")
+        return None
+
+    @contextmanager
+    def writing(self, inputs: list[Path]) -> Iterator[Path]:
+        """The partial directory to write into; published (manifest last) when the block ends without error."""
+        for stale in remove_stale_partials(self.output):
+            self.echo(f"removed unfinished output of an earlier crashed run: {stale}")
+        self.run_id = new_run_id()
+        self.manifest = {**base_manifest(self.run_id, self.config, inputs), **self.upstream}
+        self.partial = make_partial_dir(self.output, self.run_id)
+        yield self.partial
+        self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
+        self.manifest["timings_s"] = self.timings
+        write_json_atomically(self.partial / MANIFEST, self.manifest)
+        publish(self.partial, self.output)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Adds the block's wall time to the manifest's ``timings_s``."""
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)

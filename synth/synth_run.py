@@ -1,0 +1,78 @@
+"""A synth job end to end: check output, plan (all errors before any request), resolve, write, publish.
+
+Same shape as every job (core.run.PublishedRun): a finished output with the same config hash is a
+no-op, work goes to ``<output>.partial-<run id>`` and is renamed into place with the manifest last.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+
+from core.contracts import PREFERENCE, SFT, SYNTH_REJECTS
+from core.parquet import write_rows
+from core.run import PublishedRun
+from synth.config import SynthConfig
+from synth.preferences import plan_preferences, run_preferences
+from synth.requests import RequestStats
+from synth.results import JobResult
+from synth.sft import plan_sft, run_sft
+
+
+@dataclass(frozen=True)
+class SynthJob:
+    plan: Callable  # (config) -> plan; raises before any request
+    run: Callable[..., JobResult]  # (plan, config, echo) -> JobResult
+    folder: str  # output folder of its rows
+    schema: pa.Schema  # the rows' contract
+
+
+JOBS = {
+    "sft": SynthJob(plan_sft, run_sft, "sft", SFT),
+    "preferences": SynthJob(plan_preferences, run_preferences, "preferences", PREFERENCE),
+}
+
+
+def total_stats(stages: dict[str, RequestStats]) -> dict:
+    total = RequestStats()
+    for stats in stages.values():
+        for key, value in stats.to_dict().items():
+            if key == "failures_by_reason":
+                total.failures_by_reason = dict(Counter(total.failures_by_reason) + Counter(value))
+            else:
+                setattr(total, key, getattr(total, key) + value)
+    return {**total.to_dict(), "by_stage": {name: s.to_dict() for name, s in stages.items()}}
+
+
+def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False, echo=print) -> dict:
+    job = JOBS[job_name]
+    run = PublishedRun(config.output_dir, config, f"{job_name} run", overwrite=overwrite, echo=echo)
+    if run.finished:
+        return run.finished
+    plan = job.plan(config)
+    with run.writing(plan.files) as partial:
+        echo(f"synth {job_name} run {run.run_id} -> {run.output} (answer cache: {config.cache_file()})")
+        with run.timed("resolve"):
+            result = job.run(plan, config, echo)
+        rows = write_rows(result.rows, job.schema, partial / job.folder)
+        rejected = write_rows(result.rejects, SYNTH_REJECTS, partial / "rejects")
+        requests = total_stats(result.stats)
+        run.manifest.update({
+            "job": job_name,
+            "counts": result.counts,
+            "requests": requests,
+            "rejects_by_reason": dict(Counter(r["reason"] for r in result.rejects)),
+            "wall_time_s": run.timings["resolve"],
+            "outputs": {job.folder: {"path": job.folder, "rows": rows},
+                        "rejects": {"path": "rejects", "rows": rejected}},
+        })
+    echo(f"wrote {rows} {job.folder} rows and {rejected} rejects to {run.output} in {run.timings['resolve']} s")
+    echo(f"requests: {requests['requests']} needed, {requests['cached_hits']} from cache, "
+         f"{requests['http_attempts']} sent ({requests['retries']} retries), "
+         f"failures {requests['failures_by_reason'] or 'none'}, "
+         f"tokens {requests['prompt_tokens']} in / {requests['completion_tokens']} out")
+    if run.manifest["rejects_by_reason"]:
+        echo("rejects by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(run.manifest["rejects_by_reason"].items())))
+    return run.manifest
