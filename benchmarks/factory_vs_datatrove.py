@@ -18,10 +18,8 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -34,32 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def peak_rss_of(command: list[str], cwd: Path) -> tuple[float, int, str]:
-    """Run ``command``; return (wall seconds, peak RSS bytes of its process tree, output)."""
-    import psutil
-
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0]
-
-    def sample():
-        root = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                procs = [root] + root.children(recursive=True)
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in procs if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    output, _ = proc.communicate()
-    thread.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{command} failed:\n{output[-4000:]}")
-    return time.perf_counter() - start, peak[0], output
+from benchmarks.measure import peak_rss_of  # noqa: E402
 
 
 def write_shards(input_path: Path, shard_dir: Path, shards: int, limit: int | None) -> int:

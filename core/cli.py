@@ -9,6 +9,13 @@ from typing import Callable
 from core.errors import exit_code
 
 
+def command_parser(prog: str, description: str, epilog: str) -> tuple[argparse.ArgumentParser, object]:
+    """A job's top-level parser, with its examples and exit codes as the epilog, and its subcommands."""
+    top = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    return top, top.add_subparsers(dest="command", required=True)
+
+
 def add_job_arguments(command: argparse.ArgumentParser, config_help: str) -> None:
     """CONFIG, --output-dir and --overwrite, as in ``python -m factory run CONFIG --output-dir DIR``."""
     command.add_argument("config", help=config_help)

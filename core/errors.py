@@ -22,11 +22,16 @@ class AccountingError(RuntimeError):
     """Rows went missing or appeared from nowhere: the run must not be published."""
 
 
+class QualityGateError(RuntimeError):
+    """The output breaks an expectation of its quality suite: it is kept unpublished for inspection."""
+
+
 EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 2),
     (InputError, 2),
     (OutputExistsError, 2),
     (AccountingError, 1),
+    (QualityGateError, 1),
 )
 
 

@@ -70,17 +70,26 @@ class PublishedRun:
         return None
 
     @contextmanager
-    def writing(self, inputs: list[Path]) -> Iterator[Path]:
-        """The partial directory to write into; published (manifest last) when the block ends without error."""
+    def writing(self, inputs: list[Path], before_publish: Callable[[Path, dict], None] | None = None) -> Iterator[Path]:
+        """The partial directory to write into; published (manifest last) when the block ends without error.
+
+        ``before_publish(partial, manifest)`` (a quality gate) may add to the manifest or raise: then the
+        partial directory, with its manifest, stays for inspection and nothing is published.
+        """
         for stale in remove_stale_partials(self.output):
             self.echo(f"removed unfinished output of an earlier crashed run: {stale}")
         self.run_id = new_run_id()
         self.manifest = {**base_manifest(self.run_id, self.config, inputs), **self.upstream}
         self.partial = make_partial_dir(self.output, self.run_id)
         yield self.partial
-        self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
-        self.manifest["timings_s"] = self.timings
-        write_json_atomically(self.partial / MANIFEST, self.manifest)
+        try:
+            if before_publish is not None:
+                with self.timed("quality_gate"):
+                    before_publish(self.partial, self.manifest)
+        finally:
+            self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
+            self.manifest["timings_s"] = self.timings
+            write_json_atomically(self.partial / MANIFEST, self.manifest)
         publish(self.partial, self.output)
 
     @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_job_arguments, output_override, run_command
+from core.cli import add_job_arguments, command_parser, output_override, run_command
 
 EPILOG = """examples:
   python -m factory run configs/sample.yaml
@@ -18,13 +18,9 @@ exit codes: 0 done (or already done), 1 the output did not add up and was not pu
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="python -m factory",
-        description="Clean, redact and deduplicate Parquet/JSONL corpora on Ray Data, accounting for every document.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = top.add_subparsers(dest="command", required=True)
+    top, commands = command_parser(
+        "python -m factory",
+        "Clean, redact and deduplicate Parquet/JSONL corpora on Ray Data, accounting for every document.", EPILOG)
     run = commands.add_parser(
         "run",
         help="run the factory pipeline described by a YAML config",

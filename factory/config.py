@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from core.config import StrictModel, load_layered, read_yaml
 from core.errors import ConfigError
 from core.ray_runtime import RayConfig
+from quality.config import GateSettings
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -149,6 +150,7 @@ class FactoryConfig(StrictModel):
     )
     dedup: DedupConfig
     ray: RayDataConfig
+    quality: GateSettings = GateSettings()
 
     @field_validator("sources")
     @classmethod

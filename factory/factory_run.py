@@ -21,6 +21,7 @@ from factory.documents import alive_mask
 from factory.pipeline import build_stages
 from factory.sources import ReadSources
 from factory.stages.base import Stage, StageContext
+from quality.gate import gate_before_publish
 
 
 def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -> dict:
@@ -31,7 +32,8 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
     plans = next(stage for stage in stages if isinstance(stage, ReadSources)).plans
     inputs = {plan["source"].name: plan["rows"] for plan in plans}
 
-    with run.writing([f for plan in plans for f in plan["files"]]) as partial:
+    gate = gate_before_publish("documents", config.quality, echo)
+    with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate) as partial:
         echo(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
         with run.timed("ray_init"):
             init_ray(config.ray)

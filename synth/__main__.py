@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_job_arguments, output_override, run_command
+from core.cli import add_job_arguments, command_parser, output_override, run_command
 
 EPILOG = """examples:
   python -m synth sft configs/synth_sft.yaml
@@ -17,13 +17,9 @@ or with more documents, sends only the requests without a stored answer.
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="python -m synth",
-        description="Generate SFT examples and preference triples from the factory's documents with any "
-        "OpenAI-compatible endpoint (vLLM, Ollama, OpenAI).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = top.add_subparsers(dest="command", required=True)
+    top, commands = command_parser(
+        "python -m synth", "Generate SFT examples and preference triples from the factory's documents with any "
+        "OpenAI-compatible endpoint (vLLM, Ollama, OpenAI).", EPILOG)
     sft = commands.add_parser(
         "sft", help="instruction/response pairs grounded in documents",
         description="For every document and configured task type (question answering, summary, term explanation, "

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from core.config import StrictModel, deep_merge, load_layered, read_yaml
 from core.errors import ConfigError
 from core.ray_runtime import RayConfig
+from quality.config import GateSettings
 
 DEFAULTS = Path(__file__).parent / "presets" / "defaults.yaml"
 PROMPTS_DIR = Path(__file__).parent / "prompts"
@@ -117,6 +118,7 @@ class SynthConfig(StrictModel):
     ray: RayActorPoolConfig
     sft: SftConfig | None = None
     preferences: PreferencesConfig | None = None
+    quality: GateSettings = GateSettings()
 
     def cache_file(self) -> Path:
         return Path(self.cache_path) if self.cache_path else Path(self.output_dir + ".cache.sqlite")

@@ -14,6 +14,7 @@ import pyarrow as pa
 from core.contracts import PREFERENCE, SFT, SYNTH_REJECTS
 from core.parquet import write_rows
 from core.run import PublishedRun
+from quality.gate import gate_before_publish
 from synth.config import SynthConfig
 from synth.preferences import plan_preferences, run_preferences
 from synth.requests import RequestStats
@@ -27,11 +28,12 @@ class SynthJob:
     run: Callable[..., JobResult]  # (plan, config, echo) -> JobResult
     folder: str  # output folder of its rows
     schema: pa.Schema  # the rows' contract
+    kind: str  # the quality suite its output must pass
 
 
 JOBS = {
-    "sft": SynthJob(plan_sft, run_sft, "sft", SFT),
-    "preferences": SynthJob(plan_preferences, run_preferences, "preferences", PREFERENCE),
+    "sft": SynthJob(plan_sft, run_sft, "sft", SFT, "sft"),
+    "preferences": SynthJob(plan_preferences, run_preferences, "preferences", PREFERENCE, "preferences"),
 }
 
 
@@ -52,7 +54,7 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False, ec
     if run.finished:
         return run.finished
     plan = job.plan(config)
-    with run.writing(plan.files) as partial:
+    with run.writing(plan.files, before_publish=gate_before_publish(job.kind, config.quality, echo)) as partial:
         echo(f"synth {job_name} run {run.run_id} -> {run.output} (answer cache: {config.cache_file()})")
         with run.timed("resolve"):
             result = job.run(plan, config, echo)

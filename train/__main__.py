@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_job_arguments, output_override, run_command
+from core.cli import add_job_arguments, command_parser, output_override, run_command
 
 EPILOG = """examples:
   python -m train cpt configs/train_cpt.yaml
@@ -21,15 +21,10 @@ exit codes: 0 done (or already done), 2 bad config or input, or an output that m
 def parser() -> argparse.ArgumentParser:
     from train.stages import all_stages
 
-    top = argparse.ArgumentParser(
-        prog="python -m train",
-        description="Train domain LLMs on Ray Train with DeepSpeed: continual pre-training (cpt), "
+    top, commands = command_parser(
+        "python -m train", "Train domain LLMs on Ray Train with DeepSpeed: continual pre-training (cpt), "
         "supervised fine-tuning (sft), preference alignment (dpo) and any other registered stage, "
-        "plus LoRA merge and chat vectors.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = top.add_subparsers(dest="command", required=True)
+        "plus LoRA merge and chat vectors.", EPILOG)
     for stage in all_stages().values():
         sub = commands.add_parser(
             stage.name, help=stage.summary,

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from core.config import StrictModel, load_layered, read_yaml
 from factory.config import RayDataConfig
+from quality.config import GateSettings
 from factory.prepare.scores import SCORE_COLUMNS
 
 PREPARE_PRESET = Path(__file__).parent / "presets" / "prepare.yaml"
@@ -112,6 +113,7 @@ class PrepareConfig(StrictModel):
     validation: ValidationConfig
     report: ReportConfig
     ray: RayDataConfig
+    quality: GateSettings = GateSettings()
 
     @property
     def group_tokens(self) -> int:

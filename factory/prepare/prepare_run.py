@@ -26,6 +26,7 @@ from factory.prepare.report import write_report
 from factory.prepare.scores import curriculum_score_batch, score_batch
 from factory.prepare.split import TRAIN, VALIDATION, split_batch
 from factory.prepare.tokenize import tokenize_batch, train_tokenizer
+from quality.gate import gate_before_publish
 
 HEAVY_COLUMNS = ["token_ids", "embedding"]  # not written with the document table
 
@@ -111,7 +112,8 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
     if run.finished:
         return run.finished
 
-    with run.writing(document_files(config.input_dir)) as partial:
+    gate = gate_before_publish("cpt", config.quality, echo)
+    with run.writing(document_files(config.input_dir), before_publish=gate) as partial:
         import ray
 
         with run.timed("ray_init"):

@@ -81,21 +81,30 @@ def document_sentences(body: dict) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(source.split())) if len(s.split()) >= 4]
 
 
+def prompt_digest(body: dict) -> int:
+    """A number fixed by the whole request: different prompts (task types, variants) get different answers."""
+    return int(hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()[:8], 16)
+
+
 def grounded_policy(body: dict) -> str:
-    """A well-behaved model: SFT answers quote the document, responses vary with model and temperature,
-    and the judge prefers the longer answer (a stable preference, so both orders agree)."""
+    """A well-behaved model: SFT answers quote the document (a sentence chosen by the request, so each task
+    type gets its own), responses vary with model and temperature, and the judge prefers the longer answer
+    (a stable preference, so both orders agree)."""
     name = requested_answer(body)
     user = body["messages"][-1]["content"]
     if name == "sft_example":
         sentences = document_sentences(body) or ["The document says little."]
         turns = int(re.search(r"exactly (\d+) turn", user).group(1)) if re.search(r"exactly (\d+) turn", user) else 1
+        start, asked = prompt_digest(body), f"request {prompt_digest(body) % 1000}"
         return json.dumps({"turns": [
-            {"user": f"What does the paper say about '{' '.join(sentences[i % len(sentences)].split()[:4])}'?",
-             "assistant": sentences[i % len(sentences)]}
+            {"user": f"What does the paper say about '{' '.join(sentences[(start + i) % len(sentences)].split()[:4])}'"
+                     f" ({asked})?",
+             "assistant": sentences[(start + i) % len(sentences)]}
             for i in range(turns)
         ]})
     if name == "rewrite":
-        return json.dumps({"instruction": "Rephrased: " + user.rsplit("<instruction>", 1)[-1].split("</instruction>")[0].strip()})
+        instruction = user.rsplit("<instruction>", 1)[-1].split("</instruction>")[0].strip()
+        return json.dumps({"instruction": f"Rephrased ({prompt_digest(body) % 1000}): {instruction}"})
     if name == "pairwise_judgement":
         a = re.search(r"<response_a>(.*?)</response_a>", user, re.S).group(1)
         b = re.search(r"<response_b>(.*?)</response_b>", user, re.S).group(1)

@@ -14,7 +14,8 @@ from factory.config import DatatroveFilter, LimitsConfig, NormaliseConfig, Redac
 from factory.documents import IN_FLIGHT_SCHEMA
 from factory.stages.heuristic_filters import HeuristicFilters
 from factory.stages.normalise import Normalise, unwrap_hard_wraps
-from factory.stages.redact import PHONE_PATTERN, Redact
+from core.pii import PHONE_PATTERN
+from factory.stages.redact import Redact
 from factory.stages.validate import Validate
 
 

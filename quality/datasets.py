@@ -1,0 +1,63 @@
+"""Where a dataset kind's Parquet files are, given what a user points the gate at: a published run
+(a directory with manifest.json), a directory of Parquet files, or one file."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import InputError
+from core.parquet import parquet_files
+from core.publish import MANIFEST
+
+# the data folders of each kind's published run; a run's other folders (rejects, reports) are not its data
+PUBLISHED_FOLDERS = {
+    "documents": ("documents",),
+    "cpt": ("train", "validation"),
+    "sft": ("sft",),
+    "preferences": ("preferences",),
+    "reviews": ("reviews", "preferences"),
+}
+
+
+@dataclass
+class Dataset:
+    kind: str
+    root: Path
+    parts: dict[str, list[Path]]  # part name (a split, or "all") -> its files, in order
+    manifest: dict | None  # the published run's manifest, when there is one
+    extra: dict[str, list[Path]] = field(default_factory=dict)  # side tables, e.g. cpt documents/
+
+    @property
+    def files(self) -> list[Path]:
+        return [f for files in self.parts.values() for f in files]
+
+
+def read_manifest(root: Path) -> dict | None:
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON: {exc}") from None
+
+
+def locate(kind: str, path: str | Path, manifest: dict | None = None) -> Dataset:
+    """The files of a ``kind`` dataset at ``path``; ``manifest`` stands in for one not yet written
+    (a job's gate runs before its manifest is)."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise InputError(f"PATH: {root} does not exist")
+    manifest = manifest if manifest is not None else (read_manifest(root) if root.is_dir() else None)
+    folders = [root / name for name in PUBLISHED_FOLDERS[kind] if (root / name).is_dir()] if root.is_dir() else []
+    if folders and kind == "cpt":
+        parts = {folder.name: parquet_files(folder, "PATH") for folder in folders}
+    elif folders:
+        parts = {"all": parquet_files(folders[0], "PATH")}
+    else:
+        parts = {"all": parquet_files(root, "PATH")}
+    extra = {}
+    if kind == "cpt" and (root / "documents").is_dir():  # prepare's document table: tokens per domain
+        extra["documents"] = parquet_files(root / "documents", "PATH")
+    return Dataset(kind, root, parts, manifest, extra)

@@ -1,0 +1,120 @@
+"""Validate a dataset: every check of its kind's suite, judged by Great Expectations, with Data Docs,
+a one-screen summary and an entry for its manifest. ``gate_before_publish`` is what a job hands to
+``PublishedRun.writing`` so that its output is validated before the atomic rename."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from core.errors import QualityGateError
+from quality.charts import write_charts
+from quality.checks import Check
+from quality.config import GateSettings, QualityConfig, load_quality_config
+from quality.datasets import locate
+from quality.expectations import Verdict, validate_with_gx
+from quality.scan import hash_sample, measure
+from quality.schema import schema_check
+from quality.suites import build_suite
+from quality.tokens import with_context_tokens
+
+DOCS = "quality"  # the Data Docs folder inside a validated run
+
+
+@dataclass
+class GateResult:
+    kind: str
+    path: Path
+    rows: int
+    verdicts: list[Verdict]
+    docs: Path  # the Data Docs' index.html
+
+    @property
+    def failed(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.success is False]
+
+    @property
+    def success(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        judged = [v for v in self.verdicts if v.success is not None]
+        head = "passed" if self.success else f"FAILED {len(self.failed)} of {len(judged)} expectations"
+        lines = [f"quality gate ({self.kind}) on {self.path}: {head} ({len(judged)} expectations, {self.rows} rows)"]
+        for verdict in self.failed:
+            check = verdict.check
+            lines.append(f"  FAIL {check.name:<28} observed {check.observed:g}, expected {check.expected()}"
+                         f"  [{check.how.split(' (')[0]}]")
+            if check.examples:
+                lines.append(f"       e.g. {'; '.join(check.examples)}")
+        unjudged = [v.check for v in self.verdicts if v.success is None]
+        for check in unjudged:
+            lines.append(f"  not judged: {check.name}: {check.description}")
+        lines.append(f"  Data Docs: {self.docs}")
+        return "\n".join(lines)
+
+    def manifest_entry(self) -> dict:
+        return {
+            "kind": self.kind, "success": self.success, "rows": self.rows,
+            "validated_at": datetime.now(timezone.utc).isoformat(),
+            "data_docs": str(self.docs),
+            "expectations": [
+                {"name": v.check.name, "success": v.success, "observed": v.check.observed,
+                 "expected": v.check.expected() if v.check.observed is not None else None,
+                 "runs_on": v.check.how, "examples": v.check.examples}
+                for v in self.verdicts
+            ],
+        }
+
+
+def not_measured(checks: list[Check], missing: set[str]) -> list[Check]:
+    for check in checks:
+        check.observed = None
+        check.description += f" (not measured: column(s) {sorted(missing)} missing)"
+    return checks
+
+
+def validate(kind: str, path: str | Path, config: QualityConfig | None = None, docs_dir: str | Path | None = None,
+             manifest: dict | None = None) -> GateResult:
+    """Run ``kind``'s suite over the dataset at ``path``; ``manifest`` stands in for one not yet written."""
+    config = config or load_quality_config()
+    dataset = locate(kind, path, manifest)
+    suite = build_suite(dataset, config)
+    schema, present = schema_check(dataset.files, suite.contract, config.examples)
+    usable = [m for m in suite.meters if set(m.columns) <= present]
+    rows = measure(dataset, usable)
+    checks = [schema] + [c for m in usable for c in m.checks()]
+    for meter in suite.meters:
+        if meter not in usable:
+            checks += not_measured(meter.checks(), set(meter.columns) - present)
+    for part, meters in suite.side_meters.items():
+        measure(dataset, meters, parts={part: dataset.extra[part]})
+        checks += [c for m in meters for c in m.checks()]
+    checks += suite.unmeasurable
+    sample = None
+    if suite.sampled and set(suite.sample_columns) <= present:
+        sample = hash_sample(dataset, set(suite.sample_columns), suite.context.sample_rows, rows)
+        sample = with_context_tokens(sample, suite.context) if sample is not None else None
+    docs = Path(docs_dir) if docs_dir else (dataset.root if dataset.root.is_dir() else dataset.root.parent) / DOCS
+    write_charts([*usable, *(m for meters in suite.side_meters.values() for m in meters)], docs / "charts")
+    verdicts = validate_with_gx(kind, checks, sample, suite.sampled, docs)
+    return GateResult(kind, dataset.root, rows, verdicts, docs / "index.html")
+
+
+def gate_before_publish(kind: str, settings: GateSettings, echo: Callable[[str], None] = print):
+    """The ``before_publish`` hook of a job's ``PublishedRun.writing``, or None when the gate is off."""
+    if not settings.gate:
+        return None
+
+    def gate(partial: Path, manifest: dict) -> None:
+        result = validate(kind, partial, load_quality_config(settings.config), manifest=manifest)
+        manifest["quality"] = result.manifest_entry()
+        echo(result.summary())
+        if not result.success:
+            raise QualityGateError(
+                f"the {kind} output breaks {len(result.failed)} quality expectation(s); nothing was published. "
+                f"The output is kept for inspection in {partial} (Data Docs: {result.docs}); "
+                "fix the data or the thresholds (quality.config), or set quality.gate: false")
+
+    return gate
