@@ -44,3 +44,8 @@ PREFERENCE = pa.schema([
     ("judge_model", pa.string()), ("judge_rationale", pa.string()), ("review_status", pa.string()),
     ("source_id", pa.string()), ("source_doc_id", pa.string()), ("prompt_version", pa.string()),
 ])
+
+# the review app's export: preference triples annotators approved (chosen/rejected as they decided, edits
+# applied), with who decided and how many votes the majority had
+REVIEWED_PREFERENCE = PREFERENCE.append(pa.field("annotators", pa.list_(pa.string()))).append(
+    pa.field("review_votes", pa.int32()))

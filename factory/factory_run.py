@@ -32,7 +32,7 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
     plans = next(stage for stage in stages if isinstance(stage, ReadSources)).plans
     inputs = {plan["source"].name: plan["rows"] for plan in plans}
 
-    gate = gate_before_publish("documents", config.quality, echo)
+    gate = gate_before_publish("documents", config.quality, echo, publish_to=run.output)
     with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate) as partial:
         echo(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
         with run.timed("ray_init"):

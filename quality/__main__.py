@@ -1,4 +1,5 @@
-"""Command line: ``python -m quality validate KIND PATH [--config FILE] [--docs-dir DIR]``."""
+"""Command line: ``python -m quality validate KIND PATH``, ``annotators add|list`` and
+``review load|serve|export`` (the annotator review app)."""
 from __future__ import annotations
 
 import argparse
@@ -10,17 +11,23 @@ from quality.config import KINDS
 
 EPILOG = """examples:
   python -m quality validate documents out/sample
-  python -m quality validate cpt out/sample_cpt
   python -m quality validate sft out/synth_sft --config my_thresholds.yaml --docs-dir /tmp/sft-docs
+  python -m quality annotators add alice --admin            # prints alice's login token, once
+  python -m quality review load out/synth_preferences --db reviews.sqlite --overlap 2
+  python -m quality review serve --db reviews.sqlite --port 8600
+  python -m quality review export --db reviews.sqlite --out out/reviewed
 
-exit codes: 0 every expectation holds, 1 at least one fails, 2 bad input (unreadable file, unknown kind).
-Thresholds: quality/presets/defaults.yaml, one section per kind; --config overrides any key.
+exit codes: 0 done (validate: every expectation holds), 1 validate: an expectation fails (export: its
+gate fails), 2 bad input (unreadable file, unknown kind, bad config).
+Thresholds: quality/presets/defaults.yaml; review app settings: quality/presets/review.yaml.
 """
+DB_HELP = "the review database (SQLite; default reviews.sqlite)"
 
 
 def parser() -> argparse.ArgumentParser:
     top, commands = command_parser(
-        "python -m quality", "Validate datasets with Great Expectations suites before anything uses them.", EPILOG)
+        "python -m quality", "Validate datasets with Great Expectations suites, and review preference pairs "
+        "in a browser.", EPILOG)
     validate = commands.add_parser(
         "validate", help="validate a published dataset (or Parquet files) against its kind's suite",
         description="Measure every row of the dataset (schema, empties, unique ids, duplicates, lengths, PII, "
@@ -31,8 +38,39 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("path", help="a published run directory, a directory of Parquet files, or one file")
     validate.add_argument("--config", help="YAML with thresholds on top of quality/presets/defaults.yaml")
     validate.add_argument("--docs-dir", help="where the Data Docs go (default PATH/quality/)")
-    return top
 
+    annotators = commands.add_parser("annotators", help="add or list the annotators of the review app")
+    annotator_commands = annotators.add_subparsers(dest="action", required=True)
+    add = annotator_commands.add_parser("add", help="create an annotator and print their login token (once)",
+                                        description="Only a salted hash of the token is stored: keep the printout.")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may open the admin page (counts, agreement, disputes)")
+    add.add_argument("--db", default="reviews.sqlite", help=DB_HELP)
+    listing = annotator_commands.add_parser("list", help="annotators and their decision counts")
+    listing.add_argument("--db", default="reviews.sqlite", help=DB_HELP)
+
+    review = commands.add_parser("review", help="the review app: load pairs, serve the pages, export decisions")
+    review_commands = review.add_subparsers(dest="action", required=True)
+    load = review_commands.add_parser("load", help="load preference triples as review items (again: a no-op)")
+    load.add_argument("preferences", help="a synth preferences output, or Parquet in the preference contract")
+    load.add_argument("--db", default="reviews.sqlite", help=DB_HELP)
+    load.add_argument("--overlap", type=int, help="independent decisions per item (default from review.yaml: 1)")
+    load.add_argument("--config", help="YAML on top of quality/presets/review.yaml")
+    serve = review_commands.add_parser("serve", help="serve the review pages",
+                                       description="Annotators sign in with their name and token; admins see "
+                                       "counts, agreement and disputed items at /admin.")
+    serve.add_argument("--db", default="reviews.sqlite", help=DB_HELP)
+    serve.add_argument("--host", help="default from review.yaml: 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default from review.yaml: 8600")
+    serve.add_argument("--config", help="YAML on top of quality/presets/review.yaml")
+    export = review_commands.add_parser("export", help="write the reviewed preference dataset",
+                                        description="Majority decision per item (swaps and edits applied, pairs "
+                                        "rejected by both dropped, ties left out and listed), review_status "
+                                        "approved, published atomically after its quality gate.")
+    export.add_argument("--db", default="reviews.sqlite", help=DB_HELP)
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    return top
 
 
 def validate_command(args: argparse.Namespace) -> bool:
@@ -50,11 +88,64 @@ def validate_command(args: argparse.Namespace) -> bool:
     return result.success
 
 
+def open_store(db: str, must_exist: bool = True):
+    from core.errors import InputError
+    from quality.review.sqlite_store import SqliteReviewStore
+
+    if must_exist and not Path(db).is_file():
+        raise InputError(f"--db: {db} does not exist; create annotators and load items first")
+    return SqliteReviewStore(db)
+
+
+def annotators_command(args: argparse.Namespace) -> None:
+    from core.errors import InputError
+    from quality.review.auth import hash_token, new_token
+
+    store = open_store(args.db, must_exist=args.action == "list")
+    if args.action == "add":
+        token = new_token()
+        try:
+            store.add_annotator(args.name, hash_token(token), args.admin)
+        except ValueError as exc:
+            raise InputError(f"annotators add: {exc}") from None
+        print(f"annotator {args.name}{' (admin)' if args.admin else ''} added to {args.db}")
+        print(f"login token (shown once, only its hash is stored): {token}")
+        return
+    for entry in store.annotator_counts():
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(entry["decisions"].items())) or "no decisions"
+        print(f"{entry['name']}{' (admin)' if entry['admin'] else ''}: {entry['votes']} votes ({counts})")
+
+
+def review_command(args: argparse.Namespace) -> None:
+    from quality.review.config import load_review_config
+
+    if args.action == "export":
+        from quality.review.export import ExportConfig, export
+
+        export(open_store(args.db), ExportConfig(db=args.db, output_dir=args.out), overwrite=args.overwrite)
+        return
+    config = load_review_config(args.config)
+    if args.action == "load":
+        from quality.review.loading import load
+
+        load(open_store(args.db, must_exist=False), args.preferences, args.overlap or config.overlap)
+        return
+    import uvicorn
+
+    from quality.review.app import create_app
+
+    host, port = args.host or config.host, args.port if args.port is not None else config.port
+    print(f"review app on http://{host}:{port}/ (database {args.db}); Ctrl+C stops it", flush=True)
+    uvicorn.run(create_app(open_store(args.db), config), host=host, port=port, log_level="warning")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    outcome: list[bool] = []
-    code = run_command(lambda: outcome.append(validate_command(args)))
-    return code if code else (0 if outcome[0] else 1)
+    if args.command == "validate":
+        outcome: list[bool] = []
+        code = run_command(lambda: outcome.append(validate_command(args)))
+        return code if code else (0 if outcome[0] else 1)
+    return run_command(lambda: (annotators_command if args.command == "annotators" else review_command)(args))
 
 
 if __name__ == "__main__":

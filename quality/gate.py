@@ -55,10 +55,11 @@ class GateResult:
         return "\n".join(lines)
 
     def manifest_entry(self) -> dict:
+        inside = self.docs.is_relative_to(self.path)  # then relative: the run's directory may move (publish)
         return {
             "kind": self.kind, "success": self.success, "rows": self.rows,
             "validated_at": datetime.now(timezone.utc).isoformat(),
-            "data_docs": str(self.docs),
+            "data_docs": str(self.docs.relative_to(self.path) if inside else self.docs),
             "expectations": [
                 {"name": v.check.name, "success": v.success, "observed": v.check.observed,
                  "expected": v.check.expected() if v.check.observed is not None else None,
@@ -102,14 +103,18 @@ def validate(kind: str, path: str | Path, config: QualityConfig | None = None, d
     return GateResult(kind, dataset.root, rows, verdicts, docs / "index.html")
 
 
-def gate_before_publish(kind: str, settings: GateSettings, echo: Callable[[str], None] = print):
-    """The ``before_publish`` hook of a job's ``PublishedRun.writing``, or None when the gate is off."""
+def gate_before_publish(kind: str, settings: GateSettings, echo: Callable[[str], None] = print,
+                        publish_to: Path | None = None):
+    """The ``before_publish`` hook of a job's ``PublishedRun.writing``, or None when the gate is off.
+    ``publish_to``: where the output goes when it passes, so the summary names the Data Docs' final place."""
     if not settings.gate:
         return None
 
     def gate(partial: Path, manifest: dict) -> None:
         result = validate(kind, partial, load_quality_config(settings.config), manifest=manifest)
         manifest["quality"] = result.manifest_entry()
+        if result.success and publish_to is not None:
+            result.path, result.docs = publish_to, publish_to / result.docs.relative_to(partial)
         echo(result.summary())
         if not result.success:
             raise QualityGateError(

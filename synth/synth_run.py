@@ -54,7 +54,8 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False, ec
     if run.finished:
         return run.finished
     plan = job.plan(config)
-    with run.writing(plan.files, before_publish=gate_before_publish(job.kind, config.quality, echo)) as partial:
+    gate = gate_before_publish(job.kind, config.quality, echo, publish_to=run.output)
+    with run.writing(plan.files, before_publish=gate) as partial:
         echo(f"synth {job_name} run {run.run_id} -> {run.output} (answer cache: {config.cache_file()})")
         with run.timed("resolve"):
             result = job.run(plan, config, echo)

@@ -112,7 +112,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
     if run.finished:
         return run.finished
 
-    gate = gate_before_publish("cpt", config.quality, echo)
+    gate = gate_before_publish("cpt", config.quality, echo, publish_to=run.output)
     with run.writing(document_files(config.input_dir), before_publish=gate) as partial:
         import ray
 

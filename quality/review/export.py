@@ -1,0 +1,86 @@
+"""The reviewed preference dataset: each item's majority vote applied (keep, or swap chosen and
+rejected; edits are in the item's texts), pairs rejected by the majority dropped, ties left out and
+listed; published atomically with a manifest of who decided what and how they agreed, after its
+quality gate (kind ``reviews``). ``python -m train dpo`` with ``review_status: [approved]`` trains on it."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from pydantic import Field
+
+from core.config import StrictModel
+from core.contracts import REVIEWED_PREFERENCE
+from core.parquet import write_rows
+from core.run import PublishedRun
+from quality.config import GateSettings
+from quality.gate import gate_before_publish
+from quality.review.agreement import agreement_report, majority, votes_by_item
+from quality.review.store import Item, ReviewStore
+
+FOLDER = "preferences"
+SWAPPED = [("chosen", "rejected"), ("chosen_model", "rejected_model"), ("chosen_temperature", "rejected_temperature"),
+           ("chosen_score", "rejected_score")]
+
+
+class ExportConfig(StrictModel):
+    db: str = Field(description="The review database.")
+    output_dir: str
+    quality: GateSettings = GateSettings()
+
+
+def reviewed_row(item: Item, vote: str, annotators: list[str], votes: int) -> dict:
+    row = {name: item.row.get(name) for name in REVIEWED_PREFERENCE.names}
+    row.update(prompt=item.prompt, chosen=item.chosen, rejected=item.rejected)  # edits applied
+    if vote == "swap":
+        for a, b in SWAPPED:
+            row[a], row[b] = row[b], row[a]
+    row.update(review_status="approved", annotators=annotators, review_votes=votes)
+    return row
+
+
+def reviewed(store: ReviewStore) -> tuple[list[dict], dict]:
+    """(rows, summary): the majority decision of every item with votes."""
+    votes = votes_by_item(store.decisions())
+    rows, ties, outcome = [], [], Counter()
+    for item in store.items():
+        item_votes = votes.get(item.id, {})
+        if not item_votes:
+            outcome["no_decision"] += 1
+            continue
+        vote = majority(item_votes)
+        if vote is None:
+            ties.append({"item": item.id, "votes": item_votes})
+            outcome["tie"] += 1
+        elif vote == "reject_both":
+            outcome["rejected_both"] += 1
+        else:
+            winners = sorted(name for name, v in item_votes.items() if v == vote)
+            rows.append(reviewed_row(item, vote, winners, len(winners)))
+            outcome["swapped" if vote == "swap" else "kept"] += 1
+    return rows, {"outcome": dict(outcome), "ties": ties}
+
+
+def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False, echo=print) -> dict:
+    decisions = store.decisions()
+    snapshot = {"decisions": len(decisions), "last_decision_at": max((d.decided_at for d in decisions), default=None),
+                "items": len(store.items())}
+    # the same database with new decisions is exported again; unchanged, it is a no-op
+    run = PublishedRun(config.output_dir, config, "review export", overwrite=overwrite, echo=echo,
+                       upstream={"review_db": snapshot})
+    if run.finished:
+        return run.finished
+    gate = gate_before_publish("reviews", config.quality, echo, publish_to=run.output)
+    with run.writing([Path(config.db)], before_publish=gate) as partial:
+        rows, summary = reviewed(store)
+        written = write_rows(rows, REVIEWED_PREFERENCE, partial / FOLDER)
+        run.manifest.update({
+            "annotators": sorted({d.annotator for d in decisions}),
+            "decision_counts": dict(Counter(d.decision for d in decisions)),
+            "agreement": agreement_report(decisions),
+            **summary,
+            "outputs": {FOLDER: {"path": FOLDER, "rows": written}},
+        })
+    echo(f"exported {written} approved pair(s) to {run.output}/{FOLDER}: {summary['outcome']}; "
+         f"{len(summary['ties'])} tie(s) left out (listed in the manifest)")
+    return run.manifest

@@ -1,0 +1,36 @@
+"""Preference triples (a synth preferences output, or any Parquet in the preference contract) in as
+review items. Loading the same triples again adds nothing: items are keyed by the triple's id."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from core.parquet import parquet_files, published_data_dir, require_columns
+from quality.review.store import ReviewStore
+
+NEEDED = ("id", "prompt", "chosen", "rejected")
+
+
+def read_triples(path: str | Path) -> tuple[list[dict], list[str]]:
+    """(rows to review, ids of rows that cannot be reviewed: an empty prompt or answer)."""
+    files = parquet_files(published_data_dir(path, ("preferences", "reviews")), "PREFERENCES_DIR")
+    require_columns(files, {column: "the preference contract" for column in NEEDED}, "PREFERENCES_DIR")
+    rows, unusable = [], []
+    for file in files:  # a preference set is what people review: thousands of rows, held in memory
+        for row in pq.read_table(file).to_pylist():
+            if all(isinstance(row.get(c), str) and row[c].strip() for c in NEEDED):
+                rows.append(row)
+            else:
+                unusable.append(str(row.get("id")))
+    return rows, unusable
+
+
+def load(store: ReviewStore, path: str | Path, overlap: int, echo=print) -> tuple[int, int]:
+    rows, unusable = read_triples(path)
+    added, existing = store.load_items(rows, overlap)
+    echo(f"loaded {added} new item(s) from {path} with overlap {overlap}; {existing} were loaded before")
+    if unusable:
+        echo(f"left out {len(unusable)} row(s) with an empty id, prompt or answer: {', '.join(unusable[:5])}"
+             + (" ..." if len(unusable) > 5 else ""))
+    return added, existing

@@ -1,0 +1,110 @@
+"""The review app in headless Chromium (Debian's, driven by Playwright): an annotator signs in,
+judges items with clicks and with keyboard shortcuts, swaps, edits, rejects and skips, and the export
+holds exactly those decisions. Markup in a model's answer is shown as text and never runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from quality_samples import preferences, replace_row
+from review_helpers import review_store, serve
+
+from quality.review.export import ExportConfig, export
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+# as the machine's probe runs it: no background connections to a network this machine cannot reach
+ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "the browser tests need Debian's chromium; `make test` installs it"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page, url: str, name: str) -> None:
+    page.goto(f"{url}/login")
+    page.get_by_label("Annotator").fill(name)
+    page.get_by_label("Token").fill(f"{name}-token")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{url}/review")
+
+
+def test_an_annotator_judges_with_clicks_and_shortcuts_and_the_export_holds_exactly_that(tmp_path, page):
+    rows = preferences(6).to_pylist()
+    store = review_store(tmp_path / "r.sqlite", {"ann": False}, rows=rows)
+    served = serve(store)
+    try:
+        sign_in(page, served.url, "ann")
+        shown_left, seen = {}, []
+        while page.locator("input[name=item]").count():
+            item = page.input_value("input[name=item]")
+            seen.append(item)
+            shown_left[item] = page.locator(".answers article").first.get_attribute("data-label")
+            if item == "p2":  # edit mode first: the save button then submits
+                page.get_by_role("button", name="Edit").click()
+                page.get_by_label("Edit the chosen answer").fill("An edited, better answer about report 2.")
+            if item == "p5":
+                page.get_by_label("Comment (optional)").fill("fine as it is")
+                page.locator("h2", has_text="Prompt").click()  # leave the text box: shortcuts apply again
+            with page.expect_navigation():  # each decision posts the form and loads the next item
+                {
+                    "p0": lambda: page.get_by_role("button", name="Keep").click(),
+                    "p1": lambda: page.keyboard.press("s"),
+                    "p2": lambda: page.get_by_role("button", name="Save edit and keep").click(),
+                    "p3": lambda: page.keyboard.press("r"),
+                    "p4": lambda: page.get_by_role("button", name="Skip").click(),
+                    "p5": lambda: page.keyboard.press("k"),
+                }[item]()
+        assert seen == [f"p{i}" for i in range(6)]
+        assert "Nothing left for you" in page.content()
+        assert page.locator("#progress-mine").get_attribute("value") == "5"  # the skip is not a vote
+        decisions = {d.item_id: d for d in store.decisions()}
+        assert {i: d.decision for i, d in decisions.items()} == {
+            "p0": "keep", "p1": "swap", "p2": "edit", "p3": "reject_both", "p4": "skip", "p5": "keep"}
+        assert decisions["p5"].comment == "fine as it is"
+        assert all(d.chosen_left == (shown_left[i] == "chosen") for i, d in decisions.items())  # order recorded
+    finally:
+        served.stop()
+    export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")), echo=lambda _: None)
+    out = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "preferences").to_pylist()}
+    assert set(out) == {"p0", "p1", "p2", "p5"}
+    assert (out["p0"]["chosen"], out["p0"]["rejected"]) == (rows[0]["chosen"], rows[0]["rejected"])
+    assert (out["p1"]["chosen"], out["p1"]["rejected"]) == (rows[1]["rejected"], rows[1]["chosen"])
+    assert (out["p2"]["chosen"], out["p2"]["rejected"]) == ("An edited, better answer about report 2.",
+                                                            rows[2]["rejected"])
+    assert all(r["review_status"] == "approved" and r["annotators"] == ["ann"] for r in out.values())
+
+
+def test_markup_in_an_answer_is_shown_as_text_and_never_runs(tmp_path, page):
+    attack = ('Look: <img src=x onerror="window.__pwned = 1"> and <script>window.__pwned = 2</script> '
+              '[click](javascript:window.__pwned=3)')
+    rows = replace_row(preferences(1), 0, chosen=attack).to_pylist()
+    store = review_store(tmp_path / "r.sqlite", {"ann": False}, rows=rows)
+    served = serve(store)
+    try:
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        sign_in(page, served.url, "ann")
+        shown = page.inner_text("#answer-chosen .markdown")
+        assert '<img src=x onerror="window.__pwned = 1">' in shown and "<script>window.__pwned = 2</script>" in shown
+        assert page.locator("#answer-chosen img").count() == 0 and page.locator("#answer-chosen script").count() == 0
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__pwned") is None and dialogs == []
+    finally:
+        served.stop()
