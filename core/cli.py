@@ -30,14 +30,14 @@ def output_override(args: argparse.Namespace) -> dict | None:
     return {"output_dir": args.output_dir} if getattr(args, "output_dir", None) else None
 
 
-def run_command(action: Callable[[], object]) -> int:
-    """Run ``action``; an expected error is printed as ``error: ...`` with its exit code, a bug raises."""
+def run_command(action: Callable[[], int | None]) -> int:
+    """Run ``action`` (its exit code, or None for 0); an expected error is printed as ``error: ...``
+    with its exit code, a bug raises."""
     try:
-        action()
+        return action() or 0
     except Exception as exc:
         code = exit_code(exc)
         if code is None:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return code
-    return 0

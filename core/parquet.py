@@ -40,14 +40,19 @@ def published_data_dir(path: str | Path, folders: tuple[str, ...]) -> Path:
     return root
 
 
+def open_parquet(path: Path, key: str) -> pq.ParquetFile:
+    """A Parquet file opened for reading; a corrupt or non-Parquet file is an ``InputError`` naming it."""
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt or non-Parquet file
+        raise InputError(f"{key}: {path}: not a readable Parquet file ({exc})") from None
+
+
 def require_columns(files: list[Path], columns: Mapping[str, str], key: str) -> None:
     """Every file is readable Parquet holding ``columns`` ({column: what asks for it, e.g. a config key});
     raises ``InputError`` naming the key, the file, the missing columns and the columns it has."""
     for path in files:
-        try:
-            names = pq.read_schema(path).names
-        except Exception as exc:  # pyarrow raises several types for a corrupt or non-Parquet file
-            raise InputError(f"{key}: {path}: not a readable Parquet file ({exc})") from None
+        names = open_parquet(path, key).schema_arrow.names
         missing = [column for column in columns if column not in names]
         if missing:
             why = ", ".join(dict.fromkeys(columns[c] for c in missing))

@@ -11,14 +11,20 @@ import json
 import shutil
 from pathlib import Path
 
+from core.errors import InputError
+
 MANIFEST = "manifest.json"
 
 
 def read_finished_manifest(output_dir: Path) -> dict | None:
+    """The manifest of the run published at ``output_dir``; None when there is none."""
     manifest = Path(output_dir) / MANIFEST
     if not manifest.is_file():
         return None
-    return json.loads(manifest.read_text(encoding="utf-8"))
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{manifest}: not valid JSON: {exc}") from None
 
 
 def stale_partials(output_dir: Path) -> list[Path]:

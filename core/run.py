@@ -55,8 +55,8 @@ class PublishedRun:
         if finished and finished.get("config_hash") == self.digest and not overwrite:
             stale = {key: value for key, value in self.upstream.items() if finished.get(key) != value}
             if not stale:
-                on = "".join(f" on {key.replace('_', ' ')} {value.get('run_id', value) if isinstance(value, dict) else value}"
-                             for key, value in self.upstream.items())
+                on = "".join(f" on {key.replace('_', ' ')} {value['run_id']}" for key, value in self.upstream.items()
+                             if isinstance(value, dict) and "run_id" in value)  # e.g. " on factory run <id>"
                 self.echo(f"{self.output} already holds a finished {self.job} of this config{on} (hash {self.digest}, "
                           f"run {finished['run_id']}); nothing to do. Pass --overwrite to run again.")
                 return finished

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import xxhash
 
 from core.errors import InputError
+from core.parquet import open_parquet
 from factory.config import SourceConfig
 from factory.documents import IN_FLIGHT_SCHEMA
 from factory.stages.base import Stage, StageContext
@@ -73,10 +73,7 @@ def check_parquet(source: SourceConfig, files: list[Path], index: int) -> int:
         raise InputError(f"sources[{index}] ({source.name}).id_column: required for Parquet sources")
     wanted[source.id_column] = "id_column"
     for path in files:
-        try:
-            metadata = pq.read_metadata(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        metadata = open_parquet(path, f"sources[{index}] ({source.name}).path").metadata
         names = metadata.schema.to_arrow_schema().names
         for column, key in wanted.items():
             if column not in names:

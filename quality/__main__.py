@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def validate_command(args: argparse.Namespace) -> bool:
+def validate_command(args: argparse.Namespace) -> int:
+    """0 when every expectation holds, 1 when one fails."""
     from core.publish import MANIFEST, read_finished_manifest, write_json_atomically
     from quality.config import load_quality_config
     from quality.gate import validate
@@ -85,7 +86,7 @@ def validate_command(args: argparse.Namespace) -> bool:
     if manifest is not None:  # a published run: its manifest records the verdict
         manifest["quality"] = result.manifest_entry()
         write_json_atomically(root / MANIFEST, manifest)
-    return result.success
+    return 0 if result.success else 1
 
 
 def open_store(db: str, must_exist: bool = True):
@@ -141,11 +142,8 @@ def review_command(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "validate":
-        outcome: list[bool] = []
-        code = run_command(lambda: outcome.append(validate_command(args)))
-        return code if code else (0 if outcome[0] else 1)
-    return run_command(lambda: (annotators_command if args.command == "annotators" else review_command)(args))
+    commands = {"validate": validate_command, "annotators": annotators_command, "review": review_command}
+    return run_command(lambda: commands[args.command](args))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,12 @@
 (a directory with manifest.json), a directory of Parquet files, or one file."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import InputError
 from core.parquet import parquet_files
-from core.publish import MANIFEST
+from core.publish import read_finished_manifest
 
 # the data folders of each kind's published run; a run's other folders (rejects, reports) are not its data
 PUBLISHED_FOLDERS = {
@@ -33,23 +32,13 @@ class Dataset:
         return [f for files in self.parts.values() for f in files]
 
 
-def read_manifest(root: Path) -> dict | None:
-    path = root / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON: {exc}") from None
-
-
 def locate(kind: str, path: str | Path, manifest: dict | None = None) -> Dataset:
     """The files of a ``kind`` dataset at ``path``; ``manifest`` stands in for one not yet written
     (a job's gate runs before its manifest is)."""
     root = Path(path).expanduser()
     if not root.exists():
         raise InputError(f"PATH: {root} does not exist")
-    manifest = manifest if manifest is not None else (read_manifest(root) if root.is_dir() else None)
+    manifest = manifest if manifest is not None else (read_finished_manifest(root) if root.is_dir() else None)
     folders = [root / name for name in PUBLISHED_FOLDERS[kind] if (root / name).is_dir()] if root.is_dir() else []
     if folders and kind == "cpt":
         parts = {folder.name: parquet_files(folder, "PATH") for folder in folders}

@@ -81,7 +81,8 @@ def _run_suite(gx, context, name: str, frame, expectations: list, notes: list[st
     return [by_column[e.column] for e in expectations]
 
 
-def validate_with_gx(kind: str, checks: list[Check], sample, sampled: list[SampledCheck], docs_dir: Path) -> list[Verdict]:
+def validate_with_gx(kind: str, checks: list[Check], sample, sampled: list[SampledCheck], docs_dir: Path,
+                     examples: int) -> list[Verdict]:
     """GX's verdict on every check (sampled ones become checks with examples from the sample's rows)."""
     import pandas as pd
 
@@ -105,7 +106,7 @@ def validate_with_gx(kind: str, checks: list[Check], sample, sampled: list[Sampl
         for spec, result in zip(sampled, results):
             bad = result.result.get("unexpected_index_list") or []
             check = Check(spec.name, spec.description, int(result.result.get("unexpected_count") or 0), 0, 0,
-                          [str(frame["row"].iloc[i]) for i in bad[:5]], how=spec.how)
+                          [str(frame["row"].iloc[i]) for i in bad[:examples]], how=spec.how)
             out.append(Verdict(check, bool(result.success)))
     context.build_data_docs(site_names=["quality"])
     return out

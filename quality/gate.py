@@ -99,7 +99,7 @@ def validate(kind: str, path: str | Path, config: QualityConfig | None = None, d
         sample = with_context_tokens(sample, suite.context) if sample is not None else None
     docs = Path(docs_dir) if docs_dir else (dataset.root if dataset.root.is_dir() else dataset.root.parent) / DOCS
     write_charts([*usable, *(m for meters in suite.side_meters.values() for m in meters)], docs / "charts")
-    verdicts = validate_with_gx(kind, checks, sample, suite.sampled, docs)
+    verdicts = validate_with_gx(kind, checks, sample, suite.sampled, docs, config.examples)
     return GateResult(kind, dataset.root, rows, verdicts, docs / "index.html")
 
 

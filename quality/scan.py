@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from core.errors import InputError
+from core.parquet import open_parquet
 from quality.datasets import Dataset
 from quality.meters import Meter
 
@@ -34,10 +33,7 @@ def batches(dataset: Dataset, columns: set[str], parts: dict[str, list[Path]] | 
     """(part, table, row ids) for every batch of every file, reading only ``columns`` (plus what names rows)."""
     for part, files in (parts or dataset.parts).items():
         for file in files:
-            try:
-                parquet = pq.ParquetFile(file)
-            except Exception as exc:  # pyarrow raises several types for a corrupt file
-                raise InputError(f"PATH: {file}: not a readable Parquet file ({exc})") from None
+            parquet = open_parquet(file, "PATH")
             names = parquet.schema_arrow.names
             wanted = [c for c in names if c in columns or c in ("id", "source")]
             offset = 0

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from core.errors import InputError
+from core.parquet import open_parquet
 from quality.checks import Check
 
 
@@ -22,10 +21,7 @@ def normalised(kind: pa.DataType) -> pa.DataType:
 
 
 def read_schema(file: Path) -> pa.Schema:
-    try:
-        return pq.read_schema(file)
-    except Exception as exc:  # pyarrow raises several types for a corrupt or non-Parquet file
-        raise InputError(f"PATH: {file}: not a readable Parquet file ({exc})") from None
+    return open_parquet(file, "PATH").schema_arrow
 
 
 def schema_problems(file: Path, contract: pa.Schema) -> list[str]:

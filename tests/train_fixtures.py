@@ -131,7 +131,8 @@ def write_preferences(path: Path, copies: int = 1) -> Path:
 
 
 def write_train_config(path: Path, *, model_path: Path, data_path: Path, root: Path, name: str, **sections) -> Path:
-    """A CPU config: 2 workers x 1 CPU, ZeRO-2 over gloo, fp32 (bf16 kernels are slow on CPU)."""
+    """A CPU config on a local Ray of this machine's CPUs: 2 workers x 0.5 CPU (the rest reads the data),
+    ZeRO-2 over gloo, fp32 (bf16 kernels are slow on CPU)."""
     from core.config import deep_merge
 
     config = {
@@ -140,10 +141,10 @@ def write_train_config(path: Path, *, model_path: Path, data_path: Path, root: P
         "data": {"train": str(data_path), "max_length": 64},
         "optim": {"learning_rate": 3e-3, "warmup_ratio": 0.0, "per_device_batch_size": 2,
                   "gradient_accumulation_steps": 1, "max_steps": 8},
-        "scaling": {"num_workers": 2, "use_gpu": False, "resources_per_worker": {"CPU": 1}},
+        "scaling": {"num_workers": 2, "use_gpu": False, "resources_per_worker": {"CPU": 0.5}},
         "run": {"name": name, "storage_path": str(root / "ray"),
                 "precision": "fp32", "save_steps": 4, "logging_steps": 1, "max_failures": 1},
-        "ray": {"num_cpus": 4},
+        "ray": {"num_cpus": None},
     }
     config = deep_merge(config, sections)
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -6,6 +6,7 @@ failures, datasets), the fit, and the atomic publication of the final model with
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -34,6 +35,28 @@ def check_chat_template(config: TrainConfig) -> None:
     if not tokenizer.chat_template:
         raise ConfigError(f"model.tokenizer: {config.model.tokenizer or config.model.path} has no chat template, "
                           f"which {config.stage} needs to render conversations")
+
+
+def check_room_for_data(config: TrainConfig) -> None:
+    """Ray Data reads the input on the same Ray as the training workers. On a local Ray whose CPUs all go
+    to the workers no read task is ever scheduled and the run hangs silently: refuse that plan now.
+    (A cluster given by address may autoscale, so its plan is left to the autoscaler.)"""
+    import ray
+
+    if ray.is_initialized():
+        total = int(ray.cluster_resources().get("CPU", 0))
+    elif config.ray.address or os.environ.get("RAY_ADDRESS"):
+        return
+    else:
+        total = config.ray.num_cpus or os.cpu_count() or 1
+    scaling = config.scaling
+    per_worker = scaling.resources_per_worker.get("CPU", 1)  # Ray Train's default: 1 CPU per worker
+    if total - scaling.num_workers * per_worker < 1:
+        raise ConfigError(
+            f"scaling: {scaling.num_workers} worker(s) x {per_worker:g} CPU take {scaling.num_workers * per_worker:g} "
+            f"of the local Ray's {total} CPUs, leaving none for Ray Data to read data.train: the run would hang. "
+            f"Give each worker less (scaling.resources_per_worker: {{CPU: {max(0.25, (total - 1) / scaling.num_workers):g}}}), "
+            "use fewer workers, or a larger local Ray (ray.num_cpus)")
 
 
 def start_ray(config: TrainConfig) -> None:
@@ -108,6 +131,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, echo: Callable
     files = input_files(config, stage)
     if stage.needs_chat_template:
         check_chat_template(config)
+    check_room_for_data(config)
     run = PublishedRun(config.output_dir, config, f"{stage.name} run", overwrite=overwrite, echo=echo)
     if run.finished:
         return run.finished

@@ -1,7 +1,6 @@
 """Checks on the prepare job's input before any work: it must be a finished factory run."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from core.errors import InputError
@@ -20,10 +19,7 @@ def check_factory_output(input_dir: str) -> dict:
     where = Path(input_dir)
     if not where.is_dir():
         raise InputError(f"input_dir: {where} does not exist; run `python -m factory run CONFIG.yaml` first")
-    try:
-        manifest = read_finished_manifest(where)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"input_dir: {where / MANIFEST} is not valid JSON: {exc}") from None
+    manifest = read_finished_manifest(where)
     if manifest is None or "outputs" not in manifest:
         raise InputError(f"input_dir: {where} is not a finished factory run (no {MANIFEST} with outputs)")
     files = document_files(input_dir)

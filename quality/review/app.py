@@ -114,8 +114,12 @@ def create_app(store: ReviewStore, config: ReviewConfig) -> Starlette:
         if decision == "edit" and not all(text.strip() for text in edited):
             return page(request, "message.html", 400, session=session, title="Not saved",
                         message="An edit needs both answers; use Reject both to drop the pair.")
+        version = str(form.get("version", ""))
+        if not version.isdigit():
+            return page(request, "message.html", 400, session=session, title="Not saved",
+                        message="The form lacks the item's version. Reload the page and decide again.")
         try:
-            store.submit(session.annotator, str(form.get("item", "")), int(form.get("version", 0) or 0), decision,
+            store.submit(session.annotator, str(form.get("item", "")), int(version), decision,
                          str(form.get("comment", "")).strip() or None, *edited)
         except StaleSubmission as stale:
             return page(request, "message.html", 409, session=session, title="Not saved", message=str(stale))

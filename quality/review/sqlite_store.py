@@ -125,21 +125,16 @@ class SqliteReviewStore:
         return (Annotator(row["id"], row["name"], bool(row["is_admin"])), row["token_hash"]) if row else None
 
     def annotator_counts(self) -> list[dict]:
-        rows = self.db.execute("""
-            SELECT a.name, a.is_admin, d.decision, COUNT(d.id) AS n,
-                   AVG(CASE WHEN d.decision != 'skip' THEN d.decided_at - d.leased_at END) AS seconds
-            FROM annotators a LEFT JOIN decisions d ON d.annotator_id = a.id
-            GROUP BY a.id, d.decision ORDER BY a.name""").fetchall()
-        found: dict[str, dict] = {}
-        for row in rows:
-            entry = found.setdefault(row["name"], {"name": row["name"], "admin": bool(row["is_admin"]), "decisions": {},
-                                                   "votes": 0, "seconds_per_item": None})
-            if row["decision"]:
-                entry["decisions"][row["decision"]] = row["n"]
-                if row["decision"] != "skip":
-                    previous = (entry["seconds_per_item"] or 0) * entry["votes"]
-                    entry["votes"] += row["n"]
-                    entry["seconds_per_item"] = round((previous + (row["seconds"] or 0) * row["n"]) / entry["votes"], 2)
+        """Per annotator: decisions by kind, votes (all but skips) and the mean seconds from shown to decided."""
+        found = {row["name"]: {"name": row["name"], "admin": bool(row["is_admin"]), "decisions": {}, "votes": row["votes"],
+                               "seconds_per_item": round(row["seconds"], 2) if row["seconds"] is not None else None}
+                 for row in self.db.execute("""
+                    SELECT a.name, a.is_admin, COUNT(d.id) AS votes, AVG(d.decided_at - d.leased_at) AS seconds
+                    FROM annotators a LEFT JOIN decisions d ON d.annotator_id = a.id AND d.decision != 'skip'
+                    GROUP BY a.id ORDER BY a.name""")}
+        for row in self.db.execute("""SELECT a.name, d.decision, COUNT(*) AS n FROM decisions d
+                                      JOIN annotators a ON a.id = d.annotator_id GROUP BY a.id, d.decision"""):
+            found[row["name"]]["decisions"][row["decision"]] = row["n"]
         return list(found.values())
 
     # --- items, leases, decisions -------------------------------------------------------------------

@@ -95,10 +95,10 @@ def grounded_policy(body: dict) -> str:
     if name == "sft_example":
         sentences = document_sentences(body) or ["The document says little."]
         turns = int(re.search(r"exactly (\d+) turn", user).group(1)) if re.search(r"exactly (\d+) turn", user) else 1
-        start, asked = prompt_digest(body), f"request {prompt_digest(body) % 1000}"
+        start = prompt_digest(body)
         return json.dumps({"turns": [
             {"user": f"What does the paper say about '{' '.join(sentences[(start + i) % len(sentences)].split()[:4])}'"
-                     f" ({asked})?",
+                     f" (request {start % 1000})?",
              "assistant": sentences[(start + i) % len(sentences)]}
             for i in range(turns)
         ]})

@@ -116,6 +116,8 @@ def test_bad_input_is_named_before_any_work(tiny, tmp_path, capsys):
         "model.finetune: qlora needs": ("cpt", {"model": {"finetune": "qlora"}}),
         "data.train": ("sft", {"data": {"train": str(tmp_path / "missing.parquet")}}),
         "optim.learning_rat: unknown key": ("cpt", {"optim": {"learning_rat": 1.0}}),
+        # every CPU of the local Ray to the workers: Ray Data could never read, the run would hang
+        "leaving none for Ray Data": ("cpt", {"scaling": {"resources_per_worker": {"CPU": 1}}, "ray": {"num_cpus": 2}}),
     }
     path = tf.write_train_config(tmp_path / "good.yaml", model_path=model_dir, data_path=good, root=tmp_path, name="bad")
     for expected, (stage, change) in cases.items():
