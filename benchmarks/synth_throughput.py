@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from synth.config import load_synth_config  # noqa: E402
-from synth.requests import ChatRequest  # noqa: E402
-from synth.resolver import Resolver  # noqa: E402
+from core.llm.requests import ChatRequest  # noqa: E402
+from core.llm.resolver import Resolver  # noqa: E402
 
 
 def measure(base_url: str, concurrency: int, items: int, workdir: Path) -> float:
@@ -31,7 +31,7 @@ def measure(base_url: str, concurrency: int, items: int, workdir: Path) -> float
         "endpoints": {"bench": {"base_url": base_url, "model": "bench", "concurrency": concurrency}},
         "input": {"path": "unused"}, "sft": {"generator": "bench"},
     }))
-    resolver = Resolver(load_synth_config(path, "sft"))  # a fresh cache: every request is sent
+    resolver = Resolver(load_synth_config(path, "sft").llm_settings())  # a fresh cache: every request is sent
     requests = [ChatRequest(f"item-{i}", "bench", "bench", [{"role": "user", "content": f"question {i}"}],
                             {"temperature": 0.0, "max_tokens": 16}, "bench@1") for i in range(items)]
     resolver.resolve(requests[:concurrency])  # warm the connection pool

@@ -26,12 +26,17 @@ class QualityGateError(RuntimeError):
     """The output breaks an expectation of its quality suite: it is kept unpublished for inspection."""
 
 
+class StalledError(RuntimeError):
+    """A stage made no progress for its configured time: the run stops, naming the stage, instead of hanging."""
+
+
 EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 2),
     (InputError, 2),
     (OutputExistsError, 2),
     (AccountingError, 1),
     (QualityGateError, 1),
+    (StalledError, 1),
 )
 
 

@@ -7,41 +7,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, model_validator
 
-from core.config import StrictModel, deep_merge, load_layered, read_yaml
+from core.config import StrictModel, load_layered, read_yaml
 from core.errors import ConfigError
-from core.ray_runtime import RayConfig
+from core.llm.settings import EndpointConfig, LLMSettings, RayActorPoolConfig, SamplingConfig, with_endpoint_defaults
 from quality.config import GateSettings
 
 DEFAULTS = Path(__file__).parent / "presets" / "defaults.yaml"
 PROMPTS_DIR = Path(__file__).parent / "prompts"
-
-
-class EndpointConfig(StrictModel):
-    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (vLLM).")
-    model: str
-    api_key_env: str | None = Field(description="Env var holding the API key; null for servers that need none.")
-    structured_output: Literal["json_schema", "json_object", "none"] = Field(
-        description="What response_format the server supports; answers are parsed tolerantly either way."
-    )
-    concurrency: int = Field(gt=0, description="Requests in flight at once, per process (per actor under Ray).")
-    timeout_s: float = Field(gt=0)
-    max_retries: int = Field(ge=0, description="Retries after the first attempt on 429, 5xx, timeouts.")
-    backoff_initial_s: float = Field(gt=0)
-    backoff_max_s: float = Field(gt=0)
-    retry_after_max_s: float = Field(gt=0, description="Longest Retry-After honoured; longer ones are capped.")
-
-    def api_key(self) -> str:
-        # local servers (vLLM, Ollama) accept any key, but the client insists on one
-        return os.environ[self.api_key_env] if self.api_key_env else "unused"
-
-
-class SamplingConfig(StrictModel):
-    temperature: float = Field(ge=0)
-    max_tokens: int = Field(gt=0)
 
 
 class InputConfig(StrictModel):
@@ -50,14 +25,6 @@ class InputConfig(StrictModel):
     text_column: str
     title_column: str | None = Field(description="Optional title column; else `title` in the JSON meta column.")
     limit: int | None = Field(None, gt=0, description="Use only the first N rows (smoke runs).")
-
-
-class RayActorPoolConfig(RayConfig):
-    """Ray settings of the synth jobs: requests resolved by a pool of actors, each its own async client."""
-
-    enabled: bool = Field(description="Resolve requests with Ray Data map_batches over an actor pool.")
-    actors: int = Field(gt=0)
-    batch_size: int = Field(gt=0, description="Requests per actor call; at least the endpoint concurrency.")
 
 
 class TaskConfig(StrictModel):
@@ -123,6 +90,9 @@ class SynthConfig(StrictModel):
     def cache_file(self) -> Path:
         return Path(self.cache_path) if self.cache_path else Path(self.output_dir + ".cache.sqlite")
 
+    def llm_settings(self) -> LLMSettings:
+        return LLMSettings(self.endpoints, self.cache_file(), self.seed, self.ray)
+
     def template_dirs(self) -> list[Path]:
         return ([Path(self.prompt_dir)] if self.prompt_dir else []) + [PROMPTS_DIR]
 
@@ -158,13 +128,6 @@ def job_defaults(user: dict, job: str) -> list[dict]:
         if section not in user and section not in JOB_SECTIONS[job]:
             defaults.pop(section, None)
     return [defaults]
-
-
-def with_endpoint_defaults(data: dict) -> dict:
-    """``endpoint_defaults`` merged under every entry of ``endpoints``, then removed."""
-    endpoint_defaults = data.pop("endpoint_defaults", {})
-    endpoints = data.get("endpoints") or {}
-    return {**data, "endpoints": {name: deep_merge(endpoint_defaults, ep or {}) for name, ep in endpoints.items()}}
 
 
 def load_synth_config(path: str | Path, job: str, overrides: dict | None = None) -> SynthConfig:

@@ -12,12 +12,12 @@ from itertools import combinations
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.llm.requests import ChatRequest, RequestStats
+from core.llm.scale import resolve
 from synth.config import SynthConfig
 from synth.inputs import read_input
 from synth.parsing import parse_json_answer
-from synth.requests import ChatRequest, RequestStats
 from synth.results import JobResult, reject
-from synth.scale import resolve
 from synth.templates import PromptTemplate, load_template
 
 RESPOND_FIELDS = {"prompt"}
@@ -96,7 +96,7 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
     echo(f"sample: {len(plan.prompts)} prompts x {len(prefs.generators)} generators = {len(sample_requests)} requests")
     candidates: dict[str, dict[int, str]] = {p["id"]: {} for p in plan.prompts}
     by_prompt = {p["id"]: p for p in plan.prompts}
-    for request, result in zip(sample_requests, resolve(sample_requests, config, echo, "sample")):
+    for request, result in zip(sample_requests, resolve(sample_requests, config.llm_settings(), echo, "sample")):
         stats["sample"].add(result)
         prompt_id, k = request.item_id.rsplit("/c", 1)
         source = by_prompt[prompt_id]["source_doc_id"]
@@ -125,7 +125,7 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
                     f"{pair_id}/{order}", prefs.judge, judge_model, plan.judge, prefs.judge_sampling.model_dump(),
                     prompt=prompt["prompt"], reference=prompt["reference"], response_a=answers[a], response_b=answers[b]))
     echo(f"judge: {len(pairs)} pairs, both orders = {len(judge_requests)} requests")
-    results = resolve(judge_requests, config, echo, "judge")
+    results = resolve(judge_requests, config.llm_settings(), echo, "judge")
     for result in results:
         stats["judge"].add(result)
     verdicts = {r.item_id: r for r in results}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from synth.requests import RequestStats
+from core.llm.requests import RequestStats
 
 
 @dataclass

@@ -12,13 +12,13 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.llm.requests import ChatRequest, RequestStats
+from core.llm.scale import resolve
 from synth.config import SynthConfig
 from synth.grounding import overlap
 from synth.inputs import document_title, read_input
 from synth.parsing import parse_json_answer
-from synth.requests import ChatRequest, RequestStats
 from synth.results import JobResult, reject
-from synth.scale import resolve
 from synth.templates import PromptTemplate, load_template
 from synth.typos import add_typos
 
@@ -105,7 +105,7 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
 
     requests = generation_requests(plan, config)
     echo(f"generate: {len(plan.documents)} documents x {len(sft.tasks)} task types = {len(requests)} requests")
-    for request, result in zip(requests, resolve(requests, config, echo, "generate")):
+    for request, result in zip(requests, resolve(requests, config.llm_settings(), echo, "generate")):
         stats["generate"].add(result)
         doc_id, task_type, _ = request.item_id.rsplit("/", 2)
         if not result.ok:
@@ -137,7 +137,7 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
                     instruction=example["messages"][0]["content"], **variant.params)))
     if variant_requests:
         echo(f"variant: {len(variant_requests)} instruction rewrites")
-    results = resolve([r for _, _, r in variant_requests], config, echo, "variant")
+    results = resolve([r for _, _, r in variant_requests], config.llm_settings(), echo, "variant")
     for (example, name, request), result in zip(variant_requests, results):
         stats["variant"].add(result)
         template = plan.variants[name]

@@ -12,12 +12,12 @@ from typing import Callable
 import pyarrow as pa
 
 from core.contracts import PREFERENCE, SFT, SYNTH_REJECTS
+from core.llm.requests import RequestStats
 from core.parquet import write_rows
 from core.run import PublishedRun
 from quality.gate import gate_before_publish
 from synth.config import SynthConfig
 from synth.preferences import plan_preferences, run_preferences
-from synth.requests import RequestStats
 from synth.results import JobResult
 from synth.sft import plan_sft, run_sft
 

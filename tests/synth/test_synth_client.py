@@ -4,8 +4,8 @@ from __future__ import annotations
 import yaml
 
 from synth.config import load_synth_config
-from synth.requests import ChatRequest
-from synth.resolver import Resolver
+from core.llm.requests import ChatRequest
+from core.llm.resolver import Resolver
 from synth.testing.openai_server import Fault
 from synth_helpers import endpoint, loopback  # noqa: F401  (fixture)
 
@@ -16,7 +16,7 @@ def resolver_for(tmp_path, server, **endpoint_overrides) -> Resolver:
         "output_dir": str(tmp_path / "out"), "endpoints": {"gen": endpoint(server, **endpoint_overrides)},
         "input": {"path": "unused"}, "sft": {"generator": "gen"},
     }))
-    return Resolver(load_synth_config(path, "sft"))
+    return Resolver(load_synth_config(path, "sft").llm_settings())
 
 
 def one_request(text: str = "hello") -> ChatRequest:

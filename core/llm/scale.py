@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 
 import pyarrow as pa
 
 from core.ray_runtime import init_ray
-from synth.cache import AnswerCache
-from synth.config import SynthConfig
-from synth.requests import ChatRequest, ChatResult
-from synth.resolver import Resolver, progress_printer, results_for, unique_requests
+from core.llm.cache import AnswerCache
+from core.llm.requests import ChatRequest, ChatResult
+from core.llm.resolver import Resolver, progress_printer, results_for, unique_requests
+from core.llm.settings import LLMSettings
 
 
 class ResolverActor:
-    def __init__(self, config_json: str):
-        self.resolver = Resolver(SynthConfig.model_validate_json(config_json), seed_offset=os.getpid())
+    def __init__(self, settings: bytes):
+        self.resolver = Resolver(pickle.loads(settings), seed_offset=os.getpid())
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         requests = [ChatRequest(**json.loads(r)) for r in batch.column("request").to_pylist()]
@@ -28,21 +29,22 @@ class ResolverActor:
         return pa.table({"result": [json.dumps(r.to_dict()) for r in results]})
 
 
-def resolve_with_ray(requests: list[ChatRequest], config: SynthConfig) -> list[ChatResult]:
+def resolve_with_ray(requests: list[ChatRequest], settings: LLMSettings) -> list[ChatResult]:
     import ray.data
 
-    init_ray(config.ray)
+    pool = settings.pool
+    init_ray(pool)
     # create the cache file (WAL, table) once here: actors opening a new file together may race on it
-    AnswerCache(config.cache_file()).close()
+    AnswerCache(settings.cache_file).close()
     # twins go out once: in different batches they would reach different actors and both be sent
     unique = unique_requests(requests)
     table = pa.table({"request": [json.dumps(r.to_dict()) for r in unique]})
-    ds = ray.data.from_arrow(table).repartition(max(1, -(-len(unique) // config.ray.batch_size)))
+    ds = ray.data.from_arrow(table).repartition(max(1, -(-len(unique) // pool.batch_size)))
     answered = ds.map_batches(
         ResolverActor,
-        fn_constructor_kwargs={"config_json": config.model_dump_json()},
-        compute=ray.data.ActorPoolStrategy(size=config.ray.actors),
-        batch_size=config.ray.batch_size,
+        fn_constructor_kwargs={"settings": pickle.dumps(settings)},
+        compute=ray.data.ActorPoolStrategy(size=pool.actors),
+        batch_size=pool.batch_size,
         batch_format="pyarrow",
         num_cpus=0.5,  # actors mostly wait on the network
     )
@@ -50,13 +52,13 @@ def resolve_with_ray(requests: list[ChatRequest], config: SynthConfig) -> list[C
     return results_for(requests, [ChatResult(**json.loads(row["result"])) for row in answered.iter_rows()])
 
 
-def resolve(requests: list[ChatRequest], config: SynthConfig, echo=print, label: str = "requests") -> list[ChatResult]:
+def resolve(requests: list[ChatRequest], settings: LLMSettings, echo=print, label: str = "requests") -> list[ChatResult]:
     if not requests:
         return []
-    if config.ray.enabled:
-        echo(f"  {label}: {len(requests)} requests on Ray Data, {config.ray.actors} actors")
-        return resolve_with_ray(requests, config)
-    resolver = Resolver(config)
+    if settings.pool.enabled:
+        echo(f"  {label}: {len(requests)} requests on Ray Data, {settings.pool.actors} actors")
+        return resolve_with_ray(requests, settings)
+    resolver = Resolver(settings)
     try:
         return resolver.resolve(requests, progress_printer(echo, label))
     finally:

@@ -2,7 +2,7 @@
 
 Each answer is committed to the cache the moment it arrives, so a killed run loses only the
 requests in flight. The same ``Resolver`` runs in the driver (small runs) or inside each Ray
-actor (``synth.scale``), holding its own event loop and async clients.
+actor (``core.llm.scale``), holding its own event loop and async clients.
 """
 from __future__ import annotations
 
@@ -12,23 +12,23 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from synth.cache import AnswerCache, StoredAnswer
-from synth.client import EndpointClient, RequestFailed
-from synth.config import SynthConfig
-from synth.requests import ChatRequest, ChatResult
+from core.llm.cache import AnswerCache, StoredAnswer
+from core.llm.client import EndpointClient, RequestFailed
+from core.llm.requests import ChatRequest, ChatResult
+from core.llm.settings import LLMSettings
 
 
 class Resolver:
-    def __init__(self, config: SynthConfig, seed_offset: int = 0):
-        self.config = config
-        self.cache = AnswerCache(config.cache_file())
+    def __init__(self, settings: LLMSettings, seed_offset: int = 0):
+        self.settings = settings
+        self.cache = AnswerCache(settings.cache_file)
         self.loop = asyncio.new_event_loop()
-        self.rng = random.Random(config.seed + seed_offset)
+        self.rng = random.Random(settings.seed + seed_offset)
         self.clients: dict[str, EndpointClient] = {}
 
     def client(self, name: str) -> EndpointClient:
         if name not in self.clients:  # created lazily inside the loop that will use it
-            self.clients[name] = EndpointClient(name, self.config.endpoints[name], self.rng)
+            self.clients[name] = EndpointClient(name, self.settings.endpoints[name], self.rng)
         return self.clients[name]
 
     async def _one(self, request: ChatRequest) -> ChatResult:

@@ -19,7 +19,7 @@ try:  # the HTTP library under the openai client: httpx2 from openai 3, httpx be
 except ImportError:  # pragma: no cover
     import httpx as http
 
-from synth.config import EndpointConfig
+from core.llm.settings import EndpointConfig
 
 RETRYABLE_STATUS = {408, 409, 429}  # plus every 5xx
 

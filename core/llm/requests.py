@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from synth.cache import request_key
-from synth.templates import PromptTemplate
+from core.llm.cache import request_key
 
 
 @dataclass
@@ -25,7 +24,7 @@ class ChatRequest:
             self.key = request_key(self.model, self.messages, params, self.prompt_version)
 
     @classmethod
-    def from_template(cls, item_id: str, endpoint: str, model: str, template: PromptTemplate, params: dict,
+    def from_template(cls, item_id: str, endpoint: str, model: str, template, params: dict,
                       **values: str) -> "ChatRequest":
         return cls(item_id, endpoint, model, template.messages(**values), params, template.prompt_version,
                    template.schema_name, template.response_schema)

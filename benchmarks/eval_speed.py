@@ -1,0 +1,191 @@
+"""Eval scoring speed: perplexity and multiple-choice tokens/s, ours (batched, on Ray Data model actors,
+and the same scorer in one process) vs a naive one-example-at-a-time loop, and vs lm-evaluation-harness's
+HFLM on the same items when it is installed. One run, same model, same items; results are cross-checked
+(perplexity and the multiple-choice picks must agree) before any time is reported.
+
+    .venv/bin/python benchmarks/eval_speed.py --docs 200 --repeats 3
+
+Data: ../shared/data/arxiv_cs_abstracts.parquet (perplexity) and mmlu_cs.parquet (all 469 questions x 4).
+Model: a Llama from a config (no download) with a BPE tokenizer trained on the fly on other abstracts.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data"
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from eval.config import EvalRayConfig, ModelRuntimeConfig  # noqa: E402
+from eval.scorers import ChoiceScorer, PerplexityScorer  # noqa: E402
+from eval.streaming import map_items  # noqa: E402
+from eval.suites import multiple_choice  # noqa: E402
+from eval.suites.common import aligned  # noqa: E402
+
+CONTEXT = 512
+BATCH = 16
+
+
+def build_model(root: Path, hidden: int, layers: int) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    texts = pq.read_table(DATA / "arxiv_cs_abstracts.parquet", columns=["text"]).slice(10000, 5000)["text"].to_pylist()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=8192, special_tokens=["<pad>", "<|endoftext|>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>")
+    fast.save_pretrained(root)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=hidden, intermediate_size=hidden * 8 // 3,
+                         num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
+                         max_position_embeddings=CONTEXT, pad_token_id=0, bos_token_id=1, eos_token_id=1)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(root)
+    return root, sum(p.numel() for p in model.parameters())
+
+
+def items(docs: int) -> tuple[pa.Table, pa.Table]:
+    texts = pq.read_table(DATA / "arxiv_cs_abstracts.parquet", columns=["id", "text"]).slice(30000, docs)
+    ppl = pa.table({"item_id": texts["id"], "text": texts["text"]})
+    mmlu = pq.read_table(DATA / "mmlu_cs.parquet")
+    mc = pa.table({"item_id": [f"q{i}" for i in range(mmlu.num_rows)], "subject": mmlu["subject"],
+                   "question": mmlu["question"], "choices": mmlu["choices"], "answer": mmlu["answer"]})
+    prompt = "The following is a multiple choice question about {subject}.\n\n{question}\nAnswer:"
+    return ppl, multiple_choice.choice_inputs(mc, prompt, " {choice}")
+
+
+def ours(model_dir: Path, ppl: pa.Table, mc: pa.Table, use_ray: bool) -> tuple[dict, dict]:
+    ray_config = EvalRayConfig(enabled=use_ray, concurrency=1, batch_size=64, num_cpus_per_actor=1,
+                               num_gpus_per_actor=0, stall_timeout_s=600)
+    runtime = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=BATCH).model_dump()
+    checkpoint = {"name": "bench", "path": str(model_dir)}
+    quiet = lambda _: None  # noqa: E731
+    times = {}
+    start = time.perf_counter()
+    scored = aligned(ppl, map_items(ppl, PerplexityScorer, dict(checkpoint=checkpoint, runtime=runtime,
+                                                                context_length=CONTEXT, stride=CONTEXT,
+                                                                add_special_tokens=False), ray_config, quiet, "ppl"))
+    times["perplexity"] = time.perf_counter() - start
+    start = time.perf_counter()
+    choices = aligned(mc, map_items(mc, ChoiceScorer, dict(checkpoint=checkpoint, runtime=runtime), ray_config,
+                                    quiet, "mc"))
+    times["multiple_choice"] = time.perf_counter() - start
+    return times, {"nll": scored["nll"].to_pylist(), "tokens": scored["n_tokens"].to_pylist(),
+                   "logprobs": choices["logprobs"].to_pylist()}
+
+
+def naive(model_dir: Path, ppl: pa.Table, mc: pa.Table) -> tuple[dict, dict]:
+    """What one writes first: one document (one choice) per forward pass, the model's own loss."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    times, nll, tokens, logprobs = {}, [], [], []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for text in ppl["text"].to_pylist():
+            ids = torch.tensor([tokenizer(text)["input_ids"][:CONTEXT]])
+            nll.append(model(ids, labels=ids).loss.item() * (ids.shape[1] - 1))
+            tokens.append(ids.shape[1] - 1)
+        times["perplexity"] = time.perf_counter() - start
+        start = time.perf_counter()
+        for context, continuations in zip(mc["context"].to_pylist(), mc["continuations"].to_pylist()):
+            row = []
+            for continuation in continuations:
+                ctx, cont = tokenizer(context)["input_ids"], tokenizer(continuation)["input_ids"]
+                ids = torch.tensor([(ctx + cont)[-CONTEXT:]])
+                logits = model(ids).logits[0, -len(cont) - 1:-1].log_softmax(-1)
+                row.append(float(logits.gather(-1, torch.tensor(cont).unsqueeze(-1)).sum()))
+            logprobs.append(row)
+        times["multiple_choice"] = time.perf_counter() - start
+    return times, {"nll": nll, "tokens": tokens, "logprobs": logprobs}
+
+
+def lm_eval_harness(model_dir: Path, ppl: pa.Table, mc: pa.Table) -> tuple[dict, dict] | None:
+    try:
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.huggingface import HFLM
+    except ImportError:
+        return None
+    lm = HFLM(pretrained=str(model_dir), batch_size=BATCH, max_length=CONTEXT, device="cpu")
+    times = {}
+    start = time.perf_counter()
+    rolling = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (t,), i)
+                                        for i, t in enumerate(ppl["text"].to_pylist())], disable_tqdm=True)
+    times["perplexity"] = time.perf_counter() - start
+    requests = [Instance("loglikelihood", {}, (context, continuation), i)
+                for i, (context, conts) in enumerate(zip(mc["context"].to_pylist(), mc["continuations"].to_pylist()))
+                for continuation in conts]
+    start = time.perf_counter()
+    answers = lm.loglikelihood(requests, disable_tqdm=True)
+    times["multiple_choice"] = time.perf_counter() - start
+    logprobs = [[a[0] for a in answers[i:i + 4]] for i in range(0, len(answers), 4)]
+    return times, {"nll": [-r for r in rolling], "logprobs": logprobs}
+
+
+def picks(logprobs):
+    return [max(range(len(lp)), key=lp.__getitem__) for lp in logprobs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=6)
+    args = parser.parse_args()
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, params = build_model(Path(tmp), args.hidden, args.layers)
+        ppl, mc = items(args.docs)
+        print(f"model {params / 1e6:.1f}M params, context {CONTEXT}, torch threads {torch.get_num_threads()}; "
+              f"{ppl.num_rows} documents, {mc.num_rows} questions x 4 choices")
+        runs = {"ours, Ray Data (1 actor x 1 CPU)": lambda: ours(model_dir, ppl, mc, True),
+                "ours, one process": lambda: ours(model_dir, ppl, mc, False),
+                "naive loop": lambda: naive(model_dir, ppl, mc)}
+        try:
+            import lm_eval  # noqa: F401
+            runs["lm-evaluation-harness HFLM"] = lambda: lm_eval_harness(model_dir, ppl, mc)
+        except ImportError:
+            print("lm-evaluation-harness not installed: its row is skipped")
+        timings, outputs = {name: {"perplexity": [], "multiple_choice": []} for name in runs}, {}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                times, outputs[name] = run()
+                for suite, seconds in times.items():
+                    timings[name][suite].append(seconds)
+        reference = outputs["naive loop"]
+        scored_tokens = sum(reference["tokens"])
+        for name, out in outputs.items():
+            same_picks = sum(a == b for a, b in zip(picks(out["logprobs"]), picks(reference["logprobs"])))
+            ppl_value = math.exp(sum(out["nll"]) / scored_tokens)
+            print(f"  check {name}: corpus perplexity {ppl_value:.4f}, multiple-choice picks equal to the naive loop's "
+                  f"{same_picks}/{mc.num_rows}")
+        print(f"\n| method | perplexity tokens/s | vs naive | multiple-choice questions/s | vs naive |")
+        print("|---|---|---|---|---|")
+        base = {s: statistics.median(timings["naive loop"][s]) for s in ("perplexity", "multiple_choice")}
+        for name in runs:
+            p, m = (statistics.median(timings[name][s]) for s in ("perplexity", "multiple_choice"))
+            print(f"| {name} | {scored_tokens / p:,.0f} | {base['perplexity'] / p:.2f}x | {mc.num_rows / m:.1f} | "
+                  f"{base['multiple_choice'] / m:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""A checkpoint to evaluate: a model directory, or a LoRA adapter on its base; loaded once per actor."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from core.errors import ConfigError
+from eval.config import CheckpointConfig, ModelRuntimeConfig
+
+ADAPTER_CONFIG = "adapter_config.json"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(path: str) -> bool:
+    """``org/name`` that is not a local path: transformers fetches it from the hub (or its cache)."""
+    return not Path(path).exists() and HUB_ID.match(path) is not None
+
+
+def is_adapter(path: str) -> bool:
+    return (Path(path) / ADAPTER_CONFIG).is_file()
+
+
+def adapter_base(checkpoint: CheckpointConfig) -> str:
+    """The base model an adapter applies to: the config's ``base``, else the one the adapter names."""
+    if checkpoint.base:
+        return checkpoint.base
+    return json.loads((Path(checkpoint.path) / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+
+
+def check_checkpoint(checkpoint: CheckpointConfig, key: str) -> None:
+    """Before any work: the directory holds a model or an adapter, and an adapter's base exists."""
+    path = Path(checkpoint.path)
+    if is_hub_id(checkpoint.path):
+        return
+    if not path.is_dir():
+        raise ConfigError(f"{key}.path: {path} is not a directory (nor a hub id like org/name)")
+    if is_adapter(str(path)):
+        base = adapter_base(checkpoint)
+        if not (Path(base) / "config.json").is_file() and not is_hub_id(base):
+            raise ConfigError(f"{key}: LoRA adapter {path} needs its base model, but {base} holds no config.json "
+                              f"(set {key}.base to the base model directory)")
+    elif not (path / "config.json").is_file():
+        raise ConfigError(f"{key}.path: {path} holds neither a model (config.json) nor a LoRA adapter "
+                          f"({ADAPTER_CONFIG})")
+
+
+def checkpoint_digest(checkpoint: CheckpointConfig) -> str:
+    """sha256 over the checkpoint's files (names and contents; an adapter's base included), streamed.
+    A hub id is named, not hashed: its files are not here until transformers fetches them."""
+    digest = hashlib.sha256()
+    roots = [checkpoint.path] + ([adapter_base(checkpoint)] if is_adapter(checkpoint.path) else [])
+    for root in map(Path, roots):
+        if is_hub_id(str(root)):
+            digest.update(f"hub:{root}".encode())
+            continue
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(root)).encode())
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def tokenizer_dir(checkpoint: CheckpointConfig) -> str:
+    if checkpoint.tokenizer:
+        return checkpoint.tokenizer
+    own = Path(checkpoint.path)
+    if (own / "tokenizer_config.json").is_file() or not is_adapter(checkpoint.path):
+        return checkpoint.path
+    return adapter_base(checkpoint)
+
+
+def load_tokenizer(checkpoint: CheckpointConfig):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(checkpoint))
+    if tokenizer.pad_token is None:  # padded positions are masked, so any id will do
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def device_for(runtime: ModelRuntimeConfig) -> str:
+    import torch
+
+    if runtime.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return runtime.device
+
+
+def load_model(checkpoint: CheckpointConfig, runtime: ModelRuntimeConfig):
+    """The causal LM in eval mode on its device; an adapter is applied to its base (not merged: the
+    weights scored are exactly the adapter's)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[runtime.dtype]
+    if is_adapter(checkpoint.path):
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(adapter_base(checkpoint), dtype=dtype)
+        model = PeftModel.from_pretrained(base, checkpoint.path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(checkpoint.path, dtype=dtype)
+    return model.to(device_for(runtime)).eval()
+
+
+def max_positions(model) -> int:
+    config = getattr(model, "config", None)
+    return int(getattr(config, "max_position_embeddings", 0) or 2048)

@@ -1,0 +1,137 @@
+"""The eval job: every checkpoint on every enabled suite with the same settings, one published report.
+
+Reads top to bottom: check the checkpoints and read the eval sets (errors before any work), find
+contaminated items, run the suites, write the report, publish it with a manifest naming every
+checkpoint's path and hash.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.errors import ConfigError
+from core.parquet import parquet_files, published_data_dir
+from core.run import PublishedRun
+from eval import items as eval_items
+from eval import lm_eval_adapter
+from eval.checkpoints import adapter_base, check_checkpoint, checkpoint_digest, is_adapter
+from eval.config import EvalConfig
+from eval.contamination import find_contamination
+from eval.report import write_report
+from eval.suites import generation, judge, multiple_choice, perplexity
+
+Sets = dict[tuple[str, str], pa.Table]  # (suite, set name) -> items
+
+
+def read_sets(config: EvalConfig) -> Sets:
+    cap = config.max_items
+    sets: Sets = {}
+    if config.perplexity.enabled:
+        sets.update({("perplexity", n): eval_items.text_items(n, s, cap) for n, s in config.perplexity.sets.items()})
+    if config.multiple_choice.enabled:
+        sets.update({("multiple_choice", n): eval_items.choice_items(n, s, cap)
+                     for n, s in config.multiple_choice.sets.items()})
+    if config.generation.enabled:
+        sets.update({("generation", n): eval_items.generation_items(n, s, cap)
+                     for n, s in config.generation.sets.items()})
+    if config.judge.enabled:
+        sets[("judge", "prompts")] = eval_items.judge_items(config.judge.prompts, cap)
+    return sets
+
+
+def set_paths(config: EvalConfig) -> list[str]:
+    paths = [s.path for suite in (config.perplexity, config.multiple_choice, config.generation) if suite.enabled
+             for s in suite.sets.values()]
+    return paths + ([config.judge.prompts.path] if config.judge.enabled else [])
+
+
+def without(sets: Sets, contaminated: pa.Table) -> Sets:
+    """The sets with their contaminated items removed."""
+    kept = {}
+    for (suite, name), table in sets.items():
+        mine = contaminated.filter(pc.and_(pc.equal(contaminated.column("suite"), suite),
+                                           pc.equal(contaminated.column("set"), name)))
+        kept[(suite, name)] = table.filter(pc.invert(pc.is_in(table.column("item_id"), mine.column("item_id"))))
+    return kept
+
+
+def suite_sets(sets: Sets, suite: str) -> dict[str, pa.Table]:
+    return {name: table for (s, name), table in sets.items() if s == suite}
+
+
+def checkpoint_entries(config: EvalConfig, digests: dict[str, str]) -> list[dict]:
+    return [{"name": c.name, "path": str(Path(c.path).resolve()), "sha256": digests[c.name],
+             "base": adapter_base(c) if is_adapter(c.path) else None} for c in config.checkpoints]
+
+
+def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
+    for i, checkpoint in enumerate(config.checkpoints):
+        check_checkpoint(checkpoint, f"checkpoints[{i}] ({checkpoint.name})")
+    echo(f"hashing {len(config.checkpoints)} checkpoint(s)")
+    digests = {c.name: checkpoint_digest(c) for c in config.checkpoints}
+    # a checkpoint retrained in place (same path, new weights) makes a finished report stale
+    run = PublishedRun(config.output_dir, config, "eval", overwrite=overwrite, echo=echo,
+                       upstream={"checkpoint_sha256": digests})
+    if run.finished:
+        return run.finished
+    sets = read_sets(config)
+    if not sets and not config.lm_eval.enabled:
+        raise ConfigError("nothing to evaluate: give perplexity/multiple_choice/generation sets, enable the judge "
+                          "or lm_eval")
+    inputs = [f for path in set_paths(config) for f in parquet_files(published_data_dir(path, eval_items.DATA_FOLDERS),
+                                                                     path)]
+    echo(f"eval run -> {run.output}: {len(config.checkpoints)} checkpoint(s), "
+         + ", ".join(f"{s}/{n} {t.num_rows} items" for (s, n), t in sets.items()))
+    with run.writing(inputs) as partial:
+        results: dict = {"checkpoints": checkpoint_entries(config, digests), "confidence": config.confidence,
+                         "decoding": config.decoding.model_dump(), "run_id": run.run_id}
+        if config.decontamination.enabled and sets:
+            with run.timed("decontamination"):
+                contaminated, counts = find_contamination(sets, config.decontamination, config.ray, echo)
+                pq.write_table(contaminated, partial / "contamination.parquet")  # bounded: rows are eval items
+                results["decontamination"] = {
+                    "ngram": config.decontamination.ngram, "decontaminate": config.decontamination.decontaminate,
+                    "training_data": [t.path for t in config.decontamination.training_data], "sets": counts}
+                if config.decontamination.decontaminate:
+                    sets = without(sets, contaminated)
+        for name, suite in (("perplexity", perplexity), ("multiple_choice", multiple_choice),
+                            ("generation", generation)):
+            if suite_sets(sets, name):
+                with run.timed(name):
+                    results[name] = suite.run(config, suite_sets(sets, name), partial, echo)
+        if config.judge.enabled:
+            with run.timed("judge"):
+                results["judge"], run.manifest["judge_requests"] = judge.run(
+                    config, sets[("judge", "prompts")], partial, echo)
+        if config.lm_eval.enabled:
+            with run.timed("lm_eval"):
+                results["lm_eval"] = lm_eval_adapter.run(config, echo)
+        run.manifest["checkpoints"] = results["checkpoints"]
+        run.manifest["outputs"] = write_report(partial, results, f"Eval: {', '.join(c.name for c in config.checkpoints)}")
+    echo(summary(results))
+    echo(f"report: {run.output / 'report.md'} and {run.output / 'report.html'}")
+    return run.manifest
+
+
+def summary(results: dict) -> str:
+    lines = ["eval summary:"]
+    for name, by_checkpoint in (results.get("perplexity") or {}).items():
+        lines.append(f"  perplexity {name}: " + ", ".join(f"{c} {r['perplexity']:.2f}" for c, r in by_checkpoint.items()))
+    for name, by_checkpoint in (results.get("multiple_choice") or {}).items():
+        lines.append(f"  multiple choice {name} acc: "
+                     + ", ".join(f"{c} {100 * r['acc']['accuracy']:.1f}%" for c, r in by_checkpoint.items()))
+    for name, by_checkpoint in (results.get("generation") or {}).items():
+        lines.append(f"  generation {name} ROUGE-L / BLEU-4: " + ", ".join(
+            f"{c} {r['rougeL']['value']:.1f} / {r['bleu4']['value']:.1f}" for c, r in by_checkpoint.items()))
+    for pair in (results.get("judge") or {}).values():
+        lines.append(f"  judge {pair['a']} vs {pair['b']}: win rate {100 * pair['win_rate']['value']:.1f}% "
+                     f"({pair['wins']}/{pair['ties']}/{pair['losses']}, {pair['inconsistent']} inconsistent)")
+    if "decontamination" in results:
+        found = sum(c["contaminated"] for c in results["decontamination"]["sets"].values())
+        action = "removed" if results["decontamination"]["decontaminate"] else "kept"
+        lines.append(f"  decontamination: {found} contaminated item(s), {action}")
+    return "\n".join(lines)

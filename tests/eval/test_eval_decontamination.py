@@ -1,0 +1,51 @@
+"""Decontamination finds the n-gram overlaps planted in factory documents, SFT and preference data,
+and no others."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from eval.config import ChoiceSetConfig, DecontaminationConfig, EvalRayConfig
+from eval.contamination import find_contamination
+from eval.items import choice_items
+from eval_fixtures import MMLU_SAMPLE, write_table
+from train_fixtures import write_preferences, write_sft
+from conftest import PARAGRAPHS
+
+IN_PROCESS = EvalRayConfig(enabled=False, concurrency=1, batch_size=4, num_cpus_per_actor=1, num_gpus_per_actor=0,
+                           stall_timeout_s=600)
+
+
+def words_of(row: dict) -> list[str]:
+    return " ".join([row["question"], *row["choices"]]).lower().replace("?", " ").split()
+
+
+def test_planted_overlaps_are_found_and_nothing_else(tmp_path):
+    items = choice_items("cs", ChoiceSetConfig(path=str(MMLU_SAMPLE), id_column="id"), 1000)
+    rows = items.to_pylist()
+    long_enough = [r for r in rows if len(words_of(r)) >= 20 and all(w.isalnum() for w in words_of(r)[:14])]
+    in_document, in_sft, near_miss = long_enough[0], long_enough[1], long_enough[2]
+    documents = write_table(tmp_path / "factory" / "documents" / "part-0.parquet", [
+        {"id": f"doc-{i}", "text": text, "source": "news"} for i, text in enumerate(PARAGRAPHS)
+    ] + [
+        {"id": "doc-planted", "text": PARAGRAPHS[0] + " " + " ".join(words_of(in_document)[:13]).upper() + " end."},
+        # 12 words only: below the 13-gram, so not contamination
+        {"id": "doc-near-miss", "text": "Intro. " + " ".join(words_of(near_miss)[:12]) + " and more words follow"},
+    ])
+    (tmp_path / "factory" / "manifest.json").write_text(json.dumps({"run_id": "r"}))
+    sft = write_sft(tmp_path / "sft.parquet")
+    table = pq.read_table(sft).to_pylist()
+    table[0]["messages"][2]["content"] = "as the exam asks: " + " ".join(words_of(in_sft)[2:15]) + "."
+    write_table(sft, table)
+    preferences = write_preferences(tmp_path / "preferences.parquet")
+    config = DecontaminationConfig(enabled=True, ngram=13, decontaminate=True, batch_size=2, training_data=[
+        {"path": str(tmp_path / "factory")}, {"path": str(sft)}, {"path": str(preferences)}])
+
+    found, counts = find_contamination({("multiple_choice", "cs"): items}, config, IN_PROCESS, lambda _: None)
+
+    flagged = {r["item_id"]: r for r in found.to_pylist()}
+    assert set(flagged) == {in_document["item_id"], in_sft["item_id"]}
+    assert flagged[in_document["item_id"]]["training_id"] == "doc-planted"
+    assert flagged[in_sft["item_id"]]["training_id"] == "sft-0"
+    assert counts["multiple_choice/cs"] == {"items": 40, "contaminated": 2, "too_short_to_check": 0}

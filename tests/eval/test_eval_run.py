@@ -1,0 +1,156 @@
+"""python -m eval run: three checkpoints (a base, a model trained on the domain, a LoRA adapter) on every
+suite, through Ray Data model actors and a loopback judge; one report, published atomically."""
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from eval.__main__ import main
+from eval.checkpoints import checkpoint_digest
+from eval.config import CheckpointConfig
+from eval_fixtures import GENERAL_TEXT, MC_PROMPT, models, question_rows, write_documents, write_table
+from synth_helpers import endpoint, loopback  # noqa: F401  (fixture)
+from train_fixtures import DOCUMENTS
+
+ANSWER = re.compile(r"Answer 1:\n(.*)\n\nAnswer 2:\n(.*)\n\nReply", re.S)
+
+
+def longer_answer_wins(body: dict) -> str:
+    """A judge without position bias: the longer answer wins, equal lengths tie."""
+    first, second = ANSWER.search(body["messages"][1]["content"]).groups()
+    winner = "1" if len(first) > len(second) else "2" if len(second) > len(first) else "tie"
+    return json.dumps({"winner": winner, "reason": "longer"})
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return models(tmp_path_factory.mktemp("eval-run-models"))
+
+
+def write_config(tmp_path, tiny, server, **overrides) -> str:
+    domain = write_documents(tmp_path / "sets" / "domain.parquet", DOCUMENTS, "domain")
+    questions = write_table(tmp_path / "sets" / "questions.parquet", question_rows())
+    # training data with two planted leaks (a whole document, one question) and a 7-word near miss
+    training = write_documents(tmp_path / "training" / "documents.parquet", [
+        "unrelated text about gardens and the weather in spring. " + DOCUMENTS[2],
+        "operators said " + " ".join(DOCUMENTS[3].split()[:7]) + " yesterday",
+        "quiz: " + " ".join([question_rows()[0]["question"], *question_rows()[0]["choices"]]),
+    ], "train")
+    config = {
+        "output_dir": str(tmp_path / "eval"),
+        "checkpoints": [{"name": "base", "path": str(tiny["base"])}, {"name": "cpt", "path": str(tiny["trained"])},
+                        {"name": "lora", "path": str(tiny["lora"])}],
+        "ray": {"batch_size": 4, "concurrency": 1},
+        "model": {"forward_batch_size": 4},
+        "decoding": {"max_new_tokens": 6},
+        "perplexity": {"context_length": 24, "stride": 12, "sets": {
+            "domain": {"path": str(domain)},
+            "general": {"path": str(write_documents(tmp_path / "sets" / "general.parquet", GENERAL_TEXT, "gen"))}}},
+        "multiple_choice": {"prompt": MC_PROMPT, "sets": {"reactor": {"path": str(questions), "id_column": "id"}}},
+        "generation": {"sets": {"title_to_text": {"path": str(domain), "prompt": "Title: {title}\nText:",
+                                                  "reference_column": "text", "limit": 4}}},
+        "judge": {"enabled": True, "endpoint": endpoint(server, model="judge"), "pairs": [["cpt", "base"], ["lora", "base"]],
+                  "prompts": {"path": str(questions), "prompt_column": "question"}},
+        "decontamination": {"ngram": 8, "decontaminate": True, "training_data": [{"path": str(training)}]},
+        **overrides,
+    }
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_eval_run_reports_every_checkpoint_and_metric(tmp_path, tiny, loopback, ray_session, capsys):
+    server = loopback(policy=longer_answer_wins)
+    config = write_config(tmp_path, tiny, server)
+    assert main(["run", config]) == 0
+    out = tmp_path / "eval"
+    results = json.loads((out / "results.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+
+    # the manifest names every checkpoint's path and hash
+    assert [c["name"] for c in manifest["checkpoints"]] == ["base", "cpt", "lora"]
+    for entry in manifest["checkpoints"]:
+        assert entry["sha256"] == checkpoint_digest(CheckpointConfig(name=entry["name"], path=entry["path"]))
+    assert manifest["checkpoints"][2]["base"] == str(tiny["base"])
+
+    # decontamination: the planted document and question are removed, the near miss is kept
+    assert results["decontamination"]["sets"]["perplexity/domain"]["contaminated"] == 1
+    assert results["decontamination"]["sets"]["multiple_choice/reactor"]["contaminated"] == 1
+    leaked = pq.read_table(out / "contamination.parquet").to_pylist()
+    assert {(r["suite"], r["item_id"]) for r in leaked} >= {("perplexity", "domain-2"), ("multiple_choice", "q0")}
+    ppl = results["perplexity"]
+    assert ppl["domain"]["cpt"]["documents"] == len(DOCUMENTS) - 1
+    assert results["multiple_choice"]["reactor"]["cpt"]["acc"]["n"] == len(question_rows()) - 1
+
+    # the model trained on the domain: lower domain perplexity, every remaining answer right
+    assert ppl["domain"]["cpt"]["perplexity"] < ppl["domain"]["base"]["perplexity"]
+    assert results["multiple_choice"]["reactor"]["cpt"]["acc"]["accuracy"] == 1.0
+    # the adapter really changes the base's scores
+    assert ppl["domain"]["lora"]["perplexity"] != pytest.approx(ppl["domain"]["base"]["perplexity"])
+
+    # the judge: both orders of every prompt sent, and a position-free judge is never inconsistent
+    judge_prompts = len(question_rows())  # a bare question is shorter than the 8-gram: nothing to check
+    assert results["decontamination"]["sets"]["judge/prompts"]["too_short_to_check"] == judge_prompts
+    assert len(server.answered()) == 2 * 2 * judge_prompts
+    verdicts = pq.read_table(out / "items" / "judge" / "cpt_vs_base" / "verdicts.parquet").to_pylist()
+    expected = ["win" if len(v["answer_a"]) > len(v["answer_b"]) else "loss" if len(v["answer_a"]) < len(v["answer_b"])
+                else "tie" for v in verdicts]
+    pair = results["judge"]["cpt_vs_base"]
+    assert (pair["wins"], pair["ties"], pair["losses"]) == tuple(expected.count(k) for k in ("win", "tie", "loss"))
+    assert pair["inconsistent"] == 0 and pair["n"] == judge_prompts
+
+    # the report lists every checkpoint and every metric
+    report = (out / "report.md").read_text()
+    for word in ("base", "cpt", "lora", "perplexity", "bits/byte", "acc_norm", "ROUGE-1", "ROUGE-2", "ROUGE-L",
+                 "BLEU-4", "win rate", "inconsistent", "Decontamination", "reactor_operations"):
+        assert word in report, word
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and "cpt vs base" in html
+    for plot in ("perplexity.png", "accuracy_reactor.png", "win_rates.png"):
+        assert (out / "plots" / plot).stat().st_size > 1000
+    assert "eval summary" in capsys.readouterr().out
+
+    # a rerun of the same config on the same checkpoints is skipped; judging the same answers again is free
+    server.reset_counts()
+    assert main(["run", config]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    judge_only = write_config(tmp_path, tiny, server, perplexity={"enabled": False}, generation={"enabled": False},
+                              multiple_choice={"enabled": False}, decontamination={"enabled": False})
+    assert main(["run", judge_only, "--overwrite"]) == 0
+    assert server.answered() == []
+    assert json.loads((out / "results.json").read_text())["judge"]["cpt_vs_base"] == pair
+
+
+def test_bad_input_is_named_before_any_work(tmp_path, tiny, loopback, capsys):
+    server = loopback(policy=longer_answer_wins)
+    missing = write_config(tmp_path, tiny, server, checkpoints=[{"name": "x", "path": str(tmp_path / "nowhere")}],
+                           judge={"enabled": False})
+    assert main(["run", missing]) == 2
+    assert "checkpoints[0] (x).path" in capsys.readouterr().err
+
+    bad_rows = question_rows()
+    bad_rows[1]["answer"] = 7
+    write_table(tmp_path / "sets" / "bad.parquet", bad_rows)
+    config = yaml.safe_load(open(write_config(tmp_path, tiny, server)))
+    config["multiple_choice"]["sets"]["reactor"]["path"] = str(tmp_path / "sets" / "bad.parquet")
+    config["ray"]["enabled"] = False
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.parquet: row 1: answer=7" in err
+
+    config["multiple_choice"]["sets"]["reactor"]["question_column"] = "query"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "bad.yaml")]) == 2
+    assert "missing column(s) ['query']" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()
+
+    config["judge"]["pairs"] = [["cpt", "dpo"]]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "bad.yaml")]) == 2
+    assert "'dpo' is not a checkpoint" in capsys.readouterr().err

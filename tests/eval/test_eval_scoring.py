@@ -1,0 +1,176 @@
+"""The numbers behind the report, checked against independent computations: perplexity against plain
+transformers, multiple-choice accuracy on answers made most likely and on a random model, ROUGE/BLEU
+against the reference libraries, and the judge's two-order verdicts."""
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+import pytest
+import torch
+from scipy.stats import binom
+
+from eval.config import EvalRayConfig, ModelRuntimeConfig
+from eval.items import choice_items
+from eval.loglik import sliding_windows
+from eval.scorers import ChoiceScorer, PerplexityScorer
+from eval.streaming import map_items
+from eval.suites import multiple_choice, perplexity
+from eval.suites.common import aligned
+from eval.suites.generation import text_metrics
+from eval.suites.judge import combine, parse_winner, tally
+from eval.config import ChoiceSetConfig
+from eval_fixtures import GENERAL_TEXT, MC_PROMPT, MMLU_SAMPLE, models, question_rows, write_table
+from train_fixtures import DOCUMENTS
+
+IN_PROCESS = EvalRayConfig(enabled=False, concurrency=1, batch_size=4, num_cpus_per_actor=1, num_gpus_per_actor=0,
+                           stall_timeout_s=600)
+RUNTIME = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return models(tmp_path_factory.mktemp("eval-models"))
+
+
+def checkpoint(path, name="m") -> dict:
+    return {"name": name, "path": str(path)}
+
+
+def score_perplexity(model_dir, texts, context=None, stride=512) -> pa.Table:
+    items = pa.table({"item_id": [f"d{i}" for i in range(len(texts))], "text": texts})
+    scored = map_items(items, PerplexityScorer, dict(checkpoint=checkpoint(model_dir), runtime=RUNTIME.model_dump(),
+                                                     context_length=context, stride=stride, add_special_tokens=True),
+                       IN_PROCESS, lambda _: None, "test")
+    return aligned(items, scored)
+
+
+def transformers_nll(model_dir, text: str) -> tuple[float, int]:
+    """Summed NLL and scored tokens of one document, with the model's own loss (no window)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(model_dir)
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        loss = model(ids, labels=ids).loss.item()
+    return loss * (ids.shape[1] - 1), ids.shape[1] - 1
+
+
+def test_perplexity_equals_exp_mean_token_nll_of_plain_transformers(tiny):
+    texts = DOCUMENTS + GENERAL_TEXT  # different lengths: the batch is padded
+    ours = perplexity.summarise(score_perplexity(tiny["trained"], texts))
+    nll, tokens = zip(*(transformers_nll(tiny["trained"], t) for t in texts))
+    assert ours["tokens"] == sum(tokens)
+    assert ours["perplexity"] == pytest.approx(math.exp(sum(nll) / sum(tokens)), rel=1e-4)
+    per_doc = sorted(math.exp(n / t) for n, t in zip(nll, tokens))
+    assert ours["document_perplexity"]["median"] == pytest.approx((per_doc[5] + per_doc[6]) / 2 if len(per_doc) % 2 == 0
+                                                                  else per_doc[len(per_doc) // 2], rel=1e-4)
+
+
+def test_sliding_window_matches_the_transformers_guide(tiny):
+    """A document longer than the context: each token scored once, with stride-overlapping context."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    text = " ".join(DOCUMENTS)
+    context, stride = 32, 12
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny["trained"]), AutoModelForCausalLM.from_pretrained(tiny["trained"])
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    total, counted, previous_end = 0.0, 0, 0
+    for begin in range(0, ids.shape[1], stride):  # the loop of the transformers perplexity guide
+        end = min(begin + context, ids.shape[1])
+        target = ids[:, begin:end].clone()
+        target[:, :-(end - previous_end)] = -100
+        with torch.no_grad():
+            loss = model(ids[:, begin:end], labels=target).loss.item()
+        valid = int((target[:, 1:] != -100).sum())
+        total, counted, previous_end = total + loss * valid, counted + valid, end
+        if end == ids.shape[1]:
+            break
+    assert ids.shape[1] > 3 * context
+    ours = score_perplexity(tiny["trained"], [text], context=context, stride=stride)
+    assert ours.column("n_tokens")[0].as_py() == counted == ids.shape[1] - 1
+    assert ours.column("nll")[0].as_py() == pytest.approx(total, rel=1e-4)
+
+
+def test_every_token_is_scored_once_whatever_the_stride():
+    for length in (1, 2, 31, 32, 33, 100):
+        for stride in (1, 7, 32):
+            windows = sliding_windows(list(range(length)), 32, stride)
+            assert sum(w.n_scored for w in windows) == max(0, length - 1)
+            assert all(len(w.ids) <= 32 and w.n_scored < len(w.ids) + (w.ids[0] != 0) for w in windows)
+    with pytest.raises(ValueError, match="stride"):
+        sliding_windows(list(range(10)), 4, 5)
+
+
+def test_a_model_trained_on_the_eval_text_has_lower_perplexity(tiny):
+    trained = perplexity.summarise(score_perplexity(tiny["trained"], DOCUMENTS))
+    untrained = perplexity.summarise(score_perplexity(tiny["base"], DOCUMENTS))
+    assert trained["perplexity"] < untrained["perplexity"] / 5
+    assert trained["bits_per_byte"] < untrained["bits_per_byte"]
+
+
+def choice_summary(model_dir, items: pa.Table) -> dict:
+    inputs = multiple_choice.choice_inputs(items, MC_PROMPT, " {choice}")
+    scored = aligned(items, map_items(inputs, ChoiceScorer, dict(checkpoint=checkpoint(model_dir),
+                                                                 runtime=RUNTIME.model_dump()),
+                                      IN_PROCESS, lambda _: None, "test"))
+    return multiple_choice.summarise(items, scored, inputs.column("continuations").to_pylist(), 0.95)
+
+
+def test_choice_accuracy_is_100_percent_when_the_answer_was_made_most_likely(tiny, tmp_path):
+    items = choice_items("domain", ChoiceSetConfig(path=str(write_table(tmp_path / "q.parquet", question_rows())),
+                                                   id_column="id"), 100)
+    summary = choice_summary(tiny["trained"], items)
+    assert summary["acc"]["accuracy"] == 1.0 and summary["acc_norm"]["accuracy"] == 1.0
+    assert summary["acc"]["n"] == len(question_rows())
+    assert summary["subjects"]["reactor_operations"]["acc"]["accuracy"] == 1.0
+    assert 0.5 < summary["acc"]["low"] < 1.0 == summary["acc"]["high"]  # Wilson: an interval even at 100%
+
+
+def test_choice_accuracy_of_a_random_model_is_within_chance_bounds(tiny):
+    items = choice_items("cs", ChoiceSetConfig(path=str(MMLU_SAMPLE), id_column="id"), 1000)
+    summary = choice_summary(tiny["base"], items)
+    n = summary["acc"]["n"]
+    assert n == 40
+    low, high = binom.ppf(0.0005, n, 0.25) / n, binom.ppf(0.9995, n, 0.25) / n
+    for metric in ("acc", "acc_norm"):
+        assert low <= summary[metric]["accuracy"] <= high, (metric, summary[metric])
+    assert set(summary["subjects"]) == {"college_computer_science", "computer_security",
+                                        "high_school_computer_science", "machine_learning"}
+    assert sum(s["acc"]["n"] for s in summary["subjects"].values()) == n
+
+
+def test_rouge_and_bleu_equal_the_reference_libraries():
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    predictions = ["the cat sat on the mat", "a quick brown fox jumps over the dog", "nothing in common here"]
+    references = ["the cat was sitting on the mat", "the quick brown fox jumped over the lazy dog", "zebra"]
+    ours = text_metrics(predictions, references)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    for kind in ("rouge1", "rouge2", "rougeL"):
+        expected = sum(100 * scorer.score(r, p)[kind].fmeasure for p, r in zip(predictions, references)) / 3
+        assert ours[kind]["value"] == pytest.approx(expected)
+        assert ours[kind]["low"] <= ours[kind]["value"] <= ours[kind]["high"]
+    assert ours["bleu4"]["value"] == pytest.approx(sacrebleu.corpus_bleu(predictions, [references]).score)
+    same = text_metrics(references, references)
+    assert same["rouge1"]["value"] == pytest.approx(100) and same["bleu4"]["value"] == pytest.approx(100)
+    assert text_metrics(["x"], ["y"])["rougeL"]["value"] == 0
+
+
+def test_judge_verdicts_count_both_orders():
+    assert parse_winner('{"winner": "1", "reason": "r"}') == "1"
+    assert parse_winner('Sure! {"winner": "tie", "reason": "same"} hope that helps') == "tie"
+    assert parse_winner("winner: 2") == "2" and parse_winner("I cannot decide") is None
+    # (a, b) judged as (1, 2), then (b, a) judged as (1, 2)
+    assert combine("1", "2") == ("win", False)      # a first both times
+    assert combine("2", "1") == ("loss", False)
+    assert combine("tie", "tie") == ("tie", False)
+    assert combine("1", "1") == ("tie", True)       # always the first position: a position bias
+    assert combine("1", "tie") == ("tie", True)
+    assert combine(None, "1") == (None, False)
+    result = tally([("win", False), ("win", False), ("loss", False), ("tie", True), (None, False)], 0.95)
+    assert (result["wins"], result["ties"], result["losses"], result["n"]) == (2, 1, 1, 4)
+    assert result["inconsistent"] == 1 and result["unreadable"] == 1
+    assert result["win_rate"]["value"] == pytest.approx((2 + 0.5) / 4)
+    assert result["win_rate"]["low"] < 0.625 < result["win_rate"]["high"]
