@@ -124,6 +124,8 @@ class JudgeConfig(StrictModel):
                                       '{"winner": "1" | "2" | "tie", "reason": "..."}.')
     prompt_version: str = Field(description="Part of every cached request's key: change it when the template changes.")
     sampling: SamplingConfig
+    max_parse_retries: int = Field(ge=0, description="Ask again when a verdict cannot be read, up to this many "
+                                                     "times (each ask cached).")
     actors: int = Field(gt=0, description="Judge actors when ray.enabled.")
     batch_size: int = Field(gt=0)
 

@@ -80,6 +80,8 @@ class SynthConfig(StrictModel):
     cache_path: str | None = Field(description="SQLite answer cache; null = <output_dir>.cache.sqlite.")
     prompt_dir: str | None = Field(description="Extra template directory searched before synth/prompts.")
     seed: int
+    max_parse_retries: int = Field(ge=0, description="Ask again when an answer is malformed or off-schema, up to "
+                                                     "this many times, before the item is rejected.")
     endpoints: dict[str, EndpointConfig] = Field(min_length=1)
     input: InputConfig | None = None
     ray: RayActorPoolConfig

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from core.llm.requests import ChatRequest, RequestStats
+from core.llm.parse_retry import Parsed, resolve_parsed
 from core.llm.scale import resolve
 from synth.config import SynthConfig
 from synth.inputs import read_input
@@ -60,25 +61,18 @@ def candidate_label(config: SynthConfig, index: int) -> tuple[str, float]:
     return config.endpoints[generator.endpoint].model, generator.temperature
 
 
-def judge_verdict(text: str, template: PromptTemplate):
-    """(winner 'A'/'B'/'tie', score_a, score_b, rationale) or (None, (reason, detail))."""
-    value, problem = parse_json_answer(text, template.response_schema)
-    if problem:
-        return None, (f"judge_{problem[0]}", problem[1])
-    return (value["winner"], float(value["score_a"]), float(value["score_b"]), value["rationale"].strip()), None
-
-
-def both_verdicts(results: dict, pair_id: str, template: PromptTemplate):
-    """({"ab": verdict, "ba": verdict}, None) or (None, (reason, detail, raw)) for the first order that failed."""
+def both_verdicts(answers: dict[str, Parsed], pair_id: str):
+    """({"ab": verdict, "ba": verdict}, None) or (None, (reason, detail, raw)) for the first order that failed;
+    a verdict is (winner 'A'/'B'/'tie', score_a, score_b, rationale)."""
     parsed = {}
     for order in ("ab", "ba"):
-        result = results[f"{pair_id}/{order}"]
-        if not result.ok:
-            return None, (result.reason, f"{order}: {result.detail}", None)
-        verdict, problem = judge_verdict(result.text, template)
-        if problem:
-            return None, (problem[0], f"{order}: {problem[1]}", result.text)
-        parsed[order] = verdict
+        answer = answers[f"{pair_id}/{order}"]
+        if not answer.result.ok:
+            return None, (answer.result.reason, f"{order}: {answer.result.detail}", answer.raw())
+        if answer.problem:
+            return None, (f"judge_{answer.problem[0]}", f"{order}: {answer.problem[1]}", answer.raw())
+        value = answer.value
+        parsed[order] = (value["winner"], float(value["score_a"]), float(value["score_b"]), value["rationale"].strip())
     return parsed, None
 
 
@@ -125,15 +119,15 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
                     f"{pair_id}/{order}", prefs.judge, judge_model, plan.judge, prefs.judge_sampling.model_dump(),
                     prompt=prompt["prompt"], reference=prompt["reference"], response_a=answers[a], response_b=answers[b]))
     echo(f"judge: {len(pairs)} pairs, both orders = {len(judge_requests)} requests")
-    results = resolve(judge_requests, config.llm_settings(), echo, "judge")
-    for result in results:
-        stats["judge"].add(result)
-    verdicts = {r.item_id: r for r in results}
+    answers = resolve_parsed(judge_requests, config.llm_settings(),
+                             lambda request, text: parse_json_answer(text, plan.judge.response_schema),
+                             config.max_parse_retries, stats["judge"], echo, "judge")
+    verdicts = {request.item_id: answer for request, answer in zip(judge_requests, answers)}
 
     for pair_id, prompt_id, i, j in pairs:
         prompt = by_prompt[prompt_id]
         source = prompt["source_doc_id"]
-        parsed, failure = both_verdicts(verdicts, pair_id, plan.judge)
+        parsed, failure = both_verdicts(verdicts, pair_id)
         if failure:
             rejects.append(reject(pair_id, source, "judge", *failure))
             continue

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.llm.requests import ChatRequest, RequestStats
-from core.llm.scale import resolve
+from core.llm.parse_retry import resolve_parsed
 from synth.config import SynthConfig
 from synth.grounding import overlap
 from synth.inputs import document_title, read_input
@@ -105,16 +105,23 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
 
     requests = generation_requests(plan, config)
     echo(f"generate: {len(plan.documents)} documents x {len(sft.tasks)} task types = {len(requests)} requests")
-    for request, result in zip(requests, resolve(requests, config.llm_settings(), echo, "generate")):
-        stats["generate"].add(result)
+
+    def conversation(request: ChatRequest, text: str):
         doc_id, task_type, _ = request.item_id.rsplit("/", 2)
-        if not result.ok:
-            rejects.append(reject(request.item_id, doc_id, "generate", result.reason, result.detail))
+        return parse_conversation(text, plan.tasks[task_type], turns[task_type], docs[doc_id]["text"],
+                                  sft.grounding_min_overlap)
+
+    answers = resolve_parsed(requests, config.llm_settings(), conversation, config.max_parse_retries,
+                             stats["generate"], echo, "generate")
+    for request, answer in zip(requests, answers):
+        doc_id, task_type, _ = request.item_id.rsplit("/", 2)
+        if not answer.result.ok:
+            rejects.append(reject(request.item_id, doc_id, "generate", answer.result.reason, answer.result.detail,
+                                  raw=answer.raw()))
             continue
-        messages, problem = parse_conversation(result.text, plan.tasks[task_type], turns[task_type],
-                                               docs[doc_id]["text"], sft.grounding_min_overlap)
-        if problem:
-            rejects.append(reject(request.item_id, doc_id, "generate", *problem, raw=result.text))
+        messages = answer.value
+        if answer.problem:
+            rejects.append(reject(request.item_id, doc_id, "generate", *answer.problem, raw=answer.raw()))
             continue
         rows.append({"id": request.item_id, "task_type": task_type, "variant": "plain", "messages": messages,
                      "source_doc_id": doc_id, "generator": generator_model,
@@ -137,17 +144,22 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
                     instruction=example["messages"][0]["content"], **variant.params)))
     if variant_requests:
         echo(f"variant: {len(variant_requests)} instruction rewrites")
-    results = resolve([r for _, _, r in variant_requests], config.llm_settings(), echo, "variant")
-    for (example, name, request), result in zip(variant_requests, results):
-        stats["variant"].add(result)
+    variant_of = {request.item_id: name for _, name, request in variant_requests}
+    answers = resolve_parsed(
+        [r for _, _, r in variant_requests], config.llm_settings(),
+        lambda request, text: parse_json_answer(text, plan.variants[variant_of[request.item_id]].response_schema),
+        config.max_parse_retries, stats["variant"], echo, "variant")
+    for (example, name, request), answer in zip(variant_requests, answers):
         template = plan.variants[name]
-        if not result.ok:
-            rejects.append(reject(request.item_id, example["source_doc_id"], "variant", result.reason, result.detail))
+        if not answer.result.ok:
+            rejects.append(reject(request.item_id, example["source_doc_id"], "variant", answer.result.reason,
+                                  answer.result.detail, raw=answer.raw()))
             continue
-        value, problem = parse_json_answer(result.text, template.response_schema)
-        if problem:
-            rejects.append(reject(request.item_id, example["source_doc_id"], "variant", *problem, raw=result.text))
+        if answer.problem:
+            rejects.append(reject(request.item_id, example["source_doc_id"], "variant", *answer.problem,
+                                  raw=answer.raw()))
             continue
+        value = answer.value
         variant_rows.append({**example, "id": request.item_id, "variant": name,
                              "messages": with_first_instruction(example["messages"], value["instruction"].strip()),
                              "prompt_version": f"{example['prompt_version']}+{template.prompt_version}"})

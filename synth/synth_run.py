@@ -73,7 +73,8 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False, ec
         })
     echo(f"wrote {rows} {job.folder} rows and {rejected} rejects to {run.output} in {run.timings['resolve']} s")
     echo(f"requests: {requests['requests']} needed, {requests['cached_hits']} from cache, "
-         f"{requests['http_attempts']} sent ({requests['retries']} retries), "
+         f"{requests['http_attempts']} sent ({requests['retries']} transport retries, "
+         f"{requests['parse_retries']} asked again after an unparseable answer), "
          f"failures {requests['failures_by_reason'] or 'none'}, "
          f"tokens {requests['prompt_tokens']} in / {requests['completion_tokens']} out")
     if run.manifest["rejects_by_reason"]:

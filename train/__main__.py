@@ -10,6 +10,7 @@ from core.cli import add_job_arguments, command_parser, output_override, run_com
 EPILOG = """examples:
   python -m train cpt configs/train_cpt.yaml
   ray job submit --working-dir . -- python -m train sft configs/train_sft.yaml
+  python -m train plan configs/train_cpt.yaml      # per-GPU memory estimate, before a GPU is booked
   python -m train merge out/models/sft-lora out/models/sft-merged
   python -m train chat-vector --base BASE --chat CHAT --target out/models/cpt out/models/cpt-chat
 
@@ -35,6 +36,17 @@ def parser() -> argparse.ArgumentParser:
         add_job_arguments(sub, f"YAML config on top of train/presets/base.yaml and the {stage.name} preset "
                                f"(see configs/train_{stage.name}.yaml)")
         sub.add_argument("--max-steps", type=int, help="override optim.max_steps")
+        sub.add_argument("--force", action="store_true",
+                         help="run even when the memory plan says it does not fit plan.gpu_memory_gb")
+    plan = commands.add_parser(
+        "plan", help="estimate per-GPU memory of a training config and say whether it fits",
+        description="Weights, gradients and optimizer states (DeepSpeed's estimators), activations and overhead "
+        "per GPU for the configured model, ZeRO stage, offload, LoRA/QLoRA, micro-batch, sequence length and "
+        "gradient checkpointing; reads the model's config only, never its weights. With plan.gpu_memory_gb set it "
+        "says whether the run fits, and which knob to turn if not (exit 1).")
+    plan.add_argument("config", help="a training config (configs/train_*.yaml)")
+    plan.add_argument("--stage", help="the stage whose preset applies (default: the file's stage:, else cpt)")
+    plan.add_argument("--gpu-memory-gb", type=float, help="override plan.gpu_memory_gb")
     merge = commands.add_parser("merge", help="merge a LoRA adapter into its base model (peft merge_and_unload)")
     merge.add_argument("adapter", help="adapter directory (a LoRA stage's output_dir)")
     merge.add_argument("output", help="directory for the merged full model")
@@ -52,11 +64,13 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def dispatch(args: argparse.Namespace) -> None:
+def dispatch(args: argparse.Namespace) -> int | None:
     if args.command == "merge":
         from train.merge import merge_adapter
 
         merge_adapter(args.adapter, args.output, base=args.base)
+    elif args.command == "plan":
+        return plan_command(args)
     elif args.command == "chat-vector":
         from train.merge import chat_vector
 
@@ -68,7 +82,21 @@ def dispatch(args: argparse.Namespace) -> None:
         overrides = output_override(args) or {}
         if args.max_steps:
             overrides["optim"] = {"max_steps": args.max_steps}
-        run_training(load_train_config(args.config, args.command, overrides), overwrite=args.overwrite)
+        run_training(load_train_config(args.config, args.command, overrides), overwrite=args.overwrite,
+                     force=args.force)
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    from core.config import read_yaml
+    from train.config import load_train_config
+    from train.plan import describe, plan_memory
+
+    stage = args.stage or read_yaml(args.config).get("stage") or "cpt"
+    overrides = {"plan": {"gpu_memory_gb": args.gpu_memory_gb}} if args.gpu_memory_gb else None
+    config = load_train_config(args.config, stage, overrides, check_inputs=False)
+    plan = plan_memory(config)
+    print(describe(plan, config))
+    return 1 if plan.fits is False else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,8 +40,13 @@ class ThroughputCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None:
-            # ZeRO-3 partitions parameters; ds_numel is the full size
-            self.n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
+            # ZeRO-3 partitions parameters; ds_numel is the full size, ds_tensor this rank's partition
+            params = list(model.parameters())
+            self.n_params = sum(getattr(p, "ds_numel", p.numel()) for p in params)
+            if params and hasattr(params[0], "ds_tensor"):
+                held = sum(p.ds_tensor.numel() for p in params)
+                print(f"[train] ZeRO-3: rank {args.process_index} holds {held} of {self.n_params} parameters",
+                      flush=True)
         self.last = (time.perf_counter(), state.num_input_tokens_seen)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -72,11 +77,26 @@ class KillWorkerCallback(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class AttemptStartCallback(TrainerCallback):
+    """Says on rank 0 which step an attempt starts at, and its learning rate: after a failure or a rerun the
+    log shows training continued from the checkpoint (step + 1, schedule where it was), not from step 1."""
+
+    def __init__(self):
+        self.said = False
+
+    def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+        if not self.said and args.process_index == 0:
+            self.said = True
+            rate = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else float("nan")
+            print(f"[train] first step of this attempt: {state.global_step} (learning rate after it {rate:.6g})",
+                  flush=True)
+
+
 def callbacks(config: TrainConfig, tensorboard_dir: str) -> list[TrainerCallback]:
     from ray.train.huggingface.transformers import RayTrainReportCallback
     from torch.utils.tensorboard import SummaryWriter
 
-    found = [ThroughputCallback(config)]
+    found = [ThroughputCallback(config), AttemptStartCallback()]
     if int(os.environ.get("RANK", "0")) == 0:
         found.append(TensorBoardCallback(SummaryWriter(log_dir=tensorboard_dir)))
     if config.run.kill_worker_at_step is not None:

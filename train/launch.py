@@ -17,6 +17,7 @@ from core.ray_runtime import init_ray
 from core.run import PublishedRun
 from train.config import TrainConfig
 from train.data import datasets_to_split, input_files, train_dataset
+from train.plan import check_plan_fits
 from train.stage import TrainingStage
 from train.stages import get_stage
 
@@ -125,9 +126,11 @@ def copy_model(checkpoint, destination: Path) -> dict:
     return summarize(state.get("log_history", []))
 
 
-def run_training(config: TrainConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
+def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = False,
+                 echo: Callable[[str], None] = print) -> dict:
     stage = get_stage(config.stage)
     # checks, before Ray starts
+    check_plan_fits(config, force, echo)
     files = input_files(config, stage)
     if stage.needs_chat_template:
         check_chat_template(config)

@@ -8,8 +8,8 @@ import re
 
 import pyarrow as pa
 
+from core.llm.parse_retry import resolve_parsed
 from core.llm.requests import ChatRequest, RequestStats
-from core.llm.scale import resolve
 from eval.config import EvalConfig
 from eval.stats import mean_interval, wilson_interval
 from eval.suites.common import write_items
@@ -35,6 +35,12 @@ def parse_winner(text: str | None) -> str | None:
             pass
     match = WINNER.search(text)
     return match.group(1).lower() if match else None
+
+
+def winner_or_problem(request: ChatRequest, text: str):
+    """For the parse retries: an answer without a readable winner is asked again."""
+    winner = parse_winner(text)
+    return (winner, None) if winner else (None, ("malformed_json", "no winner in the judge's answer"))
 
 
 def combine(first_order: str | None, second_order: str | None) -> tuple[str | None, bool]:
@@ -89,21 +95,20 @@ def run(config: EvalConfig, items: pa.Table, output, echo) -> tuple[dict, dict]:
         for i, (item_id, question) in enumerate(zip(item_ids, questions)):
             requests.append(verdict_request(config, f"{a}_vs_{b}/{item_id}", "ab", question, answers[a][i], answers[b][i]))
             requests.append(verdict_request(config, f"{a}_vs_{b}/{item_id}", "ba", question, answers[b][i], answers[a][i]))
-    results = resolve(requests, config.judge_settings(), echo, "judge")
     stats = RequestStats()
-    for result in results:
-        stats.add(result)
+    answers = resolve_parsed(requests, config.judge_settings(), winner_or_problem, config.judge.max_parse_retries,
+                             stats, echo, "judge")
     outcome, per_pair = {}, len(item_ids) * 2
     for p, (a, b) in enumerate(config.judge.pairs):
-        pair = results[p * per_pair:(p + 1) * per_pair]
-        first = [parse_winner(r.text if r.ok else None) for r in pair[0::2]]
-        second = [parse_winner(r.text if r.ok else None) for r in pair[1::2]]
+        pair = answers[p * per_pair:(p + 1) * per_pair]
+        first, second = [x.value for x in pair[0::2]], [x.value for x in pair[1::2]]
         verdicts = [combine(x, y) for x, y in zip(first, second)]
         outcome[f"{a}_vs_{b}"] = {"a": a, "b": b, **tally(verdicts, config.confidence)}
         write_items(output, "judge", f"{a}_vs_{b}", "verdicts", pa.table({
             "item_id": item_ids, "prompt": questions, "answer_a": answers[a], "answer_b": answers[b],
             "judged_ab": first, "judged_ba": second, "verdict": [v for v, _ in verdicts],
             "inconsistent": [i for _, i in verdicts],
-            "failure": [x.reason or y.reason for x, y in zip(pair[0::2], pair[1::2])],
+            "failure": [x.result.reason or y.result.reason or (x.problem or y.problem or (None,))[0]
+                        for x, y in zip(pair[0::2], pair[1::2])],
         }))
     return outcome, stats.to_dict()

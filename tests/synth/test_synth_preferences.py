@@ -86,5 +86,5 @@ def test_position_bias_ties_and_malformed_verdicts_are_dropped_with_reasons(tmp_
     reasons = {r["id"].split("/")[0]: r for r in rejects.to_pylist()}
     assert reasons["doc-0"]["reason"] == "position_inconsistent" and "A/B order: A" in reasons["doc-0"]["detail"]
     assert reasons["doc-1"]["reason"] == "tie"
-    assert reasons["doc-2"]["reason"] == "judge_malformed_json" and reasons["doc-2"]["raw"] == "I think A is better."
+    assert reasons["doc-2"]["reason"] == "judge_malformed_json" and json.loads(reasons["doc-2"]["raw"]) == ["I think A is better."] * 3
     assert manifest["rejects_by_reason"] == {"position_inconsistent": 1, "tie": 1, "judge_malformed_json": 1}

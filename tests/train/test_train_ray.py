@@ -52,6 +52,23 @@ def chain(tmp_path_factory):
             root / "dpo.yaml", model_path=root / "sft-model", data_path=pref_data, root=root, name="dpo",
             model={"finetune": "lora", "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
             dpo={"reference": "lora", "review_status": ["approved"]}, optim={"learning_rate": 5e-3, "max_steps": 8}),
+        # options no other run takes: CPT with a LoRA adapter, DPO of a full model against a frozen reference copy
+        "cpt-lora": tf.write_train_config(
+            root / "cpt-lora.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="cpt-lora",
+            model={"finetune": "lora", "gradient_checkpointing": True, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
+            optim={"learning_rate": 1e-2, "max_steps": 6}),
+        "dpo-full": tf.write_train_config(
+            root / "dpo-full.yaml", model_path=root / "cpt-model", data_path=pref_data, root=root, name="dpo-full",
+            model={"finetune": "full"}, dpo={"reference": "model", "review_status": ["approved"]},
+            optim={"learning_rate": 1e-3, "max_steps": 6}),
+        # ZeRO-3 (weights, gradients and optimizer states partitioned over the 2 ranks), and ZeRO-2 with the
+        # optimizer offloaded to the CPU
+        "zero3": tf.write_train_config(
+            root / "zero3.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="zero3",
+            deepspeed={"zero_stage": 3}, optim={"max_steps": 4}),
+        "offload": tf.write_train_config(
+            root / "offload.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="offload",
+            deepspeed={"zero_stage": 2, "offload_optimizer": "cpu"}, optim={"max_steps": 4}),
     }
     runs = [["cpt", str(configs["cpt"])],
             # the same run name and storage, more steps: a rerun resumes from the latest checkpoint
@@ -59,7 +76,11 @@ def chain(tmp_path_factory):
             # the first run again, unchanged: its model is published, nothing is retrained
             ["cpt", str(configs["cpt"])],
             ["sft", str(configs["sft"])],
-            ["dpo", str(configs["dpo"])]]
+            ["dpo", str(configs["dpo"])],
+            ["cpt", str(configs["cpt-lora"])],
+            ["dpo", str(configs["dpo-full"])],
+            ["cpt", str(configs["zero3"])],
+            ["cpt", str(configs["offload"])]]
     proc = subprocess.run([sys.executable, "-c", DRIVER.format(runs=runs)], cwd=REPO, capture_output=True,
                           text=True, timeout=840, env=subprocess_env(PYTHONPATH=f"{REPO}:{REPO / 'tests'}"))
     (root / "driver.log").write_text(proc.stdout + proc.stderr)
@@ -109,6 +130,34 @@ def test_cpt_learns_survives_a_killed_worker_and_resumes_on_rerun(chain):
     assert [s for s, _ in rerun] == list(range(1, 11)) and rerun[:8] == losses(out)
 
 
+def test_the_kill_drill_resumes_at_the_checkpoint_step_with_the_schedule_where_it_was(chain):
+    """Rank 1 dies at step 3; the last checkpoint is step 2 (save_steps 2). The restarted attempt's first
+    step must be 3, not 1, and the learning rate must follow one cosine schedule across the restart."""
+    import re
+    from collections import Counter
+
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    root, log = chain
+    # every attempt of every run in the chain says where it starts: the seven runs trained from scratch start at 1,
+    # the restart after the kill at 3 (not at 1 again), the rerun with more steps at 9 (after the published 8)
+    starts = Counter(int(s) for s in re.findall(r"first step of this attempt: (\\d+)", log))
+    assert starts == Counter({1: 7, 3: 1, 9: 1}), starts
+
+    history = json.loads((root / "cpt-model" / "trainer_state.json").read_text())["log_history"]
+    logged = {e["step"]: e["learning_rate"] for e in history if "learning_rate" in e}
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+    schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=8)
+    expected = []
+    for _ in range(9):
+        expected.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    # one offset fits every step, before and after the restart (a reset schedule would break it at step 3)
+    assert any(all(abs(logged[k] - expected[k - offset]) < 1e-9 for k in logged) for offset in (0, 1)), logged
+
+
 def test_sft_with_lora_learns_and_publishes_an_adapter(chain):
     root, _ = chain
     out = root / "sft-model"
@@ -125,3 +174,53 @@ def test_dpo_from_the_sft_adapter_learns(chain):
     assert abs(logged[0][1] - 0.6931) < 0.01  # policy == reference at the start: loss is ln 2
     assert min(v for _, v in logged[-3:]) < 0.6931
     assert manifest(out)["config"]["dpo"]["beta"] == 0.1
+
+
+def test_cpt_with_lora_learns_and_publishes_an_adapter(chain):
+    root, _ = chain
+    out = root / "cpt-lora-model"
+    assert_learns(out, 6)
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").is_file()
+
+
+def test_dpo_of_a_full_model_against_a_frozen_reference_learns(chain):
+    import torch
+    from safetensors.torch import load_file
+
+    root, _ = chain
+    out = root / "dpo-full-model"
+    logged = losses(out)
+    assert len(logged) == 6
+    assert abs(logged[0][1] - 0.6931) < 0.01  # the reference is a copy of the start model: loss is ln 2
+    assert min(v for _, v in logged[-3:]) < 0.6931
+    # the policy moved away from the model it started from (the frozen reference)
+    start, trained = load_file(root / "cpt-model" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(start[k], trained[k]) for k in start)
+    assert manifest(out)["config"]["dpo"]["reference"] == "model"
+
+
+def test_zero3_partitions_the_parameters_and_saves_a_whole_model(chain):
+    import re
+
+    from transformers import AutoModelForCausalLM
+
+    root, log = chain
+    held = {int(rank): (int(part), int(total)) for rank, part, total in
+            re.findall(r"ZeRO-3: rank (\\d) holds (\\d+) of (\\d+) parameters", log)}
+    assert set(held) == {0, 1}
+    total = held[0][1]
+    for part, whole in held.values():
+        assert whole == total and part <= 0.55 * total  # each rank keeps about half, not a full copy
+    assert sum(part for part, _ in held.values()) >= total
+    out = root / "zero3-model"
+    model = AutoModelForCausalLM.from_pretrained(out)  # the gathered 16-bit weights load with plain transformers
+    assert sum(p.numel() for p in model.parameters()) == total
+    assert all(p.numel() > 0 for p in model.parameters())
+    assert len(losses(out)) == 4
+
+
+def test_zero2_with_the_optimizer_offloaded_to_cpu_trains(chain):
+    root, _ = chain
+    out = root / "offload-model"
+    assert len(losses(out)) == 4 and manifest(out)["config"]["deepspeed"]["offload_optimizer"] == "cpu"
+    assert (out / "model.safetensors").is_file()
