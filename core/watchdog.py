@@ -1,12 +1,18 @@
 """No silent hangs: a stream consumed under a stall timeout fails with the stage named when nothing
-arrives for too long (a Ray Data pipeline waiting for resources that never come, a dead endpoint)."""
+arrives for too long (a Ray Data pipeline waiting for resources that never come, a dead endpoint), and
+a blocking job (a Ray Train fit) is watched through a heartbeat file its workers rewrite."""
 from __future__ import annotations
 
+import _thread
+import os
 import queue
+import sys
 import threading
-from typing import Iterable, Iterator, TypeVar
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
 
-from core.errors import StalledError
+from core.errors import StalledError, exit_code
 
 T = TypeVar("T")
 _DONE = object()
@@ -44,3 +50,59 @@ def watched(items: Iterable[T], timeout_s: float | None, stage: str, hint: str =
         if isinstance(item, _Failed):
             raise item.exc
         yield item
+
+
+def interrupt_then_exit(grace_s: float = 60.0) -> Callable[[str], None]:
+    """What a stalled blocking call gets: KeyboardInterrupt in the main thread (so the job can clean up and
+    report the stall as an error), then, if the main thread is still stuck after ``grace_s``, the process ends
+    with StalledError's exit code. The unpublished partial output stays for the next run to clear."""
+
+    def on_stall(message: str) -> None:
+        _thread.interrupt_main()
+        time.sleep(grace_s)
+        print(f"error: {message} (the job did not stop within {grace_s:g}s of the interrupt)", file=sys.stderr,
+              flush=True)
+        os._exit(exit_code(StalledError(message)) or 1)
+
+    return on_stall
+
+
+class HeartbeatWatch:
+    """Watches a heartbeat file that the workers rewrite as they make progress (a training step). When it
+    has not changed for ``timeout_s`` seconds, counted from the start so a job that never begins is caught
+    too, ``on_stall`` is called once with a message naming ``stage``; ``fired`` keeps that message."""
+
+    def __init__(self, path: Path, timeout_s: float | None, stage: str,
+                 on_stall: Callable[[str], None] | None = None, poll_s: float | None = None):
+        self.path, self.timeout_s, self.stage = Path(path), timeout_s, stage
+        self.on_stall = on_stall or interrupt_then_exit()
+        self.poll_s = poll_s or (min(5.0, timeout_s / 4) if timeout_s else 5.0)
+        self.fired: str | None = None
+        self._stop = threading.Event()
+
+    def _signature(self):
+        try:
+            stat = self.path.stat()
+            return stat.st_mtime_ns, stat.st_size
+        except FileNotFoundError:
+            return None
+
+    def _watch(self) -> None:
+        last, since = self._signature(), time.monotonic()
+        while not self._stop.wait(self.poll_s):
+            now, signature = time.monotonic(), self._signature()
+            if signature != last:
+                last, since = signature, now
+            elif now - since > self.timeout_s:
+                detail = self.path.read_text(errors="replace").strip() if signature else "no heartbeat yet"
+                self.fired = f"{self.stage}: no progress for {self.timeout_s:g}s (last heartbeat: {detail})"
+                self.on_stall(self.fired)
+                return
+
+    def __enter__(self) -> "HeartbeatWatch":
+        if self.timeout_s:
+            threading.Thread(target=self._watch, name=f"heartbeat:{self.stage}", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()

@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from train.config import TrainConfig
+from train.heartbeat import heartbeat_file
 
 # dense bf16 peak TFLOP/s per device, for MFU when the config does not give one
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
@@ -65,15 +66,20 @@ class ThroughputCallback(TrainerCallback):
 
 
 class KillWorkerCallback(TrainerCallback):
-    """Fault drill: rank 1 dies by SIGKILL once at a given step (a marker file makes it once per run)."""
+    """Fault drill: rank 1 dies by SIGKILL once at a given step (a marker file makes it once per run).
 
-    def __init__(self, step: int, marker: Path):
-        self.step, self.marker = step, marker
+    It waits ``grace_s`` first: Ray Train's controller collects reported checkpoints by polling the workers,
+    and a checkpoint reported just before a crash can die with the worker before it is registered (the
+    restart would then resume from the one before). The drill tests resumption, not that race."""
+
+    def __init__(self, step: int, marker: Path, grace_s: float = 5.0):
+        self.step, self.marker, self.grace_s = step, marker, grace_s
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step and args.process_index == 1 and not self.marker.exists():
             self.marker.parent.mkdir(parents=True, exist_ok=True)
             self.marker.write_text(f"killed at step {self.step}\n")
+            time.sleep(self.grace_s)
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -92,11 +98,32 @@ class AttemptStartCallback(TrainerCallback):
                   flush=True)
 
 
+class HeartbeatCallback(TrainerCallback):
+    """Rank 0 rewrites the heartbeat file at the start and after every step; the driver's watchdog
+    (core.watchdog.HeartbeatWatch) fails the run, naming it, when the file stops changing."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def beat(self, args, state, what: str) -> None:
+        if args.process_index == 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(f"{what} at step {state.global_step}, {time.strftime('%H:%M:%S')}\n")
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.beat(args, state, "training started")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.beat(args, state, "step done")
+
+
 def callbacks(config: TrainConfig, tensorboard_dir: str) -> list[TrainerCallback]:
     from ray.train.huggingface.transformers import RayTrainReportCallback
     from torch.utils.tensorboard import SummaryWriter
 
     found = [ThroughputCallback(config), AttemptStartCallback()]
+    if heartbeat_file(config) is not None:
+        found.append(HeartbeatCallback(heartbeat_file(config)))
     if int(os.environ.get("RANK", "0")) == 0:
         found.append(TensorBoardCallback(SummaryWriter(log_dir=tensorboard_dir)))
     if config.run.kill_worker_at_step is not None:

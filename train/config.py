@@ -89,6 +89,8 @@ class RunConfig(StrictModel):
     peak_tflops_per_worker: float | None = Field(
         None, description="Accelerator peak TFLOP/s for MFU; null guesses from the GPU name (GPU only)."
     )
+    stall_timeout_s: float | None = Field(gt=0, description="Fail the run, naming it, when no training step "
+                                                          "finishes for this long (start-up included); null: never.")
     kill_worker_at_step: int | None = Field(
         None, description="Fault drill: rank 1 kills itself once at this step to exercise recovery."
     )

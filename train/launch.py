@@ -11,12 +11,14 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from core.errors import ConfigError
+from core.errors import ConfigError, StalledError
 from core.parquet import is_remote
 from core.ray_runtime import init_ray
 from core.run import PublishedRun
+from core.watchdog import HeartbeatWatch
 from train.config import TrainConfig
 from train.data import datasets_to_split, input_files, train_dataset
+from train.heartbeat import heartbeat_file
 from train.plan import check_plan_fits
 from train.stage import TrainingStage
 from train.stages import get_stage
@@ -126,6 +128,24 @@ def copy_model(checkpoint, destination: Path) -> dict:
     return summarize(state.get("log_history", []))
 
 
+def fit_watched(trainer, config: TrainConfig, stage_name: str, echo):
+    """``trainer.fit()`` under the stall watchdog: no step finished for ``run.stall_timeout_s`` (a data
+    pipeline waiting for CPUs, a hung collective, a worker that never starts) is a StalledError naming the run."""
+    heartbeat = heartbeat_file(config)
+    if heartbeat is None:
+        echo("run.storage_path is remote: the stall watchdog (a local heartbeat file) is off")
+        return trainer.fit()
+    heartbeat.unlink(missing_ok=True)  # a previous attempt's beat is not progress of this one
+    stage = f"train {stage_name} (run {config.run.name})"
+    with HeartbeatWatch(heartbeat, config.run.stall_timeout_s, stage) as watch:
+        try:
+            return trainer.fit()
+        except BaseException:
+            if watch.fired:
+                raise StalledError(watch.fired) from None
+            raise
+
+
 def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = False,
                  echo: Callable[[str], None] = print) -> dict:
     stage = get_stage(config.stage)
@@ -143,7 +163,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
         with run.timed("ray_init"):
             start_ray(config)
         with run.timed("fit"):
-            result = build_trainer(config, stage).fit()
+            result = fit_watched(build_trainer(config, stage), config, stage.name, echo)
         if result.checkpoint is None:
             raise RuntimeError(f"run {config.run.name} finished without a checkpoint (run.save_steps > optim.max_steps?)")
         # the model, without optimizer state, is published with the manifest

@@ -25,6 +25,12 @@ class WorkerSetup:
 def setup_worker(config_dict: dict) -> WorkerSetup:
     config = worker_config(config_dict)
     rank = ray.train.get_context().get_world_rank()
+    if config.deepspeed.enabled:
+        import deepspeed
+
+        # DeepSpeed's comm layer adopts the process group Ray Train created; without it, ZeRO-3's partitioned
+        # loading (zero.Init, before the trainer exists) sees a world of one rank
+        deepspeed.init_distributed(dist_backend="nccl" if config.scaling.use_gpu else "gloo")
     # per rank: each rank uploads its own files (DeepSpeed shards) into the same Ray checkpoint
     scratch = tempfile.mkdtemp(prefix=f"train-{config.run.name}-rank{rank}-")
     return WorkerSetup(config, scratch, callbacks(config, tensorboard_dir(config)))

@@ -96,11 +96,11 @@ def run(config: EvalConfig, items: pa.Table, output, echo) -> tuple[dict, dict]:
             requests.append(verdict_request(config, f"{a}_vs_{b}/{item_id}", "ab", question, answers[a][i], answers[b][i]))
             requests.append(verdict_request(config, f"{a}_vs_{b}/{item_id}", "ba", question, answers[b][i], answers[a][i]))
     stats = RequestStats()
-    answers = resolve_parsed(requests, config.judge_settings(), winner_or_problem, config.judge.max_parse_retries,
-                             stats, echo, "judge")
+    verdict_answers = resolve_parsed(requests, config.judge_settings(), winner_or_problem,
+                                     config.judge.max_parse_retries, stats, echo, "judge")
     outcome, per_pair = {}, len(item_ids) * 2
     for p, (a, b) in enumerate(config.judge.pairs):
-        pair = answers[p * per_pair:(p + 1) * per_pair]
+        pair = verdict_answers[p * per_pair:(p + 1) * per_pair]
         first, second = [x.value for x in pair[0::2]], [x.value for x in pair[1::2]]
         verdicts = [combine(x, y) for x, y in zip(first, second)]
         outcome[f"{a}_vs_{b}"] = {"a": a, "b": b, **tally(verdicts, config.confidence)}
