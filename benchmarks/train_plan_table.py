@@ -1,9 +1,10 @@
 """The memory plan (`python -m train plan`) for 0.5B, 7B and 70B models, printed as BENCHMARKS.md's table.
 
-    .venv/bin/python benchmarks/train_plan_table.py
+    .venv/bin/python benchmarks/train_plan_table.py                  # 2,048 tokens
+    .venv/bin/python benchmarks/train_plan_table.py --seq-len 512    # the setting checked against a 7B table
 
 Model configs only (Qwen2.5-0.5B, Llama-2-7B, Llama-2-70B shapes written locally; no weights, no
-download); micro-batch 1, 2,048 tokens, gradient checkpointing, bf16.
+download); micro-batch 1, gradient checkpointing, bf16.
 """
 from __future__ import annotations
 
@@ -36,7 +37,13 @@ PLANS = [  # (label, finetune, GPUs, ZeRO stage, optimizer offload)
 
 
 def main() -> None:
+    import argparse
+
     from transformers import AutoConfig
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seq-len", type=int, default=2048)
+    seq_len = parser.parse_args().seq_len
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
@@ -48,7 +55,7 @@ def main() -> None:
             for _, finetune, gpus, stage, offload in PLANS:
                 path = Path(tmp) / "c.yaml"
                 path.write_text(yaml.safe_dump({
-                    "output_dir": "unused", "run": {"name": "plan"}, "data": {"train": "unused", "max_length": 2048},
+                    "output_dir": "unused", "run": {"name": "plan"}, "data": {"train": "unused", "max_length": seq_len},
                     "model": {"path": str(model_dir), "finetune": finetune, "gradient_checkpointing": True},
                     "optim": {"per_device_batch_size": 1}, "scaling": {"num_workers": gpus, "use_gpu": True},
                     "deepspeed": {"zero_stage": stage, "offload_optimizer": offload}}))

@@ -32,6 +32,26 @@ def init_ray(config: RayConfig) -> None:
         ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=True)
 
 
+def local_resources(config: RayConfig) -> dict[str, float] | None:
+    """The resources of the local Ray this job runs on (started or about to be); None when it joins a cluster,
+    whose autoscaler may still add nodes, so plans there are left to it."""
+    import ray
+
+    if config.address or os.environ.get("RAY_ADDRESS"):
+        return None
+    if ray.is_initialized():
+        return dict(ray.cluster_resources())
+    return {"CPU": float(config.num_cpus or os.cpu_count() or 1)}
+
+
+def cpus_left_for_data(config: RayConfig, reserved_cpus: float) -> float | None:
+    """CPUs a local Ray keeps for Ray Data beside ``reserved_cpus`` (training workers, model actors). Under 1,
+    no read or feed task is ever scheduled and the job hangs silently: callers refuse such a plan.
+    None on a cluster."""
+    resources = local_resources(config)
+    return None if resources is None else resources.get("CPU", 0) - reserved_cpus
+
+
 def cluster_cpus() -> int:
     """CPUs of the Ray cluster this process is connected to (at least 1)."""
     import ray

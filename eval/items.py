@@ -5,8 +5,6 @@ Eval sets are held-out samples, held on the driver for decontamination and the r
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -130,7 +128,3 @@ def judge_items(config, max_items: int) -> pa.Table:
     return pa.table({"item_id": table.column(config.id_column).cast(pa.string()),
                      "prompt": prompts.cast(pa.string())}).filter(pc.invert(pc.is_null(prompts)))
 
-
-def sample_path(name: str) -> Path:
-    """A file of the bundled eval samples (eval/sample_data)."""
-    return Path(__file__).parent / "sample_data" / name

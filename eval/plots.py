@@ -7,13 +7,21 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def _figure(size: tuple[float, float]):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt
+    return plt.subplots(figsize=size)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def grouped_bars(ax, groups: list[str], series: dict[str, list[float]], errors: dict[str, np.ndarray] | None = None):
@@ -27,22 +35,18 @@ def grouped_bars(ax, groups: list[str], series: dict[str, list[float]], errors: 
 
 
 def perplexity_plot(results: dict, path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = _figure((7, 3.5))
     checkpoints = list(dict.fromkeys(c for s in results.values() for c in s))
     grouped_bars(ax, checkpoints, {s: [results[s][c]["perplexity"] for c in checkpoints] for s in results})
     ax.set_yscale("log")
     ax.set_ylabel("perplexity (log)")
     ax.set_title("Perplexity per checkpoint: domain vs general")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def accuracy_plot(name: str, by_checkpoint: dict, path: Path) -> None:
-    plt = _pyplot()
     subjects = list(dict.fromkeys(s for r in by_checkpoint.values() for s in r["subjects"]))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(subjects)), 3.8))
+    fig, ax = _figure((max(6, 1.2 * len(subjects)), 3.8))
     series, errors = {}, {}
     for c, r in by_checkpoint.items():
         acc = [r["subjects"][s]["acc"] for s in subjects]
@@ -52,14 +56,11 @@ def accuracy_plot(name: str, by_checkpoint: dict, path: Path) -> None:
     ax.set_ylabel("accuracy %")
     ax.set_ylim(0, 100)
     ax.set_title(f"Multiple choice {name}: accuracy per subject")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def win_rate_plot(results: dict, path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(results) + 1.5))
+    fig, ax = _figure((7, 0.6 * len(results) + 1.5))
     labels = [f"{r['a']} vs {r['b']}" for r in results.values()]
     left = np.zeros(len(labels))
     for kind, colour in (("win", "#4c9a2a"), ("tie", "#bbbbbb"), ("loss", "#c0392b")):
@@ -70,9 +71,7 @@ def win_rate_plot(results: dict, path: Path) -> None:
     ax.set_xlabel("% of prompts")
     ax.legend(fontsize=8)
     ax.set_title("Judge: win / tie / loss of a over b")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def draw_plots(folder: Path, results: dict) -> list[str]:

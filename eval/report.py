@@ -14,7 +14,7 @@ def markdown(table: Table) -> str:
     lines = [f"## {table.title}", "", "| " + " | ".join(table.header) + " |",
              "|" + "---|" * len(table.header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table.rows]
-    return "\n".join(lines + ([f"", table.note] if table.note else []))
+    return "\n".join(lines + (["", table.note] if table.note else []))
 
 
 def html_table(table: Table) -> str:

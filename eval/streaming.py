@@ -3,7 +3,6 @@ copy per actor, ``ray.concurrency`` of them), or, with ``ray.enabled: false``, t
 this process."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
@@ -11,28 +10,24 @@ import pyarrow as pa
 
 from core.errors import ConfigError
 from core.watchdog import watched
-from core.ray_runtime import init_ray
+from core.ray_runtime import cpus_left_for_data, init_ray, local_resources
 from eval.config import EvalRayConfig
 
 
 def check_actors_fit(ray_config: EvalRayConfig) -> None:
-    """A local Ray that can never hold one model actor would wait forever: refuse before any work.
-    (A cluster's autoscaler may still add the nodes, so only a local Ray is checked.)"""
-    import ray
-
-    if ray_config.address or os.environ.get("RAY_ADDRESS"):
+    """A local Ray that cannot hold the model actors, with a CPU left for Ray Data to feed them, would wait
+    forever: refuse before any work. (A cluster's autoscaler may still add nodes: only a local Ray is checked.)"""
+    resources = local_resources(ray_config)
+    if resources is None:
         return
-    resources = ray.cluster_resources()
-    needs = {"CPU": ray_config.num_cpus_per_actor, "GPU": ray_config.num_gpus_per_actor}
-    for name, per_actor in needs.items():
-        # Ray Data needs a CPU beside the actors to feed them, or the pipeline waits forever
-        have = resources.get(name, 0) - (1 if name == "CPU" else 0)
-        if per_actor * ray_config.concurrency > have:
-            raise ConfigError(
-                f"ray: {ray_config.concurrency} model actor(s) x {per_actor:g} {name} (ray.concurrency x "
-                f"ray.num_{name.lower()}s_per_actor) do not fit this local Ray's {resources.get(name, 0):g} {name}(s)"
-                f"{' with one CPU left for Ray Data' if name == 'CPU' else ''}; lower them, or join a cluster with "
-                "ray.address")
+    cpus = ray_config.concurrency * ray_config.num_cpus_per_actor
+    gpus = ray_config.concurrency * ray_config.num_gpus_per_actor
+    if cpus_left_for_data(ray_config, cpus) < 1 or gpus > resources.get("GPU", 0):
+        raise ConfigError(
+            f"ray: {ray_config.concurrency} model actor(s) x {ray_config.num_cpus_per_actor:g} CPU / "
+            f"{ray_config.num_gpus_per_actor:g} GPU (ray.concurrency x ray.num_cpus_per_actor / num_gpus_per_actor) "
+            f"do not fit this local Ray's {resources.get('CPU', 0):g} CPU(s) with one left for Ray Data and "
+            f"{resources.get('GPU', 0):g} GPU(s); lower them, or join a cluster with ray.address")
 
 
 def map_items(items: pa.Table, actor: type, actor_kwargs: dict, ray_config: EvalRayConfig,

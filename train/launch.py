@@ -6,14 +6,13 @@ failures, datasets), the fit, and the atomic publication of the final model with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Callable
 
 from core.errors import ConfigError, StalledError
 from core.parquet import is_remote
-from core.ray_runtime import init_ray
+from core.ray_runtime import cpus_left_for_data, init_ray
 from core.run import PublishedRun
 from core.watchdog import HeartbeatWatch
 from train.config import TrainConfig
@@ -44,17 +43,11 @@ def check_room_for_data(config: TrainConfig) -> None:
     """Ray Data reads the input on the same Ray as the training workers. On a local Ray whose CPUs all go
     to the workers no read task is ever scheduled and the run hangs silently: refuse that plan now.
     (A cluster given by address may autoscale, so its plan is left to the autoscaler.)"""
-    import ray
-
-    if ray.is_initialized():
-        total = int(ray.cluster_resources().get("CPU", 0))
-    elif config.ray.address or os.environ.get("RAY_ADDRESS"):
-        return
-    else:
-        total = config.ray.num_cpus or os.cpu_count() or 1
     scaling = config.scaling
     per_worker = scaling.resources_per_worker.get("CPU", 1)  # Ray Train's default: 1 CPU per worker
-    if total - scaling.num_workers * per_worker < 1:
+    left = cpus_left_for_data(config.ray, scaling.num_workers * per_worker)
+    if left is not None and left < 1:
+        total = round(left + scaling.num_workers * per_worker)
         raise ConfigError(
             f"scaling: {scaling.num_workers} worker(s) x {per_worker:g} CPU take {scaling.num_workers * per_worker:g} "
             f"of the local Ray's {total} CPUs, leaving none for Ray Data to read data.train: the run would hang. "

@@ -174,3 +174,18 @@ def test_judge_verdicts_count_both_orders():
     assert result["inconsistent"] == 1 and result["unreadable"] == 1
     assert result["win_rate"]["value"] == pytest.approx((2 + 0.5) / 4)
     assert result["win_rate"]["low"] < 0.625 < result["win_rate"]["high"]
+
+
+def test_a_local_ray_without_a_cpu_left_for_ray_data_is_refused(monkeypatch):
+    from core.errors import ConfigError
+    from eval.streaming import check_actors_fit
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    two_cpus = dict(enabled=True, batch_size=4, num_gpus_per_actor=0, stall_timeout_s=60, num_cpus=2)
+    check_actors_fit(EvalRayConfig(concurrency=1, num_cpus_per_actor=1, **two_cpus))  # one CPU left: fine
+    with pytest.raises(ConfigError, match="do not fit this local Ray's 2 CPU"):
+        check_actors_fit(EvalRayConfig(concurrency=2, num_cpus_per_actor=1, **two_cpus))
+    with pytest.raises(ConfigError, match="0 GPU"):
+        check_actors_fit(EvalRayConfig(concurrency=1, num_cpus_per_actor=0.5,
+                                       **{**two_cpus, "num_gpus_per_actor": 1}))
+    check_actors_fit(EvalRayConfig(concurrency=4, num_cpus_per_actor=1, **{**two_cpus, "address": "ray://x:10001"}))
