@@ -9,6 +9,7 @@ Step time is measured the same way for both (the trainer's token count over wall
 per-step logs); the first steps are warm-up and dropped. Also reports end-to-end wall time.
 
   .venv/bin/python benchmarks/train_overhead.py [--steps 30] [--window 128]
+  .venv/bin/python benchmarks/train_overhead.py --hidden 768 --layers 8 --window 512 --steps 8   # ~57M: compute dominates
 """
 from __future__ import annotations
 
@@ -26,6 +27,28 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import train_fixtures as tf  # noqa: E402  (tiny model/tokenizer/data builders; sets offline env)
 
 WARMUP = 3
+
+
+def sized_model_dir(root: Path, cli) -> Path:
+    """The fixture's tokenizer with a Llama of ``cli.hidden`` x ``cli.layers`` (MLP 8/3 x hidden, head size 64)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tf.build_tokenizer(root)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(AutoTokenizer.from_pretrained(root)), hidden_size=cli.hidden,
+        intermediate_size=8 * cli.hidden // 3, num_hidden_layers=cli.layers, num_attention_heads=cli.hidden // 64,
+        num_key_value_heads=cli.hidden // 64, max_position_embeddings=max(256, cli.window),
+        pad_token_id=0, bos_token_id=1, eos_token_id=3, tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(root)
+    return root
+
+
+def parameters(model_dir: Path) -> int:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    return sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).parameters())
 
 
 def step_times(log_history: list[dict], tokens_per_step: int) -> list[float]:
@@ -78,6 +101,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--window", type=int, default=128, help="tokens per packed row")
     parser.add_argument("--global-batch", type=int, default=4)
+    parser.add_argument("--hidden", type=int, help="a bigger Llama than the test fixture's (hidden 64, 2 layers)")
+    parser.add_argument("--layers", type=int, default=8, help="with --hidden")
     cli = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -85,7 +110,7 @@ def main() -> None:
     from train.config import load_train_config
 
     root = Path(tempfile.mkdtemp(prefix="train-overhead-"))
-    model = tf.tiny_model_dir(root / "model")
+    model = tf.tiny_model_dir(root / "model") if cli.hidden is None else sized_model_dir(root / "model", cli)
     tokenizer = AutoTokenizer.from_pretrained(model)
     # documents repeated until every row is a full window: each step sees the same token count
     stream = [t for _ in range(200) for doc in tf.documents_tokens(tokenizer) for t in doc]
@@ -107,7 +132,7 @@ def main() -> None:
     plain1, plain1_wall = plain_run(config, tokens_per_step, threads=1)
     ray, ray_wall = ray_run(config, tokens_per_step)
     result = {
-        "steps": cli.steps, "window": cli.window, "global_batch": cli.global_batch,
+        "steps": cli.steps, "window": cli.window, "global_batch": cli.global_batch, "parameters": parameters(model),
         "plain_threads": torch.get_num_threads(),
         "plain_median_step_s": statistics.median(plain),
         "plain_1thread_median_step_s": statistics.median(plain1),

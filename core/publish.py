@@ -60,3 +60,16 @@ def write_json_atomically(path: Path, payload: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def published_run_ref(path: str | Path) -> dict | None:
+    """Which published run ``path`` is, or lies in (a run's data folder, e.g. ``<prepare>/train``): its
+    directory, run id, config hash and code version, for a manifest to name what it was made from.
+    None for a path outside any published run (a hub id, a plain Parquet folder)."""
+    where = Path(path).expanduser()
+    for candidate in (where, where.parent):
+        manifest = read_finished_manifest(candidate) if candidate.is_dir() else None
+        if manifest is not None and "run_id" in manifest:
+            return {"path": str(candidate.resolve()), "run_id": manifest["run_id"],
+                    "config_hash": manifest.get("config_hash"), "code_version": manifest.get("code_version")}
+    return None

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
+from core.adapters import ADAPTER_CONFIG, is_adapter, load_merged, model_chain, named_base
 from core.errors import ConfigError
 from eval.config import CheckpointConfig, ModelRuntimeConfig
 
-ADAPTER_CONFIG = "adapter_config.json"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -18,15 +17,14 @@ def is_hub_id(path: str) -> bool:
     return not Path(path).exists() and HUB_ID.match(path) is not None
 
 
-def is_adapter(path: str) -> bool:
-    return (Path(path) / ADAPTER_CONFIG).is_file()
-
-
 def adapter_base(checkpoint: CheckpointConfig) -> str:
-    """The base model an adapter applies to: the config's ``base``, else the one the adapter names."""
+    """The base model an adapter applies to: the config's ``base``, else the one the adapter names. The base
+    may itself be an adapter (DPO trained on the SFT adapter merged into its base): see ``core.adapters``."""
     if checkpoint.base:
         return checkpoint.base
-    return json.loads((Path(checkpoint.path) / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+    return named_base(checkpoint.path)
+
+
 
 
 def check_checkpoint(checkpoint: CheckpointConfig, key: str) -> None:
@@ -38,7 +36,7 @@ def check_checkpoint(checkpoint: CheckpointConfig, key: str) -> None:
         raise ConfigError(f"{key}.path: {path} is not a directory (nor a hub id like org/name)")
     if is_adapter(str(path)):
         base = adapter_base(checkpoint)
-        if not (Path(base) / "config.json").is_file() and not is_hub_id(base):
+        if not (Path(base) / "config.json").is_file() and not is_adapter(base) and not is_hub_id(base):
             raise ConfigError(f"{key}: LoRA adapter {path} needs its base model, but {base} holds no config.json "
                               f"(set {key}.base to the base model directory)")
     elif not (path / "config.json").is_file():
@@ -50,7 +48,7 @@ def checkpoint_digest(checkpoint: CheckpointConfig) -> str:
     """sha256 over the checkpoint's files (names and contents; an adapter's base included), streamed.
     A hub id is named, not hashed: its files are not here until transformers fetches them."""
     digest = hashlib.sha256()
-    roots = [checkpoint.path] + ([adapter_base(checkpoint)] if is_adapter(checkpoint.path) else [])
+    roots = [checkpoint.path] + (model_chain(adapter_base(checkpoint)) if is_adapter(checkpoint.path) else [])
     for root in map(Path, roots):
         if is_hub_id(str(root)):
             digest.update(f"hub:{root}".encode())
@@ -66,10 +64,10 @@ def checkpoint_digest(checkpoint: CheckpointConfig) -> str:
 def tokenizer_dir(checkpoint: CheckpointConfig) -> str:
     if checkpoint.tokenizer:
         return checkpoint.tokenizer
-    own = Path(checkpoint.path)
-    if (own / "tokenizer_config.json").is_file() or not is_adapter(checkpoint.path):
+    if (Path(checkpoint.path) / "tokenizer_config.json").is_file() or not is_adapter(checkpoint.path):
         return checkpoint.path
-    return adapter_base(checkpoint)
+    chain = model_chain(adapter_base(checkpoint))
+    return next((d for d in chain if (Path(d) / "tokenizer_config.json").is_file()), chain[-1])
 
 
 def load_tokenizer(checkpoint: CheckpointConfig):
@@ -99,8 +97,7 @@ def load_model(checkpoint: CheckpointConfig, runtime: ModelRuntimeConfig):
     if is_adapter(checkpoint.path):
         from peft import PeftModel
 
-        base = AutoModelForCausalLM.from_pretrained(adapter_base(checkpoint), dtype=dtype)
-        model = PeftModel.from_pretrained(base, checkpoint.path)
+        model = PeftModel.from_pretrained(load_merged(adapter_base(checkpoint), dtype=dtype), checkpoint.path)
     else:
         model = AutoModelForCausalLM.from_pretrained(checkpoint.path, dtype=dtype)
     return model.to(device_for(runtime)).eval()

@@ -59,13 +59,21 @@ def training_texts(batch: pa.Table, kind: str) -> list[str]:
     return [" ".join(part or "" for part in parts) for parts in zip(*columns)]
 
 
+def in_sorted(grams: np.ndarray, sorted_hashes: np.ndarray) -> np.ndarray:
+    """Which ``grams`` are in ``sorted_hashes``: a binary search each (np.isin would sort the eval side again
+    for every training row)."""
+    at = np.minimum(np.searchsorted(sorted_hashes, grams), len(sorted_hashes) - 1)
+    return sorted_hashes[at] == grams
+
+
 def overlaps(batch: pa.Table, eval_hashes: np.ndarray, n: int, kind: str, source: str) -> pa.Table:
-    """Training rows in, (n-gram hash, training row id, source) out for every eval n-gram a row contains."""
+    """Training rows in, (n-gram hash, training row id, source) out for every eval n-gram a row contains.
+    ``eval_hashes`` is sorted."""
     hashes, ids = [], []
     row_ids = batch.column("id").cast(pa.string()).to_pylist() if "id" in batch.column_names else None
     for row, text in enumerate(training_texts(batch, kind)):
         grams = ngram_hashes(text, n)
-        found = np.unique(grams[np.isin(grams, eval_hashes)])
+        found = np.unique(grams[in_sorted(grams, eval_hashes)])
         hashes.extend(found.tolist())
         ids.extend([row_ids[row] if row_ids else str(row)] * len(found))
     return pa.table({"hash": pa.array(hashes, pa.uint64()), "training_id": pa.array(ids, pa.string()),
@@ -118,7 +126,7 @@ def find_contamination(items: dict[tuple[str, str], pa.Table], config: Decontami
     """(contaminated items: suite, set, item_id, a training row that shares an n-gram with it, and how many
     (n-gram, training row) matches it has; counts per suite/set)."""
     owners, too_short = eval_grams(items, config.ngram)
-    hashes = np.array(sorted(owners), dtype=np.uint64)
+    hashes = np.array(sorted(owners), dtype=np.uint64)  # sorted: overlaps() binary-searches it
     example: dict[tuple, tuple[str, str, int]] = {}
     for table in find_matches(config, ray_config, hashes, echo) if len(hashes) else []:
         for gram, training_id, source in zip(table.column("hash").to_pylist(), table.column("training_id").to_pylist(),

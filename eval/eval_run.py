@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from core.errors import ConfigError
 from core.parquet import parquet_files, published_data_dir
+from core.publish import published_run_ref
 from core.run import PublishedRun
 from eval import items as eval_items
 from eval import lm_eval_adapter
@@ -65,7 +66,9 @@ def suite_sets(sets: Sets, suite: str) -> dict[str, pa.Table]:
 
 def checkpoint_entries(config: EvalConfig, digests: dict[str, str]) -> list[dict]:
     return [{"name": c.name, "path": str(Path(c.path).resolve()), "sha256": digests[c.name],
-             "base": adapter_base(c) if is_adapter(c.path) else None} for c in config.checkpoints]
+             "base": adapter_base(c) if is_adapter(c.path) else None,
+             "run": published_run_ref(c.path)}  # the training run that published it, when one did
+            for c in config.checkpoints]
 
 
 def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:

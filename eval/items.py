@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 from core.errors import ConfigError, InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir, require_columns
 
-# a factory run's documents, a prepare run's held-out split, an SFT or preference run's data
-DATA_FOLDERS = ("documents", "validation", "sft", "preferences")
+# a prepare run's held-out split (not its training documents), a factory run's documents, an SFT or preference run's data
+DATA_FOLDERS = ("validation", "documents", "sft", "preferences")
 
 
 def read_rows(path: str, columns: dict[str, str], key: str, limit: int | None, max_items: int) -> pa.Table:

@@ -17,6 +17,10 @@ def available() -> bool:
 def model_args(checkpoint, dtype: str) -> dict:
     torch_dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[dtype]
     if is_adapter(checkpoint.path):
+        if is_adapter(adapter_base(checkpoint)):
+            raise ConfigError(f"lm_eval: checkpoint {checkpoint.name} is an adapter on another adapter "
+                              f"({adapter_base(checkpoint)}), which lm-eval cannot load; merge it first "
+                              "(python -m train merge) and evaluate the merged model")
         return {"pretrained": adapter_base(checkpoint), "peft": checkpoint.path,
                 "tokenizer": tokenizer_dir(checkpoint), "dtype": torch_dtype}
     return {"pretrained": checkpoint.path, "tokenizer": tokenizer_dir(checkpoint), "dtype": torch_dtype}

@@ -27,8 +27,9 @@ def with_interval(metric: dict, scale: float = 1.0, digits: int = 1) -> str:
 
 
 def checkpoint_table(checkpoints: list[dict]) -> Table:
-    return Table("Checkpoints", ["checkpoint", "path", "base (adapters)", "sha256"],
-                 [[c["name"], c["path"], c.get("base") or "", c["sha256"][:16]] for c in checkpoints])
+    return Table("Checkpoints", ["checkpoint", "path", "base (adapters)", "sha256", "training run"],
+                 [[c["name"], c["path"], c.get("base") or "", c["sha256"][:16], (c.get("run") or {}).get("run_id", "")]
+                  for c in checkpoints])
 
 
 def perplexity_tables(results: dict) -> list[Table]:

@@ -11,6 +11,7 @@ EPILOG = """examples:
   python -m train cpt configs/train_cpt.yaml
   ray job submit --working-dir . -- python -m train sft configs/train_sft.yaml
   python -m train plan configs/train_cpt.yaml      # per-GPU memory estimate, before a GPU is booked
+  python -m train init my_init.yaml                # a randomly initialised model from a config and a tokenizer
   python -m train merge out/models/sft-lora out/models/sft-merged
   python -m train chat-vector --base BASE --chat CHAT --target out/models/cpt out/models/cpt-chat
 
@@ -47,6 +48,13 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("config", help="a training config (configs/train_*.yaml)")
     plan.add_argument("--stage", help="the stage whose preset applies (default: the file's stage:, else cpt)")
     plan.add_argument("--gpu-memory-gb", type=float, help="override plan.gpu_memory_gb")
+    init = commands.add_parser(
+        "init", help="build a randomly initialised model from a config and a tokenizer (no download)",
+        description="A transformers config class and its sizes (train/presets/init.yaml) plus a tokenizer directory "
+        "(e.g. a prepare run's tokenizer/) give a new model with random weights, published to output_dir with the "
+        "tokenizer (a ChatML chat template is added when it has none): the base of a smoke run or of training "
+        "from scratch.")
+    add_job_arguments(init, "YAML on top of train/presets/init.yaml (output_dir, tokenizer, architecture)")
     merge = commands.add_parser("merge", help="merge a LoRA adapter into its base model (peft merge_and_unload)")
     merge.add_argument("adapter", help="adapter directory (a LoRA stage's output_dir)")
     merge.add_argument("output", help="directory for the merged full model")
@@ -71,6 +79,10 @@ def dispatch(args: argparse.Namespace) -> int | None:
         merge_adapter(args.adapter, args.output, base=args.base)
     elif args.command == "plan":
         return plan_command(args)
+    elif args.command == "init":
+        from train.init_model import load_init_config, run_init_model
+
+        run_init_model(load_init_config(args.config, output_override(args)), overwrite=args.overwrite)
     elif args.command == "chat-vector":
         from train.merge import chat_vector
 

@@ -10,8 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from core.adapters import is_adapter
 from core.errors import ConfigError, StalledError
 from core.parquet import is_remote
+from core.publish import published_run_ref
 from core.ray_runtime import cpus_left_for_data, init_ray
 from core.run import PublishedRun
 from core.watchdog import HeartbeatWatch
@@ -121,6 +123,16 @@ def copy_model(checkpoint, destination: Path) -> dict:
     return summarize(state.get("log_history", []))
 
 
+def name_start_adapter_as_base(adapter_dir: Path, start_adapter: str) -> None:
+    """A LoRA trained on a model that was itself an adapter merged into its base (DPO on the SFT adapter) is
+    relative to that merge, not to the bare base peft recorded: name the start adapter as its base, so eval
+    and the next stage rebuild the same weights (adapter chains are merged in order when loaded)."""
+    config_file = adapter_dir / "adapter_config.json"
+    adapter_config = json.loads(config_file.read_text())
+    adapter_config["base_model_name_or_path"] = str(Path(start_adapter).expanduser().resolve())
+    config_file.write_text(json.dumps(adapter_config, indent=2))
+
+
 def fit_watched(trainer, config: TrainConfig, stage_name: str, echo):
     """``trainer.fit()`` under the stall watchdog: no step finished for ``run.stall_timeout_s`` (a data
     pipeline waiting for CPUs, a hung collective, a worker that never starts) is a StalledError naming the run."""
@@ -148,7 +160,11 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
     if stage.needs_chat_template:
         check_chat_template(config)
     check_room_for_data(config)
-    run = PublishedRun(config.output_dir, config, f"{stage.name} run", overwrite=overwrite, echo=echo)
+    # lineage: the model's manifest names the dataset and model runs it was made from, and the same
+    # config on a newer dataset or base model trains again
+    lineage = {"trained_on": published_run_ref(config.data.train), "model_from": published_run_ref(config.model.path)}
+    run = PublishedRun(config.output_dir, config, f"{stage.name} run", overwrite=overwrite, echo=echo,
+                       upstream={k: v for k, v in lineage.items() if v is not None})
     if run.finished:
         return run.finished
     with run.writing([Path(f) for f in files if not is_remote(f)]) as partial:
@@ -162,5 +178,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
         # the model, without optimizer state, is published with the manifest
         run.manifest.update(storage=storage_uri(config), checkpoint=result.checkpoint.path, stage=stage.name)
         run.manifest["summary"] = copy_model(result.checkpoint, partial)
+        if is_adapter(config.model.path) and is_adapter(partial):
+            name_start_adapter_as_base(partial, config.model.path)
     echo(f"{stage.name} done: model in {run.output}; summary {json.dumps(run.manifest['summary'])}")
     return run.manifest

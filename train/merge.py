@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from core.adapters import load_merged
 from core.errors import ConfigError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -32,17 +33,16 @@ def _copy_tokenizer(source: Path, output: Path) -> None:
 
 def merge_adapter(adapter: str, output: str, base: str | None = None) -> Path:
     """peft's merge_and_unload: the adapter's low-rank update is folded into the base weights."""
-    from peft import AutoPeftModelForCausalLM, PeftModel
-    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
 
     adapter_dir = _require_dir(adapter, "adapter_config.json", "LoRA adapter")
     if base:
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter_dir)
+        model = PeftModel.from_pretrained(load_merged(base), adapter_dir).merge_and_unload()
     else:
-        model = AutoPeftModelForCausalLM.from_pretrained(adapter_dir)
+        model = load_merged(str(adapter_dir))  # its base, or the chain of adapters down to a full model
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    model.merge_and_unload().save_pretrained(out)
+    model.save_pretrained(out)
     _copy_tokenizer(adapter_dir, out)
     return out
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from pathlib import Path
 
 import torch
 
+from core.adapters import load_merged
 from train.config import ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -14,8 +14,6 @@ log = logging.getLogger(__name__)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def is_adapter_dir(path: str) -> bool:
-    return (Path(path) / "adapter_config.json").is_file()
 
 
 def build_tokenizer(model: ModelConfig):
@@ -54,19 +52,12 @@ def quantization_config(config: TrainConfig):
 
 def build_model(config: TrainConfig, path: str | None = None):
     """The causal LM to train; a LoRA output of an earlier stage is merged into its base first."""
-    from transformers import AutoModelForCausalLM
-
     path = path or config.model.path
     kwargs = dict(attn_implementation=attn_implementation(config.model.attn_implementation))
     quant = quantization_config(config)
     if quant is not None:
         kwargs.update(quantization_config=quant, dtype=DTYPES[config.run.precision])
-    if is_adapter_dir(path):
-        from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(path, **kwargs).merge_and_unload()
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model = load_merged(path, **kwargs)  # an earlier stage's LoRA output: merged into its base (chains in order)
     # no KV cache in training: with one, transformers skips the packed-sequence (per-document) masks
     model.config.use_cache = False
     return model

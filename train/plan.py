@@ -8,10 +8,9 @@ allocator. Only the model's config is read (parameter shapes on the meta device)
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from core.adapters import model_chain
 from core.errors import ConfigError
 from train.config import TrainConfig
 
@@ -54,11 +53,8 @@ class MemoryPlan:
 
 
 def model_config_dir(config: TrainConfig) -> str:
-    """Where the model's config.json is: the model, or an adapter's base."""
-    adapter = Path(config.model.path).expanduser() / "adapter_config.json"
-    if adapter.is_file():
-        return json.loads(adapter.read_text())["base_model_name_or_path"]
-    return config.model.path
+    """Where the model's config.json is: the model, or an adapter's base (at the end of a chain of adapters)."""
+    return model_chain(config.model.path)[-1]
 
 
 def model_shape(config: TrainConfig) -> ModelShape:

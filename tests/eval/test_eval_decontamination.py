@@ -49,3 +49,17 @@ def test_planted_overlaps_are_found_and_nothing_else(tmp_path):
     assert flagged[in_document["item_id"]]["training_id"] == "doc-planted"
     assert flagged[in_sft["item_id"]]["training_id"] == "sft-0"
     assert counts["multiple_choice/cs"] == {"items": 40, "contaminated": 2, "too_short_to_check": 0}
+
+
+def test_a_prepare_run_named_as_an_eval_set_is_read_as_its_held_out_split_not_its_training_documents(tmp_path):
+    import pyarrow as pa
+
+    from eval.items import read_rows
+
+    run = tmp_path / "prepare"
+    for folder, ids in (("documents", ["train-1", "train-2"]), ("validation", ["held-out-1"])):
+        (run / folder).mkdir(parents=True)
+        pq.write_table(pa.table({"id": ids, "text": [f"text of {i}" for i in ids]}), run / folder / "part-0.parquet")
+    (run / "manifest.json").write_text('{"run_id": "r"}')
+    rows = read_rows(str(run), {"id": "id", "text": "text"}, "perplexity.sets.domain", None, 100)
+    assert rows.column("id").to_pylist() == ["held-out-1"]

@@ -1,0 +1,124 @@
+"""``python -m factory recipe CONFIG``, top to bottom: for each step, build its job's config from the user's
+section and the outputs of the steps before it, write it to ``<storage>/configs/<step>.yaml`` (the same file
+the job's own CLI takes), skip the step when its output is current, else run the job's public run function,
+then record its lineage. One Ray for all steps: the cluster the recipe was submitted to, or a local one.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from core.config import deep_merge
+from core.errors import ConfigError
+from core.ray_runtime import init_ray
+from factory.recipe.config import RecipeConfig
+from factory.recipe.lineage import RecipeManifest, step_key
+from factory.recipe.steps import Echo, Step, Wiring, check_endpoints, resolve_references, steps_to_run
+from factory.recipe.summary import summary_page
+
+SECTION_KEYS = {"synth_sft": "synth.sft", "synth_preferences": "synth.preferences", "train_cpt": "train.cpt",
+                "train_sft": "train.sft", "train_dpo": "train.dpo", "base_model": "base_model.init"}
+
+
+def wired_keys_set_by_user(user: dict, wired: dict, prefix: str) -> list[str]:
+    """Keys of the user's section that the recipe wires (output_dir, input paths, model paths, run names)."""
+    clashes = []
+    for key, value in wired.items():
+        if key not in user:
+            continue
+        if isinstance(value, dict) and isinstance(user[key], dict):
+            clashes += wired_keys_set_by_user(user[key], value, f"{prefix}.{key}")
+        else:
+            clashes.append(f"{prefix}.{key}")
+    return clashes
+
+
+def selected_steps(steps: list[Step], start_at: str | None, only: str | None) -> list[Step]:
+    names = [s.name for s in steps]
+    for flag, name in (("--from", start_at), ("--only", only)):
+        if name is not None and name not in names:
+            raise ConfigError(f"{flag} {name}: not a step of this recipe (steps: {', '.join(names)})")
+    if only is not None:
+        return [s for s in steps if s.name == only]
+    if start_at is not None:
+        return steps[names.index(start_at):]
+    return steps
+
+
+def write_step_config(path: Path, config: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str | None = None, force: bool = False,
+               echo: Echo = print) -> dict:
+    """Runs (or skips) each step; returns the recipe manifest. ``start_at``/``only`` limit the steps looked at
+    (the ones before must be published); ``force`` reruns the selected steps even when current."""
+    manifest = RecipeManifest(recipe)
+    steps = steps_to_run(recipe)
+    selected = {s.name for s in selected_steps(steps, start_at, only)}
+    statuses: dict[str, str] = {}
+    for number, step in enumerate(steps, 1):  # a typo in any step's wiring fails now, not after hours of work
+        step_config(step, recipe, Wiring(recipe, manifest.entries))
+        if step.name not in selected and manifest.entries.get(step.name) is None:
+            raise ConfigError(f"[{number}/{len(steps)}] {step.name}: has no published output yet, and "
+                              f"--from/--only skip it; run the recipe without them first")
+    if "synth_sft" in selected and "synth_sft" not in manifest.entries:
+        check_endpoints(recipe)  # a first run fails now, not after the factory and prepare steps
+    echo(f"recipe {recipe.name}: {len(steps)} steps into {recipe.storage} "
+         f"({', '.join(s.name for s in steps)}); lineage in {manifest.path}")
+    init_ray(recipe.ray)  # every job below finds this Ray initialised and uses it
+    for number, step in enumerate(steps, 1):
+        where = f"[{number}/{len(steps)}] {step.name}"
+        if step.name in selected:
+            statuses[step.name] = run_step(step, recipe, manifest, force, where, echo)
+    page = summary_page(recipe.name, recipe.storage, manifest.entries, statuses, manifest.path)
+    summary = recipe.storage / "summary.md"
+    summary.with_suffix(".md.tmp").write_text(page)
+    summary.with_suffix(".md.tmp").replace(summary)
+    echo(page)
+    return manifest.data
+
+
+def step_config(step: Step, recipe: RecipeConfig, wiring: Wiring) -> dict:
+    """The user's section for the step, references resolved, with the recipe's wiring on top."""
+    section = SECTION_KEYS.get(step.name, step.name)
+    user = resolve_references(step.section(recipe), wiring, section)
+    wired = step.wiring(wiring)
+    if clashes := wired_keys_set_by_user(user, wired, section):
+        raise ConfigError(f"recipe: {', '.join(clashes)}: set by the recipe from storage_path and the earlier steps' "
+                          "outputs; remove from the recipe config")
+    return deep_merge(user, wired)
+
+
+def run_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest, force: bool, where: str, echo: Echo) -> str:
+    """'ran' or 'skipped'."""
+    wiring = Wiring(recipe, manifest.entries)
+    merged = step_config(step, recipe, wiring)
+    upstream = {need: manifest.identity(need) for need in step.needs}
+    key = step_key(merged, upstream, step.state(wiring))
+    config_file = write_step_config(recipe.storage / "configs" / f"{step.name}.yaml", step.keyed(merged, key))
+    config = step.load(config_file)  # the job's own loader: its presets, validation and input checks
+    if not force and manifest.is_current(step.name, key):
+        entry = manifest.entries[step.name]
+        echo(f"{where}: skipped, {entry['output']} holds run {entry.get('run_id') or '-'} of the same config and "
+             "inputs")
+        return "skipped"
+    echo(f"{where}: running (config {config_file})")
+    started = time.perf_counter()
+    try:
+        job_manifest = step.run(config, wiring, echo)
+    except BaseException:
+        echo(f"{where}: FAILED after {time.perf_counter() - started:.0f} s. Earlier steps are kept; fix the cause and "
+             f"rerun from here: python -m factory recipe CONFIG --from {step.name}")
+        raise
+    wall = time.perf_counter() - started
+    manifest.record(step.name, key=key, config_file=config_file, output=wiring.output(step.name), upstream=upstream,
+                    manifest=job_manifest, facts=step.facts(job_manifest), wall_s=wall)
+    echo(f"{where}: done in {wall:.1f} s")
+    return "ran"

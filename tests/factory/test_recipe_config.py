@@ -1,0 +1,123 @@
+"""The recipe's config and lineage rules, without running any step: wiring keys belong to the recipe,
+``@STEP`` references resolve to step outputs, and a step is current only while its output and its
+external inputs are unchanged."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+from core.errors import ConfigError
+from core.manifest import file_fingerprint
+from factory.recipe.config import load_recipe_config
+from factory.recipe.lineage import RecipeManifest
+from factory.recipe.runner import run_recipe
+from factory.recipe.steps import STEP_NAMES, Wiring, resolve_references, steps_to_run
+
+
+def recipe_file(tmp_path: Path, **changes) -> Path:
+    config = yaml.safe_load((REPO / "configs/recipe-tiny.yaml").read_text())
+    config.update({"storage_path": str(tmp_path / "store"), **changes})
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("name", ["recipe-tiny.yaml", "recipe-cluster.yaml"])
+def test_example_recipes_load(name):
+    recipe = load_recipe_config(REPO / "configs" / name)
+    assert recipe.storage.is_absolute()
+
+
+def test_a_wired_key_in_the_users_section_is_an_error_naming_it(tmp_path):
+    config = yaml.safe_load((REPO / "configs/recipe-tiny.yaml").read_text())
+    config["train"]["sft"]["model"] = {"path": "/somewhere/else"}
+    recipe = load_recipe_config(recipe_file(tmp_path, train=config["train"]))
+    with pytest.raises(ConfigError, match=r"train\.sft\.model\.path: set by the recipe"):
+        run_recipe(recipe, echo=lambda _: None)
+    assert not (tmp_path / "store" / "factory").exists()  # refused before any work
+
+
+def test_step_references_resolve_to_outputs_and_unknown_steps_are_named(tmp_path):
+    recipe = load_recipe_config(recipe_file(tmp_path))
+    wiring = Wiring(recipe, {})
+    resolved = resolve_references({"a": ["@prepare/tokenizer"], "b": "@factory", "c": "plain"}, wiring, "eval")
+    assert resolved == {"a": [str(recipe.storage / "prepare" / "tokenizer")], "b": str(recipe.storage / "factory"),
+                        "c": "plain"}
+    with pytest.raises(ConfigError, match=r"eval\.sets\.x: '@prepar' names no recipe step"):
+        resolve_references({"sets": {"x": "@prepar"}}, wiring, "eval")
+
+
+def test_recipe_level_errors(tmp_path):
+    with pytest.raises(ConfigError, match="exactly one of base_model.path"):
+        load_recipe_config(recipe_file(tmp_path, base_model={"path": "m", "init": {}}))
+    with pytest.raises(ConfigError, match="storage_path must be a filesystem path"):
+        load_recipe_config(recipe_file(tmp_path, storage_path="s3://bucket/recipe"))
+    recipe = load_recipe_config(recipe_file(tmp_path))
+    with pytest.raises(ConfigError, match="--from train_spt: not a step"):
+        run_recipe(recipe, start_at="train_spt", echo=lambda _: None)
+    with pytest.raises(ConfigError, match=r"\[1/10\] factory: has no published output yet"):
+        run_recipe(recipe, only="eval", echo=lambda _: None)
+
+
+def test_a_pretrained_base_model_needs_no_step(tmp_path):
+    recipe = load_recipe_config(recipe_file(tmp_path, base_model={"path": "Qwen/Qwen2.5-0.5B"}))
+    names = [s.name for s in steps_to_run(recipe)]
+    assert names == [n for n in STEP_NAMES if n != "base_model"]
+    assert Wiring(recipe, {}).output("base_model") == "Qwen/Qwen2.5-0.5B"
+
+
+def test_a_step_stops_being_current_when_its_output_or_an_external_input_changes(tmp_path):
+    recipe = load_recipe_config(recipe_file(tmp_path))
+    corpus = tmp_path / "corpus.parquet"
+    corpus.write_bytes(b"first")
+    output = recipe.storage / "factory"
+    output.mkdir(parents=True)
+    (output / "manifest.json").write_text(json.dumps({"run_id": "r1"}))
+    lineage = RecipeManifest(recipe)
+    lineage.record("factory", key="k1", config_file=tmp_path / "f.yaml", output=str(output), upstream={},
+                   manifest={"run_id": "r1", "inputs": [file_fingerprint(corpus)]},
+                   facts={}, wall_s=1.0)
+    reopened = RecipeManifest(recipe)  # the record survives the process
+    assert reopened.is_current("factory", "k1")
+    assert not reopened.is_current("factory", "k2")  # another config or upstream
+    os.utime(corpus, ns=(1, 1))
+    assert reopened.is_current("factory", "k1")  # a fresh copy of the same bytes (as ray job submit unpacks)
+    corpus.write_bytes(b"fir5t")
+    os.utime(corpus, ns=(2, 2))
+    assert not reopened.is_current("factory", "k1")  # the corpus changed, same size
+    corpus.write_bytes(b"second, longer")
+    assert not reopened.is_current("factory", "k1")
+    corpus.write_bytes(b"first")
+    assert reopened.is_current("factory", "k1")
+    (output / "manifest.json").unlink()
+    assert not reopened.is_current("factory", "k1")  # its output was deleted
+
+
+def test_dpo_trains_on_reviewed_pairs_once_annotators_decided_and_on_judge_approved_ones_before(tmp_path):
+    from factory.recipe.runner import step_config
+    from factory.recipe.steps import TrainDpoStep
+
+    recipe = load_recipe_config(recipe_file(tmp_path))
+    unreviewed = step_config(TrainDpoStep(), recipe, Wiring(recipe, {"review": {"facts": {"dpo_pairs": "judge_approved"}}}))
+    assert unreviewed["data"]["train"] == str(recipe.storage / "synth_preferences")
+    assert unreviewed["dpo"]["review_status"] is None  # every triple the judge kept
+    reviewed = step_config(TrainDpoStep(), recipe, Wiring(recipe, {"review": {"facts": {"dpo_pairs": "reviewed"}}}))
+    assert reviewed["data"]["train"] == str(recipe.storage / "review")
+    assert reviewed["dpo"]["review_status"] == ["approved"]
+    assert reviewed["model"]["path"] == str(recipe.storage / "models" / "sft")
+
+
+def test_a_first_run_with_no_server_at_a_synth_endpoint_fails_before_any_work(tmp_path):
+    from ray_cluster import free_ports
+
+    synth = yaml.safe_load((REPO / "configs/recipe-tiny.yaml").read_text())["synth"]
+    synth["endpoints"]["local"]["base_url"] = f"http://127.0.0.1:{free_ports(1)[0]}/v1"  # nothing listens
+    recipe = load_recipe_config(recipe_file(tmp_path, synth=synth))
+    with pytest.raises(ConfigError, match=r"synth.endpoints: nothing answers at local \(http://127.0.0.1:\d+/v1\)"):
+        run_recipe(recipe, echo=lambda _: None)
+    assert not (tmp_path / "store" / "factory").exists()

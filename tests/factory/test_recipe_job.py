@@ -1,0 +1,142 @@
+"""The whole recipe submitted to a real Ray cluster, as the README's tutorial does it:
+``ray job submit --working-dir . -- python -m factory recipe CONFIG``: a tiny corpus through the factory,
+prepare, synth (a loopback OpenAI-protocol server), review, a tiny model trained with CPT, SFT and DPO on
+Ray Train workers of the job, and eval. A second submission skips every step; deleting one step's output
+(the DPO model) reruns that step and the ones after it (eval) only."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import REPO
+from ray_cluster import ray_head
+from synth_helpers import loopback  # noqa: F401  (fixture)
+
+from core.config import deep_merge
+
+STEPS = ["factory", "prepare", "synth_sft", "synth_preferences", "review", "base_model", "train_cpt", "train_sft",
+         "train_dpo", "eval"]
+PACKAGES = ["core", "factory", "synth", "quality", "train", "eval"]
+
+
+def tiny_corpus(data: Path) -> None:
+    """200 real abstracts and 60 news articles from the bundled sample."""
+    data.mkdir(parents=True)
+    pq.write_table(pq.read_table(REPO / "factory/sample_data/arxiv_cs.parquet").slice(0, 200), data / "papers.parquet")
+    lines = (REPO / "factory/sample_data/news.jsonl").read_text().splitlines()[:60]
+    (data / "news.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def recipe_config(base_url: str) -> dict:
+    """configs/recipe-tiny.yaml on the tiny corpus, with fewer steps and items so the test stays short."""
+    config = yaml.safe_load((REPO / "configs/recipe-tiny.yaml").read_text())
+    config["factory"]["sources"][0]["path"] = "data/papers.parquet"
+    config["factory"]["sources"][1]["path"] = "data/news.jsonl"
+    config["synth"]["endpoints"]["local"]["base_url"] = base_url
+    return deep_merge(config, {
+        "synth": {"sft": {"input": {"limit": 8}}},
+        "train": {"common": {"optim": {"max_steps": 4}, "run": {"save_steps": 2, "logging_steps": 1}}},
+        "eval": {"ray": {"enabled": False},  # the scorers in the job's driver: Ray Data model actors are eval's tests
+                 "perplexity": {"sets": {"general": {"limit": 8}}},
+                 "multiple_choice": {"sets": {"cs": {"limit": 8}}}},
+    })
+
+
+def statuses(log: str) -> dict[str, str]:
+    """Step -> running/skipped, from the recipe's progress lines in the job's logs."""
+    return dict(re.findall(r"\[\d+/\d+\] (\w+): (running|skipped)", log))
+
+
+def run_ids(store: Path) -> dict[str, str | None]:
+    steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]
+    return {name: entry["run_id"] for name, entry in steps.items()}
+
+
+def adapter_base(path: Path) -> str:
+    return json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
+def manifest(path: Path) -> dict:
+    return json.loads((path / "manifest.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
+    server = loopback()
+    job_dir = tmp_path / "job"
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, job_dir / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "arxiv_cs.parquet", "news.jsonl"))
+    tiny_corpus(job_dir / "data")
+    (job_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe_config(server.base_url)))
+    store = tmp_path / "store"  # the job's working directory is a temporary copy: outputs go where every node sees
+    command = ["python", "-m", "factory", "recipe", "recipe.yaml", "--storage-path", str(store)]
+
+    with ray_head(tmp_path) as head:
+        first = head.submit(job_dir, *command, timeout=900)
+        assert first.returncode == 0, head.failure(first)
+        assert statuses(first.stdout) == {step: "running" for step in STEPS}
+        # training ran on Ray Train workers of the submitted job: their own output is in the job's logs
+        assert re.search(r"RayTrainWorker pid=\d+[^\n]*\[train\] first step of this attempt: 1", first.stdout)
+        assert "NO HUMAN REVIEWS" in first.stdout  # DPO on judge-approved pairs is said loudly
+        ran = run_ids(store)
+
+        again = head.submit(job_dir, *command)
+        assert again.returncode == 0, head.failure(again)
+        assert statuses(again.stdout) == {step: "skipped" for step in STEPS}
+        assert "RayTrainWorker" not in again.stdout
+        assert run_ids(store) == ran
+
+        shutil.rmtree(store / "models" / "dpo")
+        third = head.submit(job_dir, *command)
+        assert third.returncode == 0, head.failure(third)
+        rerun = {"train_dpo", "eval"}
+        assert statuses(third.stdout) == {step: "running" if step in rerun else "skipped" for step in STEPS}
+    after = run_ids(store)
+    assert {step for step in STEPS if after[step] != ran[step]} == rerun
+
+    # every artifact, each naming what it was made from
+    steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]
+    assert pq.read_table(store / "factory" / "documents").num_rows > 100
+    assert pq.read_table(store / "prepare" / "train").num_rows > 0
+    assert pq.read_table(store / "synth_sft" / "sft").num_rows >= 8
+    assert pq.read_table(store / "synth_preferences" / "preferences").num_rows > 0
+    for step in ("factory", "prepare", "synth_sft", "synth_preferences"):
+        assert steps[step]["quality"]["success"] is True
+        assert manifest(store / step)["run_id"] == after[step]
+    assert (store / "reviews.sqlite").is_file() and steps["review"]["facts"]["dpo_pairs"] == "judge_approved"
+    lineage = {stage: manifest(store / "models" / stage) for stage in ("cpt", "sft", "dpo")}
+    assert lineage["cpt"]["trained_on"]["run_id"] == after["prepare"]
+    assert lineage["cpt"]["model_from"]["run_id"] == after["base_model"]
+    assert lineage["sft"]["trained_on"]["run_id"] == after["synth_sft"]
+    assert lineage["sft"]["model_from"]["run_id"] == after["train_cpt"]
+    assert lineage["dpo"]["trained_on"]["run_id"] == after["synth_preferences"]
+    assert lineage["dpo"]["model_from"]["run_id"] == after["train_sft"]
+    assert steps["train_dpo"]["upstream"] == {"review": steps["review"]["key"], "train_sft": after["train_sft"]}
+    for stage in ("cpt", "sft", "dpo"):
+        assert lineage[stage]["summary"]["steps"] == 4
+        assert steps[f"train_{stage}"]["facts"]["final_loss"] is not None
+    # SFT is a LoRA adapter on the CPT model; DPO a LoRA on the SFT adapter merged into it: the chain is named
+    assert adapter_base(store / "models" / "sft") == str(store / "models" / "cpt")
+    assert adapter_base(store / "models" / "dpo") == str(store / "models" / "sft")
+    results = json.loads((store / "eval" / "results.json").read_text())
+    assert [(c["name"], (c["run"] or {}).get("run_id")) for c in results["checkpoints"]] == [
+        ("base", after["base_model"]), ("cpt", after["train_cpt"]), ("sft", after["train_sft"]),
+        ("dpo", after["train_dpo"])]
+    assert set(results["perplexity"]) == {"domain", "general"}
+    assert all(set(by_checkpoint) == {"base", "cpt", "sft", "dpo"} for by_checkpoint in results["perplexity"].values())
+    # CPT on the domain set lowers its perplexity from the random base's
+    domain = results["perplexity"]["domain"]
+    assert domain["cpt"]["perplexity"] < domain["base"]["perplexity"]
+    assert (store / "eval" / "report.md").is_file()
+    summary = (store / "summary.md").read_text()
+    for line in ("## Steps", "documents:", "SFT examples made:", "judge-approved", "## Models", "## Eval"):
+        assert line in summary
+    for step in STEPS:  # each step's config is a file the job's own CLI takes
+        assert (store / "configs" / f"{step}.yaml").is_file()
