@@ -29,7 +29,7 @@ SAMPLE = REPO / "factory" / "sample_data" / "arxiv_cs.parquet"
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from synth.config import load_synth_config  # noqa: E402
+from synth.config import PROMPTS_DIR, load_synth_config  # noqa: E402
 from core.llm.requests import ChatRequest  # noqa: E402
 from core.llm.resolver import Resolver  # noqa: E402
 
@@ -51,7 +51,7 @@ def realistic_requests(items: int, tag: str) -> list[ChatRequest]:
     """~1k-token prompts around real abstracts, asking for the SFT example schema."""
     from synth.templates import load_template
 
-    template = load_template("sft_question_answering", [])
+    template = load_template("sft_question_answering", [PROMPTS_DIR])
     abstracts = pq.read_table(SAMPLE, columns=["text"]).column("text").to_pylist()
     requests = []
     for i in range(items):
@@ -59,7 +59,7 @@ def realistic_requests(items: int, tag: str) -> list[ChatRequest]:
         document = "\n\n".join(abstracts[(4 * i + k) % len(abstracts)] for k in range(4))
         requests.append(ChatRequest.from_template(f"{tag}-{i}", "bench", "bench", template,
                                                   {"temperature": 0.7, "max_tokens": 1024},
-                                                  document=document, title=f"paper {i}", turns="1"))
+                                                  document=document, title=f"{tag} paper {i}", turns="1"))
     return requests
 
 

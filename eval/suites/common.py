@@ -4,7 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+SET_SEPARATOR = "\x1f"  # between a set's name and an item id in a union of sets: in neither
 
 
 def aligned(items: pa.Table, scored: pa.Table) -> pa.Table:
@@ -20,3 +23,23 @@ def write_items(output: Path, suite: str, set_name: str, checkpoint: str, table:
     folder = output / "items" / suite / set_name
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / f"{checkpoint}.parquet", compression="zstd")
+
+
+def union_of_sets(sets: dict[str, pa.Table]) -> pa.Table:
+    """Every set's items in one table, ids prefixed with their set's name: one pass per checkpoint scores them
+    all, so each model is loaded once, not once per set."""
+    return pa.concat_tables([
+        table.set_column(table.schema.get_field_index("item_id"), "item_id",
+                         pc.binary_join_element_wise(name, table.column("item_id").cast(pa.string()), SET_SEPARATOR))
+        for name, table in sets.items()], promote_options="permissive")
+
+
+def split_into_sets(scored: pa.Table, names: list[str]) -> dict[str, pa.Table]:
+    """``union_of_sets`` undone on scored rows: {set name: its rows with their own item ids}."""
+    parts = {}
+    for name in names:
+        prefix = name + SET_SEPARATOR
+        part = scored.filter(pc.starts_with(scored.column("item_id"), prefix))
+        parts[name] = part.set_column(part.schema.get_field_index("item_id"), "item_id",
+                                      pc.utf8_slice_codeunits(part.column("item_id"), len(prefix)))
+    return parts

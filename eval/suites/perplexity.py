@@ -10,7 +10,7 @@ import pyarrow as pa
 from eval.config import EvalConfig
 from eval.scorers import PerplexityScorer
 from eval.streaming import map_items
-from eval.suites.common import aligned, write_items
+from eval.suites.common import aligned, split_into_sets, union_of_sets, write_items
 
 
 def summarise(scored: pa.Table) -> dict:
@@ -36,14 +36,15 @@ def summarise(scored: pa.Table) -> dict:
 def run(config: EvalConfig, sets: dict[str, pa.Table], output, echo) -> dict:
     settings = config.perplexity
     results: dict = {}
+    items = union_of_sets(sets)  # every set in one pass: each checkpoint's model actors start once
     for checkpoint in config.checkpoints:
-        for name, items in sets.items():
-            scored = aligned(items, map_items(
-                items, PerplexityScorer,
-                dict(checkpoint=checkpoint.model_dump(), runtime=config.model.model_dump(),
-                     context_length=settings.context_length, stride=settings.stride,
-                     add_special_tokens=settings.add_special_tokens, seed=config.seed),
-                config.ray, echo, f"perplexity {name} / {checkpoint.name}"))
-            write_items(output, "perplexity", name, checkpoint.name, scored)
-            results.setdefault(name, {})[checkpoint.name] = summarise(scored)
+        scored = aligned(items, map_items(
+            items, PerplexityScorer,
+            dict(checkpoint=checkpoint.model_dump(), runtime=config.model.model_dump(),
+                 context_length=settings.context_length, stride=settings.stride,
+                 add_special_tokens=settings.add_special_tokens, seed=config.seed),
+            config.ray, echo, f"perplexity {', '.join(sets)} / {checkpoint.name}"))
+        for name, part in split_into_sets(scored, list(sets)).items():
+            write_items(output, "perplexity", name, checkpoint.name, part)
+            results.setdefault(name, {})[checkpoint.name] = summarise(part)
     return results

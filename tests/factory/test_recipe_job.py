@@ -40,7 +40,7 @@ def recipe_config(base_url: str) -> dict:
     config["synth"]["endpoints"]["local"]["base_url"] = base_url
     return deep_merge(config, {
         "synth": {"sft": {"input": {"limit": 8}}},
-        "train": {"common": {"optim": {"max_steps": 4}, "run": {"save_steps": 2, "logging_steps": 1}}},
+        "train": {"common": {"optim": {"max_steps": 4}, "run": {"save_steps": 4, "logging_steps": 1}}},
         "eval": {"ray": {"enabled": False},  # the scorers in the job's driver: Ray Data model actors are eval's tests
                  "perplexity": {"sets": {"general": {"limit": 8}}},
                  "multiple_choice": {"sets": {"cs": {"limit": 8}}}},
@@ -125,6 +125,10 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
     # SFT is a LoRA adapter on the CPT model; DPO a LoRA on the SFT adapter merged into it: the chain is named
     assert adapter_base(store / "models" / "sft") == str(store / "models" / "cpt")
     assert adapter_base(store / "models" / "dpo") == str(store / "models" / "sft")
+    # DPO on the SFT adapter (merged on load) learns: policy == reference (adapter off) at the start, loss ln 2
+    dpo_losses = [e["loss"] for e in json.loads((store / "models" / "dpo" / "trainer_state.json").read_text())[
+        "log_history"] if "loss" in e]
+    assert len(dpo_losses) == 4 and abs(dpo_losses[0] - 0.6931) < 0.01 and min(dpo_losses[1:]) < 0.6931, dpo_losses
     results = json.loads((store / "eval" / "results.json").read_text())
     assert [(c["name"], (c["run"] or {}).get("run_id")) for c in results["checkpoints"]] == [
         ("base", after["base_model"]), ("cpt", after["train_cpt"]), ("sft", after["train_sft"]),
