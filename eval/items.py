@@ -11,7 +11,8 @@ import pyarrow.compute as pc
 from core.errors import ConfigError, InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir, require_columns
 
-# a prepare run's held-out split (not its training documents), a factory run's documents, an SFT or preference run's data
+# a prepare run's held-out split (not its training documents), a factory run's documents,
+# an SFT or preference run's data
 DATA_FOLDERS = ("validation", "documents", "sft", "preferences")
 
 
