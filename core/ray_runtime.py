@@ -15,6 +15,9 @@ class RayConfig(StrictModel):
         None, description="Cluster to join; null: RAY_ADDRESS if set (as under ray job submit), else a local Ray."
     )
     num_cpus: int | None = Field(None, description="Logical CPUs of a local Ray started by this run; null uses all.")
+    object_store_memory: int | None = Field(
+        None, ge=78_643_200, description="Bytes of shared memory for a local Ray's object store (at least Ray's "
+                                         "75 MiB); null: Ray's default, 30% of RAM. Beyond it Ray spills to disk.")
 
 
 def init_ray(config: RayConfig) -> None:
@@ -29,7 +32,8 @@ def init_ray(config: RayConfig) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=True)
+        ray.init(address="local", num_cpus=config.num_cpus, object_store_memory=config.object_store_memory,
+                 include_dashboard=False, log_to_driver=True)
 
 
 def local_resources(config: RayConfig) -> dict[str, float] | None:

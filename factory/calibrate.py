@@ -52,6 +52,8 @@ def run_filters(texts: list[str], config: FactoryConfig) -> pa.Table:
     ds = ray.data.from_arrow(pa.table({"text": texts})).repartition(max(1, len(texts) // 500) or 1)
     out = ds.map_batches(verdicts_batch, batch_format="pyarrow", batch_size=config.ray.batch_size,
                          fn_kwargs={"config_json": config.model_dump_json()})
+    # gathered on the driver, which already holds ``texts``: calibration reads two labelled samples (clean
+    # and junk, --limit each), a tuning set rather than a corpus, and a verdict row is smaller than its text
     return pa.concat_tables(ray.get(out.to_arrow_refs()))
 
 

@@ -134,7 +134,15 @@ class RayDataConfig(RayConfig):
 
     batch_size: int = Field(gt=0, description="Documents per map_batches call.")
     rows_per_block: int = Field(gt=0, description="Input is re-blocked to this many rows so small files still spread over all CPUs.")
-    shuffle_partitions: int | None = Field(description="Partitions of groupby shuffles; null: one per cluster CPU.")
+    shuffle_partitions: int | None = Field(
+        description="Hash partitions of shuffled tables (dedup's, prepare's groupbys); null: one per cluster CPU, "
+                    "and for dedup more when the corpus has over rows_per_partition documents per CPU.")
+
+
+class FactoryRayConfig(RayDataConfig):
+    rows_per_partition: int = Field(
+        gt=0, description="Most documents per dedup partition when shuffle_partitions is null: one task holds one "
+                          "partition of keys and MinHash signatures (about 0.6 KB a document).")
 
 
 class FactoryConfig(StrictModel):
@@ -149,7 +157,7 @@ class FactoryConfig(StrictModel):
         "rejected by the first filter it fails, with reason <name>:<datatrove's reason>."
     )
     dedup: DedupConfig
-    ray: RayDataConfig
+    ray: FactoryRayConfig
     quality: GateSettings = GateSettings()
 
     @field_validator("sources")

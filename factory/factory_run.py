@@ -2,7 +2,8 @@
 documents and rejects, account for every document, publish atomically."""
 from __future__ import annotations
 
-from pathlib import Path
+import math
+import shutil
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,9 +16,9 @@ from core.ray_runtime import cluster_cpus, init_ray
 from core.run import PublishedRun
 from factory.accounting import check_invariant, count_by, format_funnel, funnel
 from factory.config import FactoryConfig
-from factory.dedup.finding import Duplicates
-from factory.dedup.stages import EXACT, NEAR
-from factory.documents import alive_mask
+from factory.dedup.partitions import part_of
+from factory.dedup.tables import DedupWork
+from factory.documents import alive_mask, document_key
 from factory.pipeline import build_stages
 from factory.sources import ReadSources
 from factory.stages.base import Stage, StageContext
@@ -39,22 +40,24 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
             init_ray(config.ray)
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
-            partitions=config.ray.shuffle_partitions or cluster_cpus(),
-            timed=run.timed,
+            dedup=DedupWork(partial / "_work", dedup_partitions(config, sum(inputs.values()))),
+            timed=run.timed, echo=echo,
         )
         documents = run_stages(stages, context)
         with run.timed("write"):
-            documents = documents.materialize()  # read twice below: kept rows and rejects
+            # the lazy documents are read twice (kept rows, then rejects): each pass re-reads the last
+            # spill and joins the decisions again, which is cheaper than holding the corpus anywhere
             write_dataset(documents.map_batches(kept_rows, batch_format="pyarrow"), partial / "documents",
                           FACTORY_DOCUMENTS)
             write_dataset(documents.map_batches(reject_rows, batch_format="pyarrow"), partial / "rejects", REJECTS)
+        shutil.rmtree(context.dedup.root, ignore_errors=True)
         # count what is on disk, not what we think we wrote; an imbalance raises and nothing is published
         kept_sources = pq.read_table(partial / "documents", columns=["source"])
         rejects = pq.read_table(partial / "rejects")
         run.manifest.update({
             "stages": funnel(sum(inputs.values()), rejects),
             "accounting": check_invariant(inputs, count_by(kept_sources, "source"), count_by(rejects, "source")),
-            "dedup": dedup_summary(context),
+            "dedup": dict(context.stats),
             "outputs": {
                 "documents": {"path": "documents", "rows": kept_sources.num_rows},
                 "rejects": {"path": "rejects", "rows": rejects.num_rows},
@@ -72,14 +75,20 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
     return run.manifest
 
 
+def dedup_partitions(config: FactoryConfig, documents: int) -> int:
+    """Partitions of the spilled documents and dedup tables: one per CPU, more when a partition would hold
+    over ``rows_per_partition`` documents (a dedup task holds one partition's keys and signatures)."""
+    return config.ray.shuffle_partitions or max(cluster_cpus(), math.ceil(documents / config.ray.rows_per_partition))
+
+
 def run_stages(stages: list[Stage], context: StageContext):
     """Apply the stages in order. Row stages are lazy and fuse into one streaming pass; before a stage that
-    needs the whole corpus the pass is materialised, timed under the names of the stages it ran."""
+    needs the whole corpus the pass is spilled to Parquet (timed under the names of the stages it ran)."""
     ds, fused = None, []
     for stage in stages:
         if stage.whole_input:
-            with context.timed("+".join(fused) or "materialize"):
-                ds = ds.materialize()
+            with context.timed("+".join(fused) or "spill"):
+                ds = spill(ds, context, stage.name)
             with context.timed(stage.name):
                 ds = stage.apply(ds, context)
             fused = []
@@ -89,9 +98,23 @@ def run_stages(stages: list[Stage], context: StageContext):
     return ds
 
 
-def dedup_summary(context: StageContext) -> dict:
-    exact, near = (context.results.get(name, Duplicates.none()) for name in (EXACT, NEAR))
-    return {"exact_duplicates": len(exact.ids), "near_duplicates": len(near.ids), **context.stats}
+def spill(ds, context: StageContext, before: str):
+    """Write the in-flight documents once, partitioned by document key, and return their lazy read: the
+    dedup stages join their decisions to it partition by partition, so texts never go through a shuffle
+    or sit in the object store. The previous spill, now read into this one, is deleted."""
+    import ray
+
+    root = context.dedup.root / f"documents_before_{before}"
+    ds.map_batches(with_partition, batch_format="pyarrow", fn_kwargs={"parts": context.dedup.parts}).write_parquet(
+        str(root), partition_cols=["part"], compression="zstd", min_bytes_per_file=16 << 20)
+    if context.spilled:
+        shutil.rmtree(context.spilled, ignore_errors=True)
+    context.spilled = str(root)
+    return ray.data.read_parquet(str(root), partitioning=None)
+
+
+def with_partition(table: pa.Table, parts: int) -> pa.Table:
+    return table.append_column("part", pa.array(part_of(document_key(table), parts)))
 
 
 def kept_rows(table: pa.Table) -> pa.Table:

@@ -1,3 +1,4 @@
-"""Deduplication, all of it: per-document keys (``keys``), the MinHash algorithm (``minhash``), finding
-duplicate groups with Ray Data shuffles (``finding``), and turning them into rejects and cluster
-columns (``decisions``). ``stages`` holds the pipeline steps that use them."""
+"""Deduplication, all of it: per-document keys (``keys``), the MinHash algorithm (``minhash``), tables
+hash-partitioned on disk (``partitions``, ``tables``), exact duplicates (``exact``), near-duplicate pairs
+(``near``), duplicate clusters as connected components (``components``), and the decisions joined back
+to the documents (``decisions``). ``stages`` holds the pipeline steps that use them."""

@@ -1,73 +1,68 @@
-"""Dedup decisions reach the documents: a table keyed by document, broadcast to every batch and
-applied with vectorised pyarrow lookups (marking duplicates rejected, adding the cluster columns)."""
+"""Dedup decisions reach the documents by a join on the document key: each batch of the (key-partitioned)
+documents reads only the decision partitions its keys fall in, and looks its rows up there."""
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factory.dedup.finding import Duplicates
-from factory.documents import alive_mask, document_key, shown_id, with_rejections
-
-DECISIONS_SCHEMA = pa.schema([
-    ("id", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
-    ("dup_cluster", pa.string()), ("dup_cluster_size", pa.int64()),
-])
+from factory.dedup.partitions import left_join
+from factory.dedup.tables import CLUSTERS, EXACT_DUPS, SIMILARITIES, DedupWork
+from factory.documents import alive_mask, document_key, with_rejections
 
 
-def decision_table(exact: Duplicates, near: Duplicates) -> pa.Table:
-    """document key -> (stage, reason, detail, dup_cluster, dup_cluster_size) for every document in a duplicate cluster."""
-    near_keeper = dict(zip(near.ids, near.keepers))
-    final = {doc: near_keeper.get(keeper, keeper) for doc, keeper in zip(exact.ids, exact.keepers)}
-    final.update(near_keeper)
-    sizes: dict[str, int] = {}
-    for keeper in final.values():
-        sizes[keeper] = sizes.get(keeper, 1) + 1
-    rows = {name: [] for name in DECISIONS_SCHEMA.names}
-
-    def add(doc, stage, reason, detail):
-        cluster = final.get(doc, doc)
-        for key, value in zip(rows, (doc, stage, reason, detail, shown_id(cluster), sizes.get(cluster))):
-            rows[key].append(value)
-
-    for doc, keeper in zip(exact.ids, exact.keepers):
-        add(doc, "exact_dedup", "exact_duplicate", f"same normalised text as {shown_id(keeper)}")
-    for doc, keeper, sim in zip(near.ids, near.keepers, near.similarity):
-        add(doc, "near_dedup", "near_duplicate", f"cluster kept as {shown_id(keeper)}; estimated Jaccard {sim:.2f}")
-    for keeper in sizes:
-        if keeper not in final:
-            add(keeper, None, None, None)
-    return pa.table(rows, schema=DECISIONS_SCHEMA)
+def shown_ids(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The document id part of document keys (``factory.documents.shown_id``, vectorised)."""
+    return pc.list_element(pc.split_pattern(keys, "\x00", max_splits=1), 0)
 
 
-def _lookup(table: pa.Table, decisions_ref):
-    """(a function giving a decision column aligned with ``table``'s rows; null where none)."""
-    import ray
+class MarkExactDuplicates:
+    """Rejects live documents found to repeat a kept document's text."""
 
-    decisions: pa.Table = ray.get(decisions_ref) if isinstance(decisions_ref, ray.ObjectRef) else decisions_ref
-    position = pc.index_in(document_key(table), value_set=decisions["id"])
+    def __init__(self, work: DedupWork):
+        self.work = work
 
-    def column(name: str, only_alive: bool) -> pa.Array:
-        if decisions.num_rows == 0:
-            return pa.nulls(table.num_rows, decisions.schema.field(name).type)
-        values = decisions[name].combine_chunks().take(position)
-        return pc.if_else(alive_mask(table), values, pa.scalar(None, values.type)) if only_alive else values
-
-    return column
+    def __call__(self, table: pa.Table) -> pa.Table:
+        keeper = left_join(document_key(table), self.work.table("exact_dups"), self.work.parts, EXACT_DUPS)["keeper"]
+        rejected = pc.and_(alive_mask(table), pc.is_valid(keeper)).to_pylist()
+        details = [f"same normalised text as {kept}" if r else None
+                   for r, kept in zip(rejected, shown_ids(keeper).to_pylist())]
+        return reject_where(table, rejected, "exact_dedup", "exact_duplicate", details)
 
 
-def mark_duplicates(table: pa.Table, decisions_ref) -> pa.Table:
-    """Reject live rows that the decisions name as duplicates, with their stage, reason and detail."""
-    column = _lookup(table, decisions_ref)
-    return with_rejections(
-        table, None, column("reason", True).to_pylist(), column("detail", True).to_pylist(),
-        stages=column("stage", True).to_pylist(),
-    )
+class MarkNearDuplicates:
+    """Rejects live documents in a duplicate cluster kept as another document (after exact dedup, only
+    near duplicates can be: an exact copy was rejected before the filters)."""
+
+    def __init__(self, work: DedupWork):
+        self.work = work
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        keys = document_key(table)
+        cluster = left_join(keys, self.work.table("clusters"), self.work.parts, CLUSTERS)["cluster"]
+        similarity = left_join(keys, self.work.table("best_similarity"), self.work.parts, SIMILARITIES)["similarity"]
+        rejected = pc.and_(alive_mask(table), pc.and_(pc.is_valid(cluster), pc.not_equal(cluster, keys))).to_pylist()
+        details = [f"cluster kept as {kept}; estimated Jaccard {sim:.2f}" if r else None
+                   for r, kept, sim in zip(rejected, shown_ids(cluster).to_pylist(), similarity.to_pylist())]
+        return reject_where(table, rejected, "near_dedup", "near_duplicate", details)
 
 
-def add_clusters(table: pa.Table, decisions_ref) -> pa.Table:
-    """``dup_cluster`` (the id kept for the cluster; a document's own id when it has no duplicate) and its size."""
-    column = _lookup(table, decisions_ref)
-    table = table.drop_columns([c for c in ("text_hash", "minhash") if c in table.column_names])
-    cluster = pc.coalesce(column("dup_cluster", False), table["id"])
-    size = pc.coalesce(column("dup_cluster_size", False), pa.scalar(1, pa.int64()))
-    return table.append_column("dup_cluster", cluster).append_column("dup_cluster_size", size)
+class AddClusters:
+    """``dup_cluster`` (the id kept for the document's cluster; its own id when it has no duplicate) and
+    ``dup_cluster_size``; the dedup keys are dropped."""
+
+    def __init__(self, work: DedupWork | None):
+        self.work = work
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        table = table.drop_columns([c for c in ("text_hash", "minhash") if c in table.column_names])
+        if self.work is None:
+            clusters = CLUSTERS.empty_table().take(pa.nulls(table.num_rows, pa.int32()))
+        else:
+            clusters = left_join(document_key(table), self.work.table("clusters"), self.work.parts, CLUSTERS)
+        cluster = pc.coalesce(shown_ids(clusters["cluster"]), table["id"])
+        size = pc.coalesce(clusters["size"], pa.scalar(1, pa.int64()))
+        return table.append_column("dup_cluster", cluster).append_column("dup_cluster_size", size)
+
+
+def reject_where(table: pa.Table, rejected: list[bool], stage: str, reason: str, details: list[str | None]) -> pa.Table:
+    return with_rejections(table, stage, [reason if r else None for r in rejected], details)

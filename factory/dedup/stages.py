@@ -1,10 +1,17 @@
 """The dedup steps of the factory pipeline: exact dedup (before the costly filters, so they never
-see a second copy of a text), near dedup (after them), and the cluster columns of the output."""
+see a second copy of a text), near dedup (after them), and the cluster columns of the output.
+
+Both dedup stages get the documents spilled to Parquet, partitioned by document key (the pipeline
+does this before a ``whole_input`` stage). They find duplicates from the key columns alone, write
+their decisions partitioned the same way, and return the documents joined with them, lazily: texts
+are read from the spill once more and never shuffled."""
 from __future__ import annotations
 
 from factory.config import ExactDedupConfig, FuzzyDedupConfig
-from factory.dedup.decisions import add_clusters, decision_table, mark_duplicates
-from factory.dedup.finding import Duplicates, exact_duplicates, live_keys, near_duplicates
+from factory.dedup.components import cluster_duplicates
+from factory.dedup.decisions import AddClusters, MarkExactDuplicates, MarkNearDuplicates
+from factory.dedup.exact import find_exact_duplicates
+from factory.dedup.near import find_near_pairs
 from factory.stages.base import Stage, StageContext
 
 EXACT, NEAR = "exact_dedup", "near_dedup"
@@ -16,50 +23,46 @@ class ExactDedup(Stage):
     whole_input = True
 
     def __init__(self, exact: ExactDedupConfig):
-        self.enabled = exact.enabled
+        self.enabled = self.whole_input = exact.enabled  # switched off, it needs no spill and passes documents on
 
     def apply(self, ds, context: StageContext):
-        exact = Duplicates.none()
-        if self.enabled:
-            keys = ds.map_batches(live_keys, batch_format="pyarrow")
-            exact = exact_duplicates(keys, context.partitions)
-        context.results[EXACT] = exact
-        return mark_with(ds, decision_table(exact, Duplicates.none()), context)
+        context.stats["exact_duplicates"] = 0
+        if not self.enabled:
+            return ds
+        context.stats["exact_duplicates"] = find_exact_duplicates(context.spilled, context.dedup)
+        return ds.map_batches(MarkExactDuplicates(context.dedup), **context.batch)
 
 
 class NearDedup(Stage):
+    """Near duplicates, and the clusters of all duplicates (exact copies join their keeper's cluster)."""
+
     name = NEAR
     config_section = "dedup.fuzzy"
     whole_input = True
 
     def __init__(self, fuzzy: FuzzyDedupConfig):
         self.fuzzy = fuzzy
+        self.whole_input = fuzzy.enabled  # off, it only clusters exact copies: their edges are on disk already
 
     def apply(self, ds, context: StageContext):
-        near, stats = Duplicates.none(), {}
+        """(After exact dedup and the filters.) With MinHash off, clusters come from exact copies alone, and
+        only the cluster columns change: no document is rejected here."""
+        exact = context.stats.get("exact_duplicates", 0)
+        context.stats.update({"near_duplicates": 0, "candidate_pairs": 0, "verified_pairs": 0})
         if self.fuzzy.enabled:
-            near, stats = near_duplicates(ds.map_batches(live_keys, batch_format="pyarrow"), self.fuzzy,
-                                          context.partitions)
-        context.results[NEAR] = near
-        context.stats.update(stats)
-        return mark_with(ds, decision_table(Duplicates.none(), near), context)
+            context.stats.update(find_near_pairs(context.spilled, self.fuzzy, context.dedup))
+        if exact == 0 and context.stats["verified_pairs"] == 0:
+            return ds
+        members, context.stats["cluster_rounds"] = cluster_duplicates(context.dedup, context.echo)
+        context.stats["near_duplicates"] = members - exact
+        context.results["clusters"] = True
+        return ds.map_batches(MarkNearDuplicates(context.dedup), **context.batch) if self.fuzzy.enabled else ds
 
 
 class DupClusters(Stage):
-    """The output's ``dup_cluster`` (the kept id of a document's cluster, exact and near copies together)
-    and ``dup_cluster_size``; the dedup keys are dropped."""
-
     name = "dup_clusters"
     drops_rows = False
 
     def apply(self, ds, context: StageContext):
-        import ray
-
-        table = decision_table(context.results.get(EXACT, Duplicates.none()), context.results.get(NEAR, Duplicates.none()))
-        return ds.map_batches(add_clusters, fn_kwargs={"decisions_ref": ray.put(table)}, **context.batch)
-
-
-def mark_with(ds, decisions, context: StageContext):
-    import ray
-
-    return ds.map_batches(mark_duplicates, fn_kwargs={"decisions_ref": ray.put(decisions)}, **context.batch)
+        work = context.dedup if context.results.get("clusters") else None
+        return ds.map_batches(AddClusters(work), **context.batch)

@@ -20,6 +20,7 @@ from factory.prepare.embedding import EmbedBatch, fit_partitioner, make_embedder
 from factory.prepare.grouping import chain_partition, singleton_groups_batch
 from factory.prepare.hashing import hash_sample_batch
 from factory.prepare.inputs import check_factory_output, document_files
+from factory.prepare.lengths import LENGTH_BIN, length_bin_batch
 from factory.prepare.mixing import last_kept_bin, left_out, mark_mixed_batch, mix_bin_batch, selected, token_budgets
 from factory.prepare.pack_splits import PackedSplits, pack_splits
 from factory.prepare.report import write_report
@@ -29,6 +30,7 @@ from factory.prepare.tokenize import tokenize_batch, train_tokenizer
 from quality.gate import gate_before_publish
 
 HEAVY_COLUMNS = ["token_ids", "embedding"]  # not written with the document table
+FOLD_ROWS = 1 << 20  # partial totals buffered on the driver before they are folded into the running totals
 
 
 def sample_column(ds, column: str, n_total: int, n_wanted: int, salt: str) -> list:
@@ -36,6 +38,9 @@ def sample_column(ds, column: str, n_total: int, n_wanted: int, salt: str) -> li
     sorted, because blocks arrive in any order and fits (BPE, SVD, k-means) depend on row order."""
     fraction = min(1.0, n_wanted / max(n_total, 1))
     sample = ds.map_batches(hash_sample_batch, fn_kwargs={"fraction": fraction, "salt": salt}, batch_format="pyarrow")
+    # bounded: each row is kept with probability n_wanted / n_total, so about n_wanted rows (a binomial
+    # count, within a few sqrt(n_wanted) of it) reach the driver whatever the corpus size; n_wanted is a
+    # config number (tokenizer.train_sample_docs, grouping.fit_sample_docs, curriculum.quantile_sample_docs)
     return sorted(sample.select_columns([column]).to_pandas()[column].tolist())
 
 
@@ -51,24 +56,51 @@ def of_split(batch: pa.Table, split: str) -> pa.Table:
     return batch.filter(pc.equal(batch["split"], split))
 
 
-def block_token_sums(batch: pa.Table, column: str) -> pa.Table:
-    return batch.group_by(column).aggregate([("n_tokens", "sum")])
+def block_totals(batch: pa.Table, column: str, value: str | None) -> pa.Table:
+    """One row per distinct value of ``column`` in the block: its rows' sum of ``value`` (count if None)."""
+    total = f"{value}_sum" if value else "count_all"
+    table = batch.group_by(column).aggregate([(value, "sum") if value else ([], "count_all")])
+    return pa.table({column: table[column], "total": table[total]})
 
 
-def tokens_by(ds, column: str) -> dict:
-    """Tokens per value of a low-cardinality column: summed per block in parallel, then the few partial
-    sums are combined on the driver (cheaper than a groupby shuffle for a handful of keys)."""
-    partial = ds.map_batches(block_token_sums, fn_kwargs={"column": column}, batch_format="pyarrow", batch_size=None)
-    table = partial.to_pandas().groupby(column)["n_tokens_sum"].sum()
-    return {key: int(n) for key, n in table.items()}
+def fold_totals(parts: list[pa.Table], column: str) -> pa.Table:
+    table = pa.concat_tables(parts).group_by(column).aggregate([("total", "sum")])
+    return pa.table({column: table[column], "total": table["total_sum"]})
+
+
+def totals_by(ds, column: str, value: str | None = "n_tokens") -> dict:
+    """The sum of ``value`` (the row count if None) per value of a low-cardinality column: totalled per
+    block in parallel, then the partial totals are streamed to the driver and added up (cheaper than a
+    groupby shuffle for a handful of keys)."""
+    partial = ds.map_batches(block_totals, fn_kwargs={"column": column, "value": value}, batch_format="pyarrow",
+                             batch_size=None)
+    # bounded on the driver: partial totals arrive one block at a time and are folded into one running
+    # total per distinct key once FOLD_ROWS of them are waiting, so the driver holds at most the distinct
+    # keys (a domain name, a mix bin <= mixing.bins, a length bin) plus FOLD_ROWS and one block's partials
+    parts, waiting = [], 0
+    for part in partial.iter_batches(batch_format="pyarrow", batch_size=None):
+        parts.append(part)
+        waiting += part.num_rows
+        if waiting > FOLD_ROWS:
+            parts = [fold_totals(parts, column)]
+            waiting = 0
+    if not parts:
+        return {}
+    table = fold_totals(parts, column).sort_by(column)
+    return {key: int(n) for key, n in zip(table[column].to_pylist(), table["total"].to_pylist())}
+
+
+def length_counts(ds) -> dict[int, int]:
+    """Documents per length bin (lengths.LENGTH_EDGES), counted per block: at most N_LENGTH_BINS keys."""
+    return totals_by(ds.map_batches(length_bin_batch, batch_format="pyarrow"), LENGTH_BIN, value=None)
 
 
 def mixing_cutoffs(ds, config: PrepareConfig) -> tuple[dict, dict, dict]:
-    totals = tokens_by(ds, "domain")
+    totals = totals_by(ds, "domain")
     budgets = token_budgets(totals, config.mixing.domain_token_fraction)
     cutoffs = {}
     for side, budget in budgets.items():
-        bins = tokens_by(ds.map_batches(of_side, fn_kwargs={"side": side}, batch_format="pyarrow"), "mix_bin")
+        bins = totals_by(ds.map_batches(of_side, fn_kwargs={"side": side}, batch_format="pyarrow"), "mix_bin")
         cutoffs[side] = last_kept_bin(bins, budget)
     return totals, budgets, cutoffs
 
@@ -83,8 +115,10 @@ def group_documents(ds, config: PrepareConfig, n_docs: int, batch: dict, partiti
     fit_vectors = embedder.embed(fit_texts)
     n_partitions = math.ceil(n_docs / grouping.docs_per_partition)
     partitioner = fit_partitioner(fit_vectors, n_partitions, config.seed)
-    similarities = fit_vectors @ fit_vectors.T
+    similarities = fit_vectors @ fit_vectors.T  # fit_sample_docs squared at most: bounded by the config
     off_diagonal = similarities[~np.eye(len(fit_vectors), dtype=bool)]
+    # embedder and partitioner are shipped to every task, and bounded: fitted on the fit sample (at most
+    # tfidf.max_features terms and svd_dims components, or a model path) and fit_sample_docs k-means centres
     if grouping.embedder == "minilm":  # actors: each loads the model once
         embedded = ds.map_batches(
             EmbedBatch, fn_constructor_kwargs={"embedder": embedder, "partitioner": partitioner},
@@ -168,7 +202,6 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
                           .map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS + ["text"]},
                                        batch_format="pyarrow"),
                           partial / "mixed_out", pa.schema([("id", pa.string()), ("source", pa.string())]))
-        before = scored.select_columns(["n_tokens", "domain"]).to_pandas()
         check_counts(n_input, n_chosen, n_left_out, packed)
         achieved = {side: sum(packed[split].stats.domain_tokens.get(side, 0) for split in (TRAIN, VALIDATION))
                     for side in ("domain", "general")}
@@ -199,7 +232,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
         if config.report.enabled:
             with run.timed("report"):
                 run.manifest["outputs"]["report"] = {
-                    "path": write_report(partial, run.manifest, factory_manifest, before, packed)}
+                    "path": write_report(partial, run.manifest, factory_manifest, length_counts(scored), packed)}
 
     train, validation = summaries[TRAIN], summaries[VALIDATION]
     echo(f"train: {train['documents']} documents, {train['tokens']} tokens in {train['rows']} rows of "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from factory.prepare.lengths import plot_bins
 from factory.prepare.pack_splits import PackedSplits
 from factory.prepare.split import TRAIN, VALIDATION
 
@@ -32,12 +33,12 @@ def _save(plt, fig, folder: Path, name: str) -> str:
     return f"report/{name}"
 
 
-def length_histogram(folder: Path, before: np.ndarray, after: np.ndarray) -> str:
+def length_histogram(folder: Path, before: dict[int, int], after: dict[int, int]) -> str:
+    """Documents per length bin ({bin of lengths.LENGTH_EDGES: documents}) before and after mixing."""
     plt, fig, ax = _figure()
-    both = np.concatenate([before, after]) if before.size or after.size else np.array([1, 2])
-    bins = np.logspace(np.log10(max(both.min(), 1)), np.log10(max(both.max(), 2)), 40)
-    ax.hist(before, bins=bins, alpha=0.6, label=f"factory output ({before.size} docs)")
-    ax.hist(after, bins=bins, alpha=0.6, label=f"CPT dataset ({after.size} docs)")
+    edges, (before_counts, after_counts) = plot_bins([before, after])
+    for counts, label in ((before_counts, "factory output"), (after_counts, "CPT dataset")):
+        ax.hist(edges[:-1], bins=edges, weights=counts, alpha=0.6, label=f"{label} ({int(counts.sum())} docs)")
     ax.set_xscale("log")
     ax.set_xlabel("tokens per document (EOS included)")
     ax.set_ylabel("documents")
@@ -83,29 +84,33 @@ def domain_chart(folder: Path, before: dict[str, int], after: dict[str, int], ta
     return _save(plt, fig, folder, "domain_ratio.png")
 
 
-def pieces_chart(folder: Path, pieces_per_row: list[int]) -> str:
+def pieces_chart(folder: Path, rows_by_pieces: dict[int, int]) -> str:
+    """Packed rows per number of document pieces in a row."""
     plt, fig, ax = _figure()
-    if pieces_per_row:
-        ax.hist(pieces_per_row, bins=np.arange(0.5, max(pieces_per_row) + 1.5))
+    if rows_by_pieces:
+        pieces = sorted(rows_by_pieces)
+        ax.hist(pieces, bins=np.arange(0.5, pieces[-1] + 1.5), weights=[rows_by_pieces[p] for p in pieces])
     ax.set_xlabel("document pieces per packed row (train)")
     ax.set_ylabel("rows")
     return _save(plt, fig, folder, "packing.png")
 
 
-def write_report(output: Path, manifest: dict, factory_manifest: dict, before, packed: PackedSplits) -> str:
+def write_report(output: Path, manifest: dict, factory_manifest: dict, lengths_before: dict[int, int],
+                 packed: PackedSplits) -> str:
+    """``lengths_before``: the factory output's documents per length bin (lengths.LENGTH_EDGES)."""
     folder = output / "report"
     folder.mkdir(parents=True, exist_ok=True)
     train, mixing, grouping = manifest["splits"][TRAIN], manifest["mixing"], manifest["grouping"]
-    after = np.asarray(packed[TRAIN].stats.doc_tokens + packed[VALIDATION].stats.doc_tokens)
+    lengths_after = packed[TRAIN].stats.length_docs + packed[VALIDATION].stats.length_docs
     stages = [(row["stage"], row["out"]) for row in factory_manifest.get("stages", [])]
-    stages.append(("mixing (CPT dataset)", int(after.size)))
+    stages.append(("mixing (CPT dataset)", packed[TRAIN].stats.docs + packed[VALIDATION].stats.docs))
     plots = {
-        "Document lengths": length_histogram(folder, before["n_tokens"].to_numpy(), after),
+        "Document lengths": length_histogram(folder, lengths_before, lengths_after),
         "Filter funnel": funnel_chart(folder, stages),
         "Curriculum buckets (train)": bucket_chart(folder, train["bucket_documents"], train["bucket_tokens"]),
         "Domain token share": domain_chart(folder, mixing["tokens_before"], mixing["tokens_after"],
                                            mixing["target_domain_token_fraction"]),
-        "Packing": pieces_chart(folder, packed[TRAIN].stats.rows_docs),
+        "Packing": pieces_chart(folder, packed[TRAIN].stats.pieces_rows),
     }
     seq_len = manifest["config"]["packing"]["seq_len"]
     lines = [

@@ -9,8 +9,9 @@ Two kinds:
 - ``RowStage``: one batch at a time, given to Ray Data's ``map_batches``. An instance is a plain
   callable to Ray Data, so it runs in tasks (no actor start-up) and consecutive row stages fuse into
   one streaming pass.
-- a stage that needs the whole corpus (dedup) sets ``whole_input`` and does its own Ray Data work in
-  ``apply``; the pipeline materialises its input first.
+- a stage that needs the whole corpus (dedup) sets ``whole_input`` and does its own Ray work in
+  ``apply``; the pipeline first spills its input to Parquet partitioned by document key
+  (``StageContext.spilled``) and hands it the lazy read of that spill.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ class StageContext:
     manifest read (for example the duplicates found, and dedup statistics)."""
 
     batch: dict[str, Any]  # map_batches keyword arguments: batch_format, batch_size
-    partitions: int  # shuffle partitions of groupby stages
+    dedup: Any  # factory.dedup.tables.DedupWork: where dedup tables go, and their partition count
     timed: Callable[[str], ContextManager]
+    echo: Callable[[str], None] = print
+    spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key
     results: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -40,7 +43,7 @@ class Stage:
     name: str  # the `stage` of its rejects, and its funnel row
     config_section: str | None = None  # dotted path of the FactoryConfig section it is built from
     drops_rows: bool = True  # False: it only adds or removes columns, and has no funnel row
-    whole_input: bool = False  # True: the pipeline materialises the dataset before ``apply``
+    whole_input: bool = False  # True: the pipeline spills the dataset to Parquet before ``apply``
 
     @classmethod
     def from_config(cls, config) -> "Stage":

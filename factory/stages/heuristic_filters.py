@@ -3,12 +3,14 @@
 The filters are the ``filters:`` entries of the config (each a datatrove class and its keyword
 arguments), run in config order; a document is rejected by the first it fails, with the reason
 ``<entry name>:<datatrove's reason>``. The stage keeps the name ``quality`` in rejects and funnel.
+The filters share one spaCy pass per document (``factory.stages.word_split``); verdicts are datatrove's.
 """
 from __future__ import annotations
 
 from factory.config import DatatroveFilter
 from factory.stages.base import DocumentStepsStage
 from factory.stages.document_steps import FilterStep
+from factory.stages.word_split import share_word_split
 
 
 def build_filter(spec: DatatroveFilter):
@@ -33,4 +35,13 @@ class HeuristicFilters(DocumentStepsStage):
 
     @staticmethod
     def build_steps(filters: dict[str, DatatroveFilter]) -> list[FilterStep]:
-        return [FilterStep(name, build_filter(spec)) for name, spec in filters.items() if spec.enabled]
+        return filter_steps(filters)
+
+
+def filter_steps(filters: dict[str, DatatroveFilter], share_split: bool = True) -> list[FilterStep]:
+    """The enabled entries' filters in config order; ``share_split=False`` leaves datatrove's filters as
+    they are (each split goes straight to datatrove's tokenizer: for the benchmark and the tests)."""
+    enabled = {name: build_filter(spec) for name, spec in filters.items() if spec.enabled}
+    if share_split:
+        share_word_split(list(enabled.values()))
+    return [FilterStep(name, datatrove_filter) for name, datatrove_filter in enabled.items()]

@@ -144,6 +144,9 @@ def test_report_manifest_and_rerun_is_a_no_op(prepared):
     for plot in ("lengths", "funnel", "buckets", "domain_ratio", "packing"):
         assert f"report/{plot}.png" in report and (out / "report" / f"{plot}.png").stat().st_size > 0
     assert manifest["splits"]["train"]["packing_efficiency"] > 0.95
+    splits = [manifest["splits"][split] for split in ("train", "validation")]
+    assert sum(s["documents"] for s in splits) == manifest["outputs"]["documents"]["rows"]  # all packed, counted once
+    assert [s["rows"] for s in splits] == [manifest["outputs"][split]["rows"] for split in ("train", "validation")]
     log: list[str] = []
     again = run(load_prepare_config(prepared["config_path"]), echo=log.append)
     assert again["run_id"] == manifest["run_id"] and "nothing to do" in log[0]
