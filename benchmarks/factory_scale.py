@@ -186,7 +186,8 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "run-one":
         return run_one(Path(sys.argv[2]), Path(sys.argv[3]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[50_000, 200_000, 1_000_000],
+                        help="corpus sizes to run (none: only the capped run)")
     parser.add_argument("--cap-object-store", type=int, default=200_000, metavar="SIZE",
                         help=f"also run SIZE documents with a {CAPPED_OBJECT_STORE >> 20} MiB object store (0: skip)")
     parser.add_argument("--work", type=Path, default=None, help="where corpora and outputs go (default: a temp dir)")

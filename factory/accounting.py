@@ -2,28 +2,53 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core.errors import AccountingError
 from factory.pipeline import FUNNEL_STAGES
 
 
+def counts_on_disk(folder: Path, columns: list[str]) -> pa.Table:
+    """Rows per distinct value of ``columns`` (column ``n``) over the Parquet files in ``folder``, read a batch
+    at a time: memory is bounded by the distinct values (sources, stages, reasons), not by the rows."""
+    partials = []
+    for path in sorted(Path(folder).glob("*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=1 << 16):
+            partials.append(pa.Table.from_batches([batch]).group_by(columns).aggregate([([], "count_all")]))
+            if len(partials) > 64:  # fold as we go
+                partials = [_summed(pa.concat_tables(partials), columns, "count_all")]
+    if not partials:
+        return pa.table({**{c: pa.array([], pa.string()) for c in columns}, "n": pa.array([], pa.int64())})
+    return _summed(pa.concat_tables(partials), columns, "count_all").rename_columns([*columns, "n"])
+
+
+def _summed(table: pa.Table, columns: list[str], weight: str) -> pa.Table:
+    summed = table.group_by(columns).aggregate([(weight, "sum")])
+    return summed.select([*columns, f"{weight}_sum"]).rename_columns([*columns, weight])
+
+
+def _counted(table: pa.Table, columns: list[str]) -> list[tuple]:
+    """(values..., rows) per distinct value of ``columns``; a table of counts (column ``n``) is summed."""
+    if table.num_rows == 0:
+        return []
+    grouped = _summed(table, columns, "n") if "n" in table.column_names else \
+        table.group_by(columns).aggregate([([], "count_all")])
+    return list(zip(*(grouped[c].to_pylist() for c in grouped.column_names)))
+
+
 def rejects_by_stage(rejects: pa.Table) -> dict[str, Counter]:
-    """{stage: Counter({reason: n})}, reason ``<filter>:<rule>`` kept whole."""
+    """{stage: Counter({reason: n})}, reason ``<filter>:<rule>`` kept whole; from rejects or their counts."""
     counts: dict[str, Counter] = defaultdict(Counter)
-    if rejects.num_rows:
-        grouped = rejects.group_by(["stage", "reason"]).aggregate([("id", "count")])
-        for stage, reason, n in zip(*(grouped[c].to_pylist() for c in ("stage", "reason", "id_count"))):
-            counts[stage][reason] += n
+    for stage, reason, n in _counted(rejects, ["stage", "reason"]):
+        counts[stage][reason] += n
     return counts
 
 
 def count_by(table: pa.Table, column: str) -> dict[str, int]:
-    if table.num_rows == 0:
-        return {}
-    grouped = table.group_by(column).aggregate([(column, "count")])
-    return dict(zip(grouped[column].to_pylist(), grouped[f"{column}_count"].to_pylist()))
+    return dict(_counted(table, [column]))
 
 
 def funnel(total_in: int, rejects: pa.Table) -> list[dict]:

@@ -7,14 +7,13 @@ import shutil
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from core.contracts import FACTORY_DOCUMENTS, REJECTS
 from core.parquet import write_dataset
 from core.publish import MANIFEST
 from core.ray_runtime import cluster_cpus, init_ray
 from core.run import PublishedRun
-from factory.accounting import check_invariant, count_by, format_funnel, funnel
+from factory.accounting import check_invariant, count_by, counts_on_disk, format_funnel, funnel
 from factory.config import FactoryConfig
 from factory.dedup.partitions import part_of
 from factory.dedup.tables import DedupWork
@@ -52,15 +51,17 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
             write_dataset(documents.map_batches(reject_rows, batch_format="pyarrow"), partial / "rejects", REJECTS)
         shutil.rmtree(context.dedup.root, ignore_errors=True)
         # count what is on disk, not what we think we wrote; an imbalance raises and nothing is published
-        kept_sources = pq.read_table(partial / "documents", columns=["source"])
-        rejects = pq.read_table(partial / "rejects")
+        # (as counts per source, stage and reason, read a batch at a time: nothing corpus-sized on the driver)
+        kept = counts_on_disk(partial / "documents", ["source"])
+        rejects = counts_on_disk(partial / "rejects", ["source", "stage", "reason"])
+        n_kept, n_rejected = (pc.sum(t["n"]).as_py() or 0 for t in (kept, rejects))
         run.manifest.update({
             "stages": funnel(sum(inputs.values()), rejects),
-            "accounting": check_invariant(inputs, count_by(kept_sources, "source"), count_by(rejects, "source")),
+            "accounting": check_invariant(inputs, count_by(kept, "source"), count_by(rejects, "source")),
             "dedup": dict(context.stats),
             "outputs": {
-                "documents": {"path": "documents", "rows": kept_sources.num_rows},
-                "rejects": {"path": "rejects", "rows": rejects.num_rows},
+                "documents": {"path": "documents", "rows": n_kept},
+                "rejects": {"path": "rejects", "rows": n_rejected},
             },
         })
 
@@ -68,8 +69,8 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
     echo("")
     echo(format_funnel(run.manifest["stages"]))
     echo("")
-    echo(f"kept {kept_sources.num_rows} of {total} documents ({kept_sources.num_rows / max(total, 1):.1%}), "
-         f"rejected {rejects.num_rows}; in = kept + rejected holds for every source")
+    echo(f"kept {n_kept} of {total} documents ({n_kept / max(total, 1):.1%}), "
+         f"rejected {n_rejected}; in = kept + rejected holds for every source")
     echo(f"wrote {run.output}/documents, {run.output}/rejects and {run.output}/{MANIFEST} in "
          f"{run.timings['total']} s")
     return run.manifest

@@ -28,14 +28,14 @@ def both_directions(node: pa.ChunkedArray, nbr: pa.ChunkedArray) -> pa.Table:
 
 
 def distinct_edges(root: str, part: int) -> pa.Table:
-    return read_part(root, part, empty=EDGES).group_by(["node", "nbr"]).aggregate([])
+    return read_part(root, part, empty=EDGES).group_by(["node", "nbr"], use_threads=False).aggregate([])
 
 
 def large_star(part: int, edges_root: str, out_root: str, parts: int) -> dict:
     """Each node links its larger neighbours to the smallest of itself and its neighbours."""
     edges = distinct_edges(edges_root, part)
-    smallest = edges.group_by("node").aggregate([("nbr", "min")])
-    edges = edges.join(smallest, "node")
+    smallest = edges.group_by("node", use_threads=False).aggregate([("nbr", "min")])
+    edges = edges.join(smallest, "node", use_threads=False)
     larger = edges.filter(pc.greater(edges["nbr"], edges["node"]))
     least = pc.min_element_wise(larger["node"], larger["nbr_min"])
     changed = int(pc.sum(pc.not_equal(least, larger["node"])).as_py() or 0)
@@ -46,9 +46,9 @@ def large_star(part: int, edges_root: str, out_root: str, parts: int) -> dict:
 def small_star(part: int, edges_root: str, out_root: str, parts: int) -> dict:
     """Each node links itself and its smaller neighbours (all it was given) to the smallest of them."""
     edges = distinct_edges(edges_root, part)
-    smallest = edges.group_by("node").aggregate([("nbr", "min"), ("nbr", "count")])
+    smallest = edges.group_by("node", use_threads=False).aggregate([("nbr", "min"), ("nbr", "count")])
     changed = int(pc.sum(pc.greater(smallest["nbr_count"], 1)).as_py() or 0)
-    edges = edges.join(smallest, "node")
+    edges = edges.join(smallest, "node", use_threads=False)
     others = edges.filter(pc.not_equal(edges["nbr"], edges["nbr_min"]))
     linked = pa.concat_tables([
         pa.table({"node": others["nbr"], "nbr": others["nbr_min"]}, schema=EDGES),
@@ -64,8 +64,8 @@ def cluster_rows(part: int, edges_root: str, similarities_root: str, clusters_ro
     best similarity to a near duplicate."""
     edges = distinct_edges(edges_root, part)
     outward = edges.filter(pc.greater(edges["nbr"], edges["node"]))  # a keeper's rows: one per member
-    sizes = outward.group_by("node").aggregate([("nbr", "count")])
-    members = outward.join(sizes, "node")
+    sizes = outward.group_by("node", use_threads=False).aggregate([("nbr", "count")])
+    members = outward.join(sizes, "node", use_threads=False)
     size = pc.add(members["nbr_count"], 1)
     rows = pa.concat_tables([
         pa.table({"key": members["nbr"], "cluster": members["node"], "size": size}, schema=CLUSTERS),
@@ -73,7 +73,8 @@ def cluster_rows(part: int, edges_root: str, similarities_root: str, clusters_ro
                  schema=CLUSTERS),
     ])
     write_parts(rows, "key", clusters_root, parts, f"from-{part}")
-    best = read_part(similarities_root, part, empty=SIMILARITIES).group_by("key").aggregate([("similarity", "max")])
+    best = read_part(similarities_root, part, empty=SIMILARITIES)
+    best = best.group_by("key", use_threads=False).aggregate([("similarity", "max")])
     write_parts(best.rename_columns(["key", "similarity"]), "key", best_root, parts, f"from-{part}")
     return {"members": members.num_rows}
 

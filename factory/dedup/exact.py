@@ -37,8 +37,9 @@ def spill_text_hashes(table: pa.Table, root: str, parts: int) -> pa.Table:
 
 def exact_groups(part: int, keys_root: str, dups_root: str, edges_root: str, parts: int) -> dict:
     keys = read_part(keys_root, part, empty=EXACT_KEYS)
-    keepers = keys.group_by("text_hash").aggregate([("key", "min")]).rename_columns(["text_hash", "keeper"])
-    joined = keys.join(keepers, "text_hash")
+    keepers = keys.group_by("text_hash", use_threads=False).aggregate([("key", "min")])
+    keepers = keepers.rename_columns(["text_hash", "keeper"])
+    joined = keys.join(keepers, "text_hash", use_threads=False)
     dups = joined.filter(pc.not_equal(joined["key"], joined["keeper"])).select(["key", "keeper"])
     write_parts(both_directions(dups["key"], dups["keeper"]), "node", edges_root, parts, f"exact-from-{part}")
     return {"duplicates": write_parts(dups, "key", dups_root, parts, f"from-{part}")}

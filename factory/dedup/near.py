@@ -67,9 +67,9 @@ def spill_bands(table: pa.Table, root: str, parts: int, num_bands: int, rows_per
 
 def bucket_stars(part: int, tables: dict, parts: int) -> dict:
     bands = read_part(tables["bands"], part, empty=BANDS)
-    heads = bands.group_by("bucket").aggregate([("key", "min"), ("key", "count")])
+    heads = bands.group_by("bucket", use_threads=False).aggregate([("key", "min"), ("key", "count")])
     heads = heads.filter(pc.greater_equal(heads["key_count"], 2)).select(["bucket", "key_min"])
-    members = bands.join(heads, "bucket")
+    members = bands.join(heads, "bucket", use_threads=False)
     pairs = members.filter(pc.not_equal(members["key"], members["key_min"]))
     pairs = pa.table({"u": pairs["key_min"], "v": pairs["key"]}, schema=PAIRS)
     return {"pairs": write_parts(pairs, "u", tables["pairs_by_u"], parts, f"from-{part}")}
@@ -88,7 +88,7 @@ def signatures_for(keys: pa.ChunkedArray, signed: pa.Table) -> pa.Array:
 
 
 def attach_first_signature(part: int, tables: dict, parts: int, documents_root: str) -> dict:
-    pairs = read_part(tables["pairs_by_u"], part, empty=PAIRS).group_by(["u", "v"]).aggregate([])
+    pairs = read_part(tables["pairs_by_u"], part, empty=PAIRS).group_by(["u", "v"], use_threads=False).aggregate([])
     signed = signatures_of_part(documents_root, part)
     if pairs.num_rows == 0 or signed is None:
         return {"pairs": 0}

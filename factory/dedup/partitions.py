@@ -9,6 +9,9 @@ took 3 to 20 s for 50k keys on this 2-core machine (Ray Data's join also needs p
 is one Ray task per partition. The driver only ever sees one
 small stats row per task. Task memory is one partition: the run picks enough partitions.
 
+Group-bys and joins inside a task run single-threaded (``use_threads=False``): there is already one
+task per CPU, and Arrow 26's threaded Acero failed in a Ray worker ("thread index 10 is out of range").
+
 Writers are hand-written (``write_parts``) because a step writes several outputs, each partitioned
 by its own key; file names are deterministic per (step, source), so a retried Ray task overwrites
 its own files instead of adding rows twice.

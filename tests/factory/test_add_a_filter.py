@@ -16,7 +16,8 @@ def test_a_filter_added_in_config_only_rejects_in_the_quality_stage(tmp_path, ru
     texts = {"d0": PARAGRAPHS[0], "d1": CONFIDENTIAL, "d2": PARAGRAPHS[2]}
     data = write_parquet(tmp_path / "docs.parquet", {"id": list(texts), "text": list(texts.values())})
     config = write_config(tmp_path / "config.yaml", sources=[parquet_source("docs", data)],
-                          output_dir=tmp_path / "out", filters=NO_CONFIDENTIAL)
+                          output_dir=tmp_path / "out", filters=NO_CONFIDENTIAL,
+                          dedup={"exact": {"enabled": False}, "fuzzy": {"enabled": False}})  # filters only
     assert list(load_factory_config(config).filters)[-1] == "no_confidential"  # after the preset's filters
     result = run_factory(config)
     assert result.kept_ids == {"d0", "d2"}
