@@ -125,13 +125,14 @@ def run_one(config_path: Path, stats_path: Path) -> None:
 
     config = load_factory_config(config_path)
     init_ray(config.ray)
+    address = ray.get_runtime_context().gcs_address  # this run's Ray, even when others run on the machine
     peak = {"object_store_mib": 0.0}
     done = threading.Event()
 
     def sample():
         while not done.wait(1.0):
             try:
-                used = re.search(r"Plasma memory usage (\d+) MiB", memory_summary(stats_only=True))
+                used = re.search(r"Plasma memory usage (\d+) MiB", memory_summary(address, stats_only=True))
                 peak["object_store_mib"] = max(peak["object_store_mib"], float(used.group(1)) if used else 0)
             except Exception:  # the sampler must never fail the run it measures
                 pass
@@ -142,7 +143,7 @@ def run_one(config_path: Path, stats_path: Path) -> None:
     manifest = run_factory(config, overwrite=True)
     wall = time.perf_counter() - start
     done.set()
-    summary = memory_summary(stats_only=True)
+    summary = memory_summary(address, stats_only=True)
     spilled = re.search(r"Spilled (\d+) MiB", summary)
     stats_path.write_text(json.dumps({
         "wall_s": wall, "object_store_peak_mib": peak["object_store_mib"],

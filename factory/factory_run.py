@@ -110,6 +110,9 @@ def spill(ds, context: StageContext, before: str):
         str(root), partition_cols=["part"], compression="zstd", min_bytes_per_file=16 << 20)
     if context.spilled:
         shutil.rmtree(context.spilled, ignore_errors=True)
+    if not any(root.rglob("*.parquet")):  # no documents at all (empty inputs): nothing to deduplicate
+        context.spilled = None
+        return ds
     context.spilled = str(root)
     return ray.data.read_parquet(str(root), partitioning=None)
 

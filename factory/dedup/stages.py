@@ -27,7 +27,7 @@ class ExactDedup(Stage):
 
     def apply(self, ds, context: StageContext):
         context.stats["exact_duplicates"] = 0
-        if not self.enabled:
+        if not self.enabled or context.spilled is None:
             return ds
         context.stats["exact_duplicates"] = find_exact_duplicates(context.spilled, context.dedup)
         return ds.map_batches(MarkExactDuplicates(context.dedup), **context.batch)
@@ -49,7 +49,7 @@ class NearDedup(Stage):
         only the cluster columns change: no document is rejected here."""
         exact = context.stats.get("exact_duplicates", 0)
         context.stats.update({"near_duplicates": 0, "candidate_pairs": 0, "verified_pairs": 0})
-        if self.fuzzy.enabled:
+        if self.fuzzy.enabled and context.spilled is not None:
             context.stats.update(find_near_pairs(context.spilled, self.fuzzy, context.dedup))
         if exact == 0 and context.stats["verified_pairs"] == 0:
             return ds
