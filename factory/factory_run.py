@@ -40,7 +40,7 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
             dedup=DedupWork(partial / "_work", dedup_partitions(config, sum(inputs.values()))),
-            timed=run.timed, echo=echo, rows_per_block=config.ray.rows_per_block,
+            timed=run.timed, echo=echo,
         )
         documents = run_stages(stages, context)
         with run.timed("write"):
@@ -114,9 +114,7 @@ def spill(ds, context: StageContext, before: str):
         context.spilled = None
         return ds
     context.spilled = str(root)
-    # re-blocked like the input: the spill's files are large (16 MB and up), and the next pass (the
-    # costly filters) needs many blocks to keep every CPU busy to the end
-    return ray.data.read_parquet(str(root), partitioning=None).repartition(target_num_rows_per_block=context.rows_per_block)
+    return ray.data.read_parquet(str(root), partitioning=None)
 
 
 def with_partition(table: pa.Table, parts: int) -> pa.Table:
