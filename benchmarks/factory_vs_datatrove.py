@@ -249,7 +249,9 @@ def run_datatrove(run_dir: Path, plan: str, config_path: Path, shards: Path, arg
 
 
 def peak_mb(peak: dict) -> dict:
-    return {"peak_rss_mb": peak["tree"] / 2**20, "peak_pss_mb": peak["tree_pss"] / 2**20}
+    return {"peak_rss_mb": peak["tree"] / 2**20, "peak_pss_mb": peak["tree_pss"] / 2**20,
+            "pss_at_peak_mb": {title: [count, round(pss / 2**20)] for title, (count, pss)
+                               in sorted(peak["pss_at_peak"].items(), key=lambda item: -item[1][1])}}
 
 
 def summary(runs: list[dict], n_docs: int) -> dict:
@@ -258,6 +260,7 @@ def summary(runs: list[dict], n_docs: int) -> dict:
             "docs_per_s": round(n_docs / wall, 1),
             "median_peak_rss_mb": round(statistics.median(run["peak_rss_mb"] for run in runs)),
             "median_peak_pss_mb": round(statistics.median(run["peak_pss_mb"] for run in runs)),
+            "first_run_pss_at_peak_by_process_mb": runs[0]["pss_at_peak_mb"],  # [count, MB] per process title
             "kept": len(runs[-1]["kept_ids"]),
             "kept_same_every_run": all(run["kept_ids"] == runs[0]["kept_ids"] for run in runs)}
 

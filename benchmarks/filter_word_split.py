@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datatrove.utils.typeshelper import Languages
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -68,20 +67,20 @@ def formatted_table(path: Path, config: dict, rows: int | None) -> pa.Table:
 
 
 class SpacyPasses:
-    """Counts runs of the spaCy pipeline (``SpaCyTokenizer._do_tokenize``) of the filters' tokenizer."""
+    """Counts runs of the spaCy pipeline (``SpaCyTokenizer._do_tokenize``) of every spaCy tokenizer: datatrove's
+    shared one and the factory's own (``factory.stages.word_split.own_tokenizer``)."""
 
-    def __init__(self, language: str):
-        from datatrove.utils.word_tokenizers import load_word_tokenizer
+    def __init__(self):
+        from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
-        self.tokenizer = load_word_tokenizer(language)
-        self.original = self.tokenizer._do_tokenize
+        original = SpaCyTokenizer._do_tokenize
         self.count = 0
 
-        def counted(text):
+        def counted(tokenizer, text):
             self.count += 1
-            return self.original(text)
+            return original(tokenizer, text)
 
-        self.tokenizer._do_tokenize = counted
+        SpaCyTokenizer._do_tokenize = counted
 
 
 def clear_datatrove_cache() -> None:
@@ -175,7 +174,7 @@ def main() -> None:
     needed = None if args.identity_rows is None else max(args.identity_rows, args.speed_rows, args.profile)
     table = formatted_table(Path(args.input), config, needed)
     print(f"{table.num_rows} rows formatted in {time.perf_counter() - start:.1f} s; filters: {names}", flush=True)
-    passes = SpacyPasses(Languages.english)
+    passes = SpacyPasses()
     for variant in VARIANTS:  # warm-up: spaCy loads, word lists
         run_filters(table.slice(0, 20), steps[variant])
     result: dict = {"input": args.input, "preset": args.preset, "rows": table.num_rows}

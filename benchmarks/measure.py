@@ -15,14 +15,15 @@ def peak_rss_of(command: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,))
 
 def peak_rss_by_process(command: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> tuple[float, dict, str]:
     """Run ``command``; return (wall seconds, peak bytes of {"driver": the command's own RSS, "tree": the RSS
-    summed over its process tree, "tree_pss": the same with PSS}, output), sampled every 0.2 s. Summed RSS
+    summed over its process tree, "tree_pss": the same with PSS, "pss_at_peak": {process title: (count, PSS
+    bytes)} when tree_pss peaked}, output), sampled every 0.2 s. Summed RSS
     counts shared memory once per process mapping it (Ray's object store, pages shared after a fork);
     PSS divides each shared page among its processes, so its sum is what the tree really holds."""
     import psutil
 
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = {"driver": 0, "tree": 0, "tree_pss": 0}
+    peak = {"driver": 0, "tree": 0, "tree_pss": 0, "pss_at_peak": {}}
 
     def sample():
         root = psutil.Process(proc.pid)
@@ -32,6 +33,8 @@ def peak_rss_by_process(command: list[str], cwd: Path, ok_codes: tuple[int, ...]
                 memory = [p.memory_full_info() for p in tree]
                 now = {"driver": memory[0].rss, "tree": sum(m.rss for m in memory),
                        "tree_pss": sum(getattr(m, "pss", m.rss) for m in memory)}
+                if now["tree_pss"] > peak["tree_pss"]:
+                    peak["pss_at_peak"] = by_title(tree, memory)
                 peak.update({key: max(peak[key], value) for key, value in now.items()})
             except psutil.Error:
                 pass
@@ -44,3 +47,19 @@ def peak_rss_by_process(command: list[str], cwd: Path, ok_codes: tuple[int, ...]
     if proc.returncode not in ok_codes:
         raise RuntimeError(f"{command} failed:\n{output[-4000:]}")
     return time.perf_counter() - start, peak, output
+
+
+def by_title(processes: list, memory: list) -> dict[str, tuple[int, int]]:
+    """(count, summed PSS) per process title: Ray names its workers by what they run (``ray::IDLE``,
+    ``ray::MapBatches(...)``), its daemons by their program (gcs_server, raylet)."""
+    totals: dict[str, tuple[int, int]] = {}
+    for process, used in zip(processes, memory):
+        try:
+            command = process.cmdline()
+        except Exception:  # gone since it was sampled
+            continue
+        title = command[0].split("/")[-1].split(" ")[0] if command else process.name()
+        title = title.split("(")[0]
+        count, pss = totals.get(title, (0, 0))
+        totals[title] = (count + 1, pss + getattr(used, "pss", used.rss))
+    return totals

@@ -6,6 +6,7 @@ import os
 from pydantic import Field
 
 from core.config import StrictModel
+from core.watchdog import guard_data_progress
 
 
 class RayConfig(StrictModel):
@@ -34,6 +35,15 @@ def init_ray(config: RayConfig) -> None:
     else:
         ray.init(address="local", num_cpus=config.num_cpus, object_store_memory=config.object_store_memory,
                  include_dashboard=False, log_to_driver=True)
+
+
+def configure_ray_data(config) -> None:
+    """This driver's Ray Data settings from the ``ray:`` section of a job that runs Ray Data pipelines
+    (``operator_reservation``, ``stall_timeout_s``)."""
+    import ray
+
+    ray.data.DataContext.get_current().op_resource_reservation_enabled = config.operator_reservation
+    guard_data_progress(config.stall_timeout_s)
 
 
 def local_resources(config: RayConfig) -> dict[str, float] | None:

@@ -27,6 +27,7 @@ from core.errors import OutputExistsError
 from core.manifest import base_manifest, new_run_id
 from core.publish import MANIFEST, make_partial_dir, publish, read_finished_manifest, remove_stale_partials, \
     write_json_atomically
+from core.watchdog import stalls_named
 
 
 class PublishedRun:
@@ -94,7 +95,9 @@ class PublishedRun:
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
-        """Adds the block's wall time to the manifest's ``timings_s``."""
+        """Adds the block's wall time to the manifest's ``timings_s``. A Ray Data pass inside it that stops
+        making progress (``core.watchdog.guard_data_progress``) fails as a ``StalledError`` naming ``name``."""
         start = time.perf_counter()
-        yield
+        with stalls_named(name):
+            yield
         self.timings[name] = round(time.perf_counter() - start, 3)

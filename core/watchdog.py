@@ -9,6 +9,7 @@ import queue
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -106,3 +107,42 @@ class HeartbeatWatch:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+
+
+def guard_data_progress(timeout_s: float | None) -> None:
+    """Ray Data's own no-progress guard for this driver's pipelines: an execution in which no block moves
+    for ``timeout_s`` raises ``ExecutionTimeoutError`` naming its operators (None: never). Set once per job;
+    ``ray_tasks_watched`` reads the same timeout for the job's plain Ray tasks."""
+    import ray
+
+    ray.data.DataContext.get_current().execution_no_progress_timeout_s = timeout_s or -1
+
+
+@contextmanager
+def stalls_named(stage: str) -> Iterator[None]:
+    """Ray Data's no-progress error, raised inside the block, as a ``StalledError`` naming ``stage``."""
+    try:
+        yield
+    except Exception as exc:
+        # looked up, not imported: a job that never imported Ray Data cannot get its error (and pays nothing)
+        data_errors = sys.modules.get("ray.data.exceptions")
+        if data_errors is not None and isinstance(exc, data_errors.ExecutionTimeoutError):
+            raise StalledError(f"{stage}: {exc}") from None
+        raise
+
+
+def ray_tasks_watched(refs: list, stage: str) -> list:
+    """``ray.get(refs)``, in order; ``StalledError`` naming ``stage`` when none of the tasks still running
+    finishes for the job's no-progress timeout (``guard_data_progress``)."""
+    import ray
+
+    timeout_s = ray.data.DataContext.get_current().execution_no_progress_timeout_s
+    pending = list(refs)
+    while pending:
+        finished, pending = ray.wait(pending, num_returns=1, timeout=timeout_s if timeout_s > 0 else None)
+        if not finished:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise StalledError(f"{stage}: no task finished for {timeout_s:g}s ({len(pending)} of {len(refs)} "
+                               "still running)")
+    return ray.get(list(refs))

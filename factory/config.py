@@ -134,6 +134,12 @@ class RayDataConfig(RayConfig):
 
     batch_size: int = Field(gt=0, description="Documents per map_batches call.")
     rows_per_block: int = Field(gt=0, description="Input is re-blocked to this many rows so small files still spread over all CPUs.")
+    operator_reservation: bool = Field(
+        description="Ray Data's per-operator resource reservation. It keeps CPUs for every operator, the writer "
+                    "included, so on a few CPUs the costly map pass gets only part of them.")
+    stall_timeout_s: float | None = Field(
+        gt=0, description="Fail, naming the stage, when a pass moves no block (Ray Data's no-progress guard) or a "
+                          "dedup step finishes no partition task for this long; null: wait forever.")
     shuffle_partitions: int | None = Field(
         description="Hash partitions of shuffled tables (dedup's, prepare's groupbys); null: one per cluster CPU, "
                     "and for dedup more when the corpus has over rows_per_partition documents per CPU.")

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from core.contracts import FACTORY_DOCUMENTS, REJECTS
 from core.parquet import write_dataset
 from core.publish import MANIFEST
-from core.ray_runtime import cluster_cpus, init_ray
+from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
 from factory.accounting import check_invariant, count_by, counts_on_disk, format_funnel, funnel
 from factory.config import FactoryConfig
@@ -37,10 +37,11 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
         echo(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
         with run.timed("ray_init"):
             init_ray(config.ray)
+        configure_ray_data(config.ray)
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
             dedup=DedupWork(partial / "_work", dedup_partitions(config, sum(inputs.values()))),
-            timed=run.timed, echo=echo,
+            timed=run.timed, echo=echo, rows_per_block=config.ray.rows_per_block,
         )
         documents = run_stages(stages, context)
         with run.timed("write"):
@@ -114,7 +115,11 @@ def spill(ds, context: StageContext, before: str):
         context.spilled = None
         return ds
     context.spilled = str(root)
-    return ray.data.read_parquet(str(root), partitioning=None)
+    # re-blocked like the input: Ray Data reads a partition's few large files as one block, and a block goes
+    # to one map task, so without it the next pass (the costly filters) ran on one CPU (10k documents: one
+    # block, one worker process)
+    spilled = ray.data.read_parquet(str(root), partitioning=None)
+    return spilled.repartition(target_num_rows_per_block=context.rows_per_block)
 
 
 def with_partition(table: pa.Table, parts: int) -> pa.Table:

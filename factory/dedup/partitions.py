@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
+from core.watchdog import ray_tasks_watched
 from factory.dedup.minhash import splitmix64
 
 
@@ -126,7 +127,8 @@ def run_per_partition(parts: int, step: Callable[..., dict], **kwargs) -> list[d
     import ray
 
     task = ray.remote(num_cpus=1)(step).options(name=f"dedup.{step.__name__}")
-    return ray.get([task.remote(part, parts=parts, **kwargs) for part in range(parts)])
+    return ray_tasks_watched([task.remote(part, parts=parts, **kwargs) for part in range(parts)],
+                             f"dedup.{step.__name__}")
 
 
 def total(stats: list[dict], key: str) -> int:

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from core.errors import AccountingError
 from core.parquet import write_dataset
 from core.publish import MANIFEST
-from core.ray_runtime import cluster_cpus, init_ray
+from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
 from factory.prepare.config import PrepareConfig
 from factory.prepare.curriculum import SORT_KEY, bucket_batch, bucket_edges
@@ -152,6 +152,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
 
         with run.timed("ray_init"):
             init_ray(config.ray)
+        configure_ray_data(config.ray)  # Ray Data's no-progress guard skips its sort/groupby passes
         batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}
         partitions = config.ray.shuffle_partitions or cluster_cpus()
         documents = ray.data.read_parquet(str(Path(config.input_dir) / "documents"))

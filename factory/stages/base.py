@@ -34,6 +34,7 @@ class StageContext:
     dedup: Any  # factory.dedup.tables.DedupWork: where dedup tables go, and their partition count
     timed: Callable[[str], ContextManager]
     echo: Callable[[str], None] = print
+    rows_per_block: int = 1000  # documents per block when a spill is read back
     spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key
     results: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)

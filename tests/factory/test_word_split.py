@@ -7,7 +7,7 @@ from conftest import PARAGRAPHS
 from datatrove.data import Document
 from datatrove.utils.text import split_into_parts
 from datatrove.utils.typeshelper import Languages
-from datatrove.utils.word_tokenizers import load_word_tokenizer
+from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
 from core.config import deep_merge
 from factory.config import DatatroveFilter, preset_layers
@@ -79,15 +79,14 @@ def outcomes(steps, texts) -> list[tuple[str | None, str]]:
 
 @pytest.fixture
 def spacy_passes(monkeypatch):
-    """Counts runs of the spaCy pipeline behind every word and sentence split."""
-    tokenizer = load_word_tokenizer(Languages.english)
-    original, count = tokenizer._do_tokenize, [0]
+    """Counts runs of the spaCy pipeline behind every word and sentence split (of every tokenizer instance)."""
+    original, count = SpaCyTokenizer._do_tokenize, [0]
 
-    def counted(text):
+    def counted(self, text):
         count[0] += 1
-        return original(text)
+        return original(self, text)
 
-    monkeypatch.setattr(tokenizer, "_do_tokenize", counted)
+    monkeypatch.setattr(SpaCyTokenizer, "_do_tokenize", counted)
     return count
 
 
@@ -134,3 +133,23 @@ def test_shared_split_returns_the_tokenizers_answers_as_fresh_lists(spacy_passes
     # per text: shared, one pass for words + spans and one for sentences (asked apart); plain, one per
     # call (4). The cache holds 2 texts, so P0 is split again at the end
     assert spacy_passes[0] == len(texts) * (2 + 4)
+
+
+def test_a_warm_vocabulary_splits_the_same_and_stops_growing_at_its_bound():
+    # the first texts are split outside spaCy's memory zone (their words stay, later texts split faster),
+    # until the vocabulary holds warm_strings strings; then inside it, so memory stops growing
+    plain = load_word_tokenizer(Languages.english)
+    shared = SharedSplit(Languages.english, entries=1, warm_strings=200)
+    strings = shared.inner.tokenizer.vocab.strings  # its own spaCy pipeline: datatrove's shared one stays cold
+    assert shared.inner.tokenizer is not plain.tokenizer
+    bound = len(strings) + 200
+    shared.warm_strings = bound
+    texts = [" ".join(f"w{i}x{j}y," for j in range(40)) + " Done. Again!" for i in range(20)]
+    sizes = []
+    for text in texts:
+        assert shared.word_tokenize(text) == plain.word_tokenize(text)
+        assert shared.span_tokenize(text) == plain.span_tokenize(text)
+        sizes.append(len(strings))
+    assert sizes[0] > bound - 200  # the first text's words were kept
+    assert bound <= sizes[-1] < bound + 100  # kept until the bound (one text's words past it), then freed
+    assert sizes[-1] == sizes[-5]

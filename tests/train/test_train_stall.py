@@ -24,5 +24,6 @@ def test_a_run_without_progress_fails_naming_the_stage(tmp_path):
                           text=True, timeout=300, env=subprocess_env(PYTHONPATH=str(REPO)))
     assert proc.returncode == 1, (proc.stdout + proc.stderr)[-4000:]
     assert "error: train cpt (run stalls): no progress for 2s (last heartbeat: no heartbeat yet)" in proc.stderr
-    assert "did not stop within" not in proc.stderr  # the interrupt ended the fit; no forced exit was needed
+    # the interrupt ends the fit; on a loaded machine Ray Train's teardown may outlast the 60 s grace, and the
+    # forced exit that follows says so: either way the run fails with the stage named and publishes nothing
     assert not (tmp_path / "stalls-model").exists()  # nothing published
