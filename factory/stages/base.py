@@ -33,8 +33,8 @@ class StageContext:
     batch: dict[str, Any]  # map_batches keyword arguments: batch_format, batch_size
     dedup: Any  # factory.dedup.tables.DedupWork: where dedup tables go, and their partition count
     timed: Callable[[str], ContextManager]
+    rows_per_block: int  # documents per block when a spill is read back (config ray.rows_per_block)
     echo: Callable[[str], None] = print
-    rows_per_block: int = 1000  # documents per block when a spill is read back
     spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key
     results: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)

@@ -21,7 +21,7 @@ strings (the first documents a worker sees: its own domain's words), then inside
 It splits with its own spaCy pipeline, so datatrove's shared one (and anything measured against it) is
 left as datatrove runs it.
 The tokens are the same either way (the cache only memoises the split of a word); memory stays bounded
-by ``warm_strings`` (100k strings: about 35 MiB per worker process, measured on the arXiv abstracts).
+by ``warm_strings`` (100k strings per worker process).
 """
 from __future__ import annotations
 
