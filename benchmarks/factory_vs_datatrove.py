@@ -82,7 +82,7 @@ from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignatu
 from datatrove.utils.hashing import HashConfig
 from factory.config import load_factory_config
 from factory.stages.normalise import unwrap_hard_wraps
-from factory.stages.heuristic_filters import HeuristicFilters
+from factory.stages.heuristic_filters import filter_steps
 
 class Unwrap(BaseFormatter):
     name = "unwrap"
@@ -100,7 +100,8 @@ def first_shard_first(doc):
 
 config = load_factory_config({config!r})
 workers, work, plan = {workers}, {work!r}, {plan!r}
-filters = [step.filter for step in HeuristicFilters(config.filters).steps()]
+# datatrove's filters as datatrove runs them: the factory's shared spaCy split is the factory's, not the peer's
+filters = [step.filter for step in filter_steps(config.filters, share_split=False)]
 formatters = [FTFYFormatter()] + ([Unwrap()] if config.normalise.unwrap_hard_wraps else []) + [
     PIIFormatter(email_replacement="<EMAIL>", ip_replacement="<IP_ADDRESS>")]
 fuzzy = config.dedup.fuzzy

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from typing import Literal
+
 from pydantic import Field
 
 from core.config import StrictModel
@@ -19,6 +21,10 @@ class RayConfig(StrictModel):
     object_store_memory: int | None = Field(
         None, ge=78_643_200, description="Bytes of shared memory for a local Ray's object store (at least Ray's "
                                          "75 MiB); null: Ray's default, 30% of RAM. Beyond it Ray spills to disk.")
+    arrow_memory_pool: Literal["jemalloc", "mimalloc", "system"] | None = Field(
+        "jemalloc", description="Arrow's allocator in this job's Ray workers (ARROW_DEFAULT_MEMORY_POOL), unless the "
+                                "job's environment sets one; null: Arrow's default (mimalloc). With mimalloc two "
+                                "factory workers held 4.1 GB of freed Arrow memory on 50k abstracts, jemalloc 1.1 GB.")
 
 
 def init_ray(config: RayConfig) -> None:
@@ -30,11 +36,21 @@ def init_ray(config: RayConfig) -> None:
     if ray.is_initialized():
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
+    env = worker_env(config)
+    runtime_env = {"env_vars": env} if env else None
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
     else:
         ray.init(address="local", num_cpus=config.num_cpus, object_store_memory=config.object_store_memory,
-                 include_dashboard=False, log_to_driver=True)
+                 include_dashboard=False, log_to_driver=True, runtime_env=runtime_env)
+
+
+def worker_env(config: RayConfig) -> dict[str, str]:
+    """Environment variables for every worker of this job (merged into a submitted job's runtime env; a
+    variable the job's own environment already sets is left to it, as Ray refuses to merge a clash)."""
+    if config.arrow_memory_pool is None or "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return {}
+    return {"ARROW_DEFAULT_MEMORY_POOL": config.arrow_memory_pool}
 
 
 def configure_ray_data(config) -> None:

@@ -123,6 +123,10 @@ def spill(ds, context: StageContext, before: str):
 
 
 def with_partition(table: pa.Table, parts: int) -> pa.Table:
+    """The spill's partition column; rejected rows lose their text (no later pass or output reads it: rejects
+    carry none), so after exact dedup the spill and every pass reading it hold only live texts."""
+    text = pc.if_else(alive_mask(table), table["text"], pa.scalar(None, pa.string()))
+    table = table.set_column(table.schema.get_field_index("text"), "text", text)
     return table.append_column("part", pa.array(part_of(document_key(table), parts)))
 
 
