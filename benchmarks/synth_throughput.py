@@ -15,6 +15,7 @@ json_schema response format (the SFT example schema), answers that quote the doc
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -69,25 +70,30 @@ def short_requests(items: int, tag: str) -> list[ChatRequest]:
 
 
 def measure(base_url: str, concurrency: int, items: int, workdir: Path, realistic: bool = False,
-            actors: int = 0) -> float:
+            actors: int = 0) -> tuple[float, float]:
+    """(items/s over the whole call, items/s in steady state): the second counts from the first answer stored to
+    the last, so it leaves out what comes before the first answer (with actors: the pool's start-up)."""
     make = realistic_requests if realistic else short_requests
     llm = settings(base_url, concurrency, actors, workdir, f"c{concurrency}-a{actors}")
     if actors:
         from core.llm.scale import resolve_with_ray
 
         resolve_with_ray(make(concurrency, "warm"), llm)  # Ray and its actors' imports warm
-        start = time.perf_counter()
+        started = time.time()
         results = resolve_with_ray(make(items - concurrency, "bench"), llm)
-        elapsed = time.perf_counter() - start
+        elapsed = time.time() - started
     else:
         resolver = Resolver(llm)
         resolver.resolve(make(concurrency, "warm"))  # warm the connection pool
-        start = time.perf_counter()
+        started = time.time()
         results = resolver.resolve(make(items - concurrency, "bench"))
-        elapsed = time.perf_counter() - start
+        elapsed = time.time() - started
         resolver.close()
     assert all(r.ok and not r.cached for r in results), [r for r in results if not r.ok][:1]
-    return len(results) / elapsed
+    with sqlite3.connect(llm.cache_file) as db:
+        first, last = db.execute("SELECT MIN(stored_at), MAX(stored_at) FROM answers WHERE stored_at >= ?",
+                                 (started,)).fetchone()
+    return len(results) / elapsed, (len(results) - 1) / (last - first)
 
 
 def main() -> None:
@@ -105,15 +111,15 @@ def main() -> None:
         print(f"loopback server {base_url}, latency {args.latency_s * 1000:.0f} ms, "
               f"{'realistic' if args.realistic else 'short'} requests, "
               f"{f'{args.actors} Ray actors' if args.actors else 'one process'}")
-        print("| concurrency | items | items/s | ideal items/s | ratio |")
-        print("| ---: | ---: | ---: | ---: | ---: |")
+        print("| concurrency | items | items/s | ideal items/s | ratio | steady items/s | steady ratio |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         with tempfile.TemporaryDirectory() as tmp:
             for concurrency in args.concurrency:
                 items = concurrency * (args.rounds + 1)
-                rate = measure(base_url, concurrency, items, Path(tmp), args.realistic, args.actors)
+                rate, steady = measure(base_url, concurrency, items, Path(tmp), args.realistic, args.actors)
                 ideal = concurrency / args.latency_s
-                print(f"| {concurrency} | {items - concurrency} | {rate:.1f} | {ideal:.1f} | {rate / ideal:.0%} |",
-                      flush=True)
+                print(f"| {concurrency} | {items - concurrency} | {rate:.1f} | {ideal:.1f} | {rate / ideal:.0%} "
+                      f"| {steady:.1f} | {steady / ideal:.0%} |", flush=True)
     finally:
         server.terminate()
         server.wait()

@@ -4,7 +4,8 @@ Same tiny model (Llama, hidden 64, 2 layers), same packed CPT data, same setting
 global batch, steps), on CPU, in one run of this script:
   plain: transformers.Trainer in this one process, no Ray, no DeepSpeed, batch = global batch;
   ray:   `python -m train cpt` code path (train.launch.run): 2 Ray Train workers x 1 CPU,
-         DeepSpeed ZeRO-2 over gloo, per-worker batch = global batch / 2, data streamed by Ray Data.
+         DeepSpeed ZeRO-2 over gloo (--zero-stage; --no-deepspeed: torch DDP), per-worker batch =
+         global batch / 2, data streamed by Ray Data.
 Step time is measured the same way for both (the trainer's token count over wall time between
 per-step logs); the first steps are warm-up and dropped. Also reports end-to-end wall time.
 
@@ -103,6 +104,10 @@ def main() -> None:
     parser.add_argument("--global-batch", type=int, default=4)
     parser.add_argument("--hidden", type=int, help="a bigger Llama than the test fixture's (hidden 64, 2 layers)")
     parser.add_argument("--layers", type=int, default=8, help="with --hidden")
+    parser.add_argument("--zero-stage", type=int, choices=[0, 1, 2, 3], default=2,
+                        help="the trainer's DeepSpeed ZeRO stage (0: DeepSpeed's data parallelism without ZeRO)")
+    parser.add_argument("--no-deepspeed", action="store_true", help="the trainer with torch DDP instead of DeepSpeed")
+    parser.add_argument("--skip-one-thread", action="store_true", help="no 1-thread plain run (the slowest, informative)")
     cli = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -121,6 +126,7 @@ def main() -> None:
         root / "cpt.yaml", model_path=model, data_path=data, root=root, name="bench",
         optim={"max_steps": cli.steps, "per_device_batch_size": cli.global_batch // 2, "learning_rate": 1e-3},
         run={"save_steps": cli.steps, "logging_steps": 1, "max_failures": 0},
+        deepspeed={"enabled": not cli.no_deepspeed, "zero_stage": cli.zero_stage},
     )
     config = load_train_config(path, "cpt")
     tokens_per_step = cli.global_batch * cli.window
@@ -129,10 +135,12 @@ def main() -> None:
 
     # torch's default thread count in this process; Ray gives each 1-CPU worker 1 thread
     plain, plain_wall = plain_run(config, tokens_per_step)
-    plain1, plain1_wall = plain_run(config, tokens_per_step, threads=1)
+    plain1, plain1_wall = ([float("nan")], float("nan")) if cli.skip_one_thread else plain_run(
+        config, tokens_per_step, threads=1)
     ray, ray_wall = ray_run(config, tokens_per_step)
     result = {
         "steps": cli.steps, "window": cli.window, "global_batch": cli.global_batch, "parameters": parameters(model),
+        "trainer_data_parallelism": "torch DDP" if cli.no_deepspeed else f"DeepSpeed ZeRO-{cli.zero_stage}",
         "plain_threads": torch.get_num_threads(),
         "plain_median_step_s": statistics.median(plain),
         "plain_1thread_median_step_s": statistics.median(plain1),

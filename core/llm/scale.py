@@ -40,9 +40,11 @@ def resolve_with_ray(requests: list[ChatRequest], settings: LLMSettings) -> list
     unique = unique_requests(requests)
     table = pa.table({"request": [json.dumps(r.to_dict()) for r in unique]})
     # one block per batch, cut here: a Ray Data repartition needs a CPU for its tasks, and actors that claim
-    # every CPU of a small cluster (4 x 0.5 on 2 cores) left it none, so the run hung before its first request
+    # every CPU of a small cluster (4 x 0.5 on 2 cores) left it none, so the run hung before its first request.
+    # from_blocks, not from_arrow: from_arrow reads each block's metadata in a Ray task, which waited ~4 s for a
+    # CPU while the previous call's actors were still being torn down
     batches = range(0, table.num_rows, pool.batch_size)
-    ds = ray.data.from_arrow([table.slice(start, pool.batch_size) for start in batches])
+    ds = ray.data.from_blocks([table.slice(start, pool.batch_size) for start in batches])
     answered = ds.map_batches(
         ResolverActor,
         fn_constructor_kwargs={"settings": pickle.dumps(settings)},

@@ -121,3 +121,39 @@ def test_a_first_run_with_no_server_at_a_synth_endpoint_fails_before_any_work(tm
     with pytest.raises(ConfigError, match=r"synth.endpoints: nothing answers at local \(http://127.0.0.1:\d+/v1\)"):
         run_recipe(recipe, echo=lambda _: None)
     assert not (tmp_path / "store" / "factory").exists()
+
+
+def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, monkeypatch):
+    """The runner's skip rules on the real step graph, the jobs replaced by stand-ins that publish a new run each
+    time (the real jobs under ray job submit: tests/factory/test_recipe_job.py)."""
+    from factory.recipe import runner
+
+    recipe = load_recipe_config(recipe_file(tmp_path))
+    ran: list[str] = []
+
+    def publish(step, config, wiring, echo):
+        manifest = {"run_id": f"{step.name}-{len(ran)}"}
+        if step.name != "review":  # review publishes nothing until annotators have decided
+            output = Path(wiring.output(step.name))
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "manifest.json").write_text(json.dumps(manifest))
+        ran.append(step.name)
+        return manifest if step.name != "review" else {"dpo_pairs": "judge_approved", "run_id": None}
+
+    for step in steps_to_run(recipe):
+        monkeypatch.setattr(type(step), "run", publish)
+        monkeypatch.setattr(type(step), "load", lambda self, path: path)
+    monkeypatch.setattr(runner, "check_endpoints", lambda recipe: None)
+    monkeypatch.setattr(runner, "init_ray", lambda config: None)
+
+    def run_once() -> list[str]:
+        ran.clear()
+        run_recipe(recipe, echo=lambda _: None)
+        return list(ran)
+
+    assert run_once() == STEP_NAMES
+    assert run_once() == []  # everything current
+    (recipe.storage / "models" / "dpo" / "manifest.json").unlink()
+    assert run_once() == ["train_dpo", "eval"]
+    (recipe.storage / "prepare" / "manifest.json").unlink()
+    assert run_once() == ["prepare", "base_model", "train_cpt", "train_sft", "train_dpo", "eval"]

@@ -48,23 +48,20 @@ def chain(tmp_path_factory):
             root / "sft.yaml", model_path=model, data_path=sft_data, root=root, name="sft",
             model={"finetune": "lora", "gradient_checkpointing": True, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
             optim={"learning_rate": 5e-3, "max_steps": 8, "per_device_batch_size": 2}),
-        # options no other run takes: CPT with a LoRA adapter, DPO of a full model against a frozen reference copy
+        # options no other run takes: CPT with a LoRA adapter (and ZeRO-2 with the optimizer offloaded to the CPU),
+        # DPO of a full model against a frozen reference copy
         "cpt-lora": tf.write_train_config(
             root / "cpt-lora.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="cpt-lora",
             model={"finetune": "lora", "gradient_checkpointing": True, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
-            optim={"learning_rate": 1e-2, "max_steps": 6}),
+            deepspeed={"zero_stage": 2, "offload_optimizer": "cpu"}, optim={"learning_rate": 1e-2, "max_steps": 6}),
         "dpo-full": tf.write_train_config(
             root / "dpo-full.yaml", model_path=root / "cpt-model", data_path=pref_data, root=root, name="dpo-full",
             model={"finetune": "full"}, dpo={"reference": "model", "review_status": ["approved"]},
             optim={"learning_rate": 1e-3, "max_steps": 6}),
-        # ZeRO-3 (weights, gradients and optimizer states partitioned over the 2 ranks), and ZeRO-2 with the
-        # optimizer offloaded to the CPU
+        # ZeRO-3: weights, gradients and optimizer states partitioned over the 2 ranks
         "zero3": tf.write_train_config(
             root / "zero3.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="zero3",
             deepspeed={"zero_stage": 3}, optim={"max_steps": 4}),
-        "offload": tf.write_train_config(
-            root / "offload.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="offload",
-            deepspeed={"zero_stage": 2, "offload_optimizer": "cpu"}, optim={"max_steps": 4}),
     }
     runs = [["cpt", str(configs["cpt"])],
             # the same run name and storage, more steps: a rerun resumes from the latest checkpoint
@@ -74,10 +71,14 @@ def chain(tmp_path_factory):
             ["sft", str(configs["sft"])],  # DPO on this kind of adapter: tests/factory/test_recipe_job.py
             ["cpt", str(configs["cpt-lora"])],
             ["dpo", str(configs["dpo-full"])],
-            ["cpt", str(configs["zero3"])],
-            ["cpt", str(configs["offload"])]]
+            ["cpt", str(configs["zero3"])]]
+    # a torch-extensions lock left by a worker killed mid-build (as a stalled run's teardown did) hangs no run
+    stale_lock = root / "torch_extensions" / "deepspeed_shm_comm" / "lock"
+    stale_lock.parent.mkdir(parents=True)
+    stale_lock.touch()
     proc = subprocess.run([sys.executable, "-c", DRIVER.format(runs=runs)], cwd=REPO, capture_output=True,
-                          text=True, timeout=840, env=subprocess_env(PYTHONPATH=f"{REPO}:{REPO / 'tests'}"))
+                          text=True, timeout=840, env=subprocess_env(PYTHONPATH=f"{REPO}:{REPO / 'tests'}",
+                                                                     TORCH_EXTENSIONS_DIR=str(stale_lock.parents[1])))
     (root / "driver.log").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     return root, proc.stdout + proc.stderr
@@ -135,12 +136,12 @@ def test_the_kill_drill_resumes_at_the_checkpoint_step_with_the_schedule_where_i
     from transformers import get_cosine_schedule_with_warmup
 
     root, log = chain
-    # every attempt of every run in the chain says where it starts: the six runs trained from scratch start at 1,
+    # every attempt of every run in the chain says where it starts: the five runs trained from scratch start at 1,
     # the restart after the kill at 3 (not at 1 again), the rerun with more steps at 9 (after the published 8)
     # (Ray may echo a worker's line more than once: an attempt is its rank-0 process, counted once)
     attempts = set(re.findall(r"RayTrainWorker pid=(\d+)[^\n]*?\[train\] first step of this attempt: (\d+)", log))
     starts = Counter(int(step) for _, step in attempts)
-    assert starts == Counter({1: 6, 3: 1, 9: 1}), starts
+    assert starts == Counter({1: 5, 3: 1, 9: 1}), starts
 
     history = json.loads((root / "cpt-model" / "trainer_state.json").read_text())["log_history"]
     logged = {e["step"]: e["learning_rate"] for e in history if "learning_rate" in e}
@@ -163,11 +164,12 @@ def test_sft_with_lora_learns_and_publishes_an_adapter(chain):
     assert manifest(out)["config"]["model"]["finetune"] == "lora"
 
 
-def test_cpt_with_lora_learns_and_publishes_an_adapter(chain):
+def test_cpt_with_lora_and_the_optimizer_offloaded_to_cpu_learns_and_publishes_an_adapter(chain):
     root, _ = chain
     out = root / "cpt-lora-model"
     assert_learns(out, 6)
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").is_file()
+    assert manifest(out)["config"]["deepspeed"]["offload_optimizer"] == "cpu"
 
 
 def test_dpo_of_a_full_model_against_a_frozen_reference_learns(chain):
@@ -204,10 +206,3 @@ def test_zero3_partitions_the_parameters_and_saves_a_whole_model(chain):
     assert sum(p.numel() for p in model.parameters()) == total
     assert all(p.numel() > 0 for p in model.parameters())
     assert len(losses(out)) == 4
-
-
-def test_zero2_with_the_optimizer_offloaded_to_cpu_trains(chain):
-    root, _ = chain
-    out = root / "offload-model"
-    assert len(losses(out)) == 4 and manifest(out)["config"]["deepspeed"]["offload_optimizer"] == "cpu"
-    assert (out / "model.safetensors").is_file()
