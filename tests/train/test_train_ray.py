@@ -1,4 +1,4 @@
-"""CPT, SFT and DPO on 2 Ray Train workers with DeepSpeed ZeRO-2 over gloo, on CPU, tiny model.
+"""CPT, SFT and DPO on 2 Ray Train workers with DeepSpeed over gloo (ZeRO stages 0 to 3), on CPU, tiny model.
 
 One child process (its own local Ray, so the session's 2-CPU Ray stays free) runs the chain a
 user runs, through the CLI entry point: CPT with a worker SIGKILLed mid-run, a rerun of the same
@@ -47,9 +47,9 @@ def chain(tmp_path_factory):
         "sft": tf.write_train_config(
             root / "sft.yaml", model_path=model, data_path=sft_data, root=root, name="sft",
             model={"finetune": "lora", "gradient_checkpointing": True, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
-            optim={"learning_rate": 5e-3, "max_steps": 8, "per_device_batch_size": 2}),
+            deepspeed={"zero_stage": 1}, optim={"learning_rate": 5e-3, "max_steps": 8, "per_device_batch_size": 2}),
         # options no other run takes: CPT with a LoRA adapter (and ZeRO-2 with the optimizer offloaded to the CPU),
-        # DPO of a full model against a frozen reference copy
+        # DPO of a full model against a frozen reference copy (on ZeRO-0; SFT above runs ZeRO-1)
         "cpt-lora": tf.write_train_config(
             root / "cpt-lora.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="cpt-lora",
             model={"finetune": "lora", "gradient_checkpointing": True, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
@@ -57,7 +57,7 @@ def chain(tmp_path_factory):
         "dpo-full": tf.write_train_config(
             root / "dpo-full.yaml", model_path=root / "cpt-model", data_path=pref_data, root=root, name="dpo-full",
             model={"finetune": "full"}, dpo={"reference": "model", "review_status": ["approved"]},
-            optim={"learning_rate": 1e-3, "max_steps": 6}),
+            deepspeed={"zero_stage": 0}, optim={"learning_rate": 1e-3, "max_steps": 6}),
         # ZeRO-3: weights, gradients and optimizer states partitioned over the 2 ranks
         "zero3": tf.write_train_config(
             root / "zero3.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="zero3",
@@ -93,6 +93,17 @@ def losses(model_dir: Path) -> list[tuple[int, float]]:
     return [(e["step"], e["loss"]) for e in history if "loss" in e]
 
 
+def tracked_checkpoints(root: Path, run: str) -> list[Path]:
+    """The checkpoints Ray tracks for ``run``, oldest first."""
+    tracked = json.loads((root / "ray" / run / "checkpoint_manager_snapshot.json").read_text())
+    return [root / "ray" / run / c["checkpoint_dir_name"] / "checkpoint" for c in tracked["checkpoint_results"]]
+
+
+def optimizer_shards(root: Path, run: str) -> list[Path]:
+    """The ZeRO optimizer-state files (one per rank that holds a partition) of ``run``'s newest checkpoint."""
+    return list(tracked_checkpoints(root, run)[-1].glob("global_step*/*optim_states.pt"))
+
+
 def assert_learns(model_dir: Path, steps: int) -> None:
     logged = losses(model_dir)
     assert [s for s, _ in logged] == list(range(1, steps + 1))
@@ -116,10 +127,8 @@ def test_cpt_learns_survives_a_killed_worker_and_resumes_on_rerun(chain):
     # the published model loads on its own; optimizer shards stay in Ray's storage
     assert (out / "model.safetensors").is_file() and not list(out.glob("global_step*"))
     # Ray tracks run.num_to_keep checkpoints; the newest holds both ranks' ZeRO optimizer shards
-    tracked = json.loads((root / "ray" / "cpt" / "checkpoint_manager_snapshot.json").read_text())
-    names = [c["checkpoint_dir_name"] for c in tracked["checkpoint_results"]]
-    assert len(names) == 2
-    assert len(list((root / "ray" / "cpt" / names[-1] / "checkpoint").glob("global_step*/*optim_states.pt"))) == 2
+    assert len(tracked_checkpoints(root, "cpt")) == 2
+    assert len(optimizer_shards(root, "cpt")) == 2
     assert list((root / "ray" / "cpt" / "tensorboard").rglob("events.out.tfevents.*"))
     # the rerun continued from step 8: its history is the first run's plus steps 9-10
     rerun = losses(root / "cpt-model-10")
@@ -206,3 +215,17 @@ def test_zero3_partitions_the_parameters_and_saves_a_whole_model(chain):
     assert sum(p.numel() for p in model.parameters()) == total
     assert all(p.numel() > 0 for p in model.parameters())
     assert len(losses(out)) == 4
+
+
+def test_zero_stages_0_and_1_keep_the_optimizer_whole_and_partitioned(chain):
+    """The two stages no other run takes: ZeRO-0 (SFT ran ZeRO-1, DPO ZeRO-0) keeps one whole optimizer state in the
+    model-states file; ZeRO-1 partitions it over the 2 ranks, one file each."""
+    import torch
+
+    root, _ = chain
+    assert len(optimizer_shards(root, "sft")) == 2
+    assert optimizer_shards(root, "dpo-full") == []
+    (states,) = tracked_checkpoints(root, "dpo-full")[-1].glob("global_step*/mp_rank_00_model_states.pt")
+    assert torch.load(states, map_location="cpu", weights_only=False)["optimizer"]["state"]
+    assert manifest(root / "sft-model")["config"]["deepspeed"]["zero_stage"] == 1
+    assert manifest(root / "dpo-full-model")["config"]["deepspeed"]["zero_stage"] == 0
