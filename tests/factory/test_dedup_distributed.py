@@ -112,3 +112,29 @@ def test_a_corpus_several_times_the_object_store_runs_through_it(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["dedup"]["exact_duplicates"] == 3_000
     assert manifest["outputs"]["documents"]["rows"] + manifest["outputs"]["rejects"]["rows"] == len(texts)
+
+
+def test_a_join_across_partitions_keeps_the_batch_order_and_looks_a_hash_collision_up_by_value(tmp_path, monkeypatch):
+    """A batch whose keys fall in several decision partitions gets each key's own row, in the batch's order; a key
+    missing from the table gets nulls; two keys sharing a 64-bit hash are told apart by their value."""
+    from factory.dedup import partitions
+    from factory.dedup.tables import CLUSTERS
+
+    decided = [f"doc-{i:03d}" for i in range(40)]
+    real_hashes = partitions.key_hashes
+    # "doc-001" and "other" share a hash: "other" has no row, and must not get doc-001's
+    monkeypatch.setattr(partitions, "key_hashes", lambda values: np.array(
+        [real_hashes(pa.array(["doc-001"]))[0] if v == "other" else real_hashes(pa.array([v]))[0]
+         for v in values.to_pylist()], dtype=np.uint64))
+    partitions.indexed_part.cache_clear()
+    table = pa.table({"key": decided, "cluster": [f"c{i % 7}" for i in range(40)], "size": list(range(40))},
+                     schema=CLUSTERS)
+    partitions.write_parts(table, "key", tmp_path, 3, "decisions")
+    assert len(list(tmp_path.glob("part=*"))) == 3
+
+    keys = pa.chunked_array([["doc-039", "missing", "doc-001", "other"], ["doc-000", "doc-017"]])
+    joined = partitions.left_join(keys, tmp_path, 3, CLUSTERS)
+    partitions.indexed_part.cache_clear()
+    assert joined["key"].to_pylist() == ["doc-039", None, "doc-001", None, "doc-000", "doc-017"]
+    assert joined["size"].to_pylist() == [39, None, 1, None, 0, 17]
+    assert joined["cluster"].to_pylist() == ["c4", None, "c1", None, "c0", "c3"]
