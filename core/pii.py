@@ -1,7 +1,8 @@
 """The PII rules, in one place: the factory redacts what they match, and the quality gate looks for
-anything they would still match. Emails and public IPs are datatrove's own rules (its PIIFormatter);
+anything they would still match. Emails and public IPs are datatrove's own patterns (its PIIFormatter);
 datatrove has no phone rule, so ours is added with its ``PIIReplacer`` conventions (a pattern plus a
-validator that a match must pass)."""
+validator that a match must pass). Emails get a validator too: datatrove's pattern also matches metric
+notations of CS papers (``mAP@0.5``, ``R1@0.7``), whose "domain" ends in a number."""
 from __future__ import annotations
 
 import re
@@ -27,13 +28,24 @@ def plausible_phone(match: str) -> bool:
     return not re.fullmatch(r"(19|20)\d\d[ .\-](19|20)?\d\d([ .\-]\d\d)?", match.strip())
 
 
+# a real top-level label is letters (com, edu, museum) or an IDN in punycode (xn--p1ai); never digits
+_TOP_LEVEL_LABEL = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]+")
+
+
+def plausible_email(match: str) -> bool:
+    """An address literal (``x@[192.0.2.1]``) or a domain whose top-level label is alphabetic:
+    ``x@uni-x.edu`` is an address, ``mAP@0.5`` and ``mAP@0.5:0.95`` (matched as ``mAP@0.5``) are not."""
+    domain = match.rsplit("@", 1)[1]
+    return domain.startswith("[") or _TOP_LEVEL_LABEL.fullmatch(domain.rsplit(".", 1)[-1]) is not None
+
+
 @lru_cache(maxsize=1)
 def _rules() -> dict[str, tuple[re.Pattern, Callable[[str], bool] | None]]:
     from datatrove.pipeline.formatters import PIIFormatter
 
     datatrove = PIIFormatter()  # its default: public IPs only
     return {
-        "emails": (datatrove.emails_replacer.regex, datatrove.emails_replacer.validator),
+        "emails": (datatrove.emails_replacer.regex, plausible_email),
         "ips": (datatrove.ip_replacer.regex, datatrove.ip_replacer.validator),
         "phones": (re.compile(PHONE_PATTERN), plausible_phone),
     }

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.blank import BLANK_PATTERN
 from core.pii import PREFILTERS, find_pii
 from quality.checks import Check
 from quality.uniqueness import ConfirmedRepeats, RepeatCounter, key_hashes
@@ -25,6 +26,7 @@ class Meter:
     def __init__(self, examples: int):
         self.max_examples = examples
         self.examples: list[str] = []
+        self.count = 0  # offending rows, for the meters that count them
 
     def start_part(self, part: str) -> None:
         """The scan moves on to another part of the dataset (a split)."""
@@ -74,8 +76,13 @@ def joined(*columns: str) -> Callable[[pa.Table], pa.Array]:
 # --- the meters ---------------------------------------------------------------------------------
 
 
+def blank(values: pa.Array) -> np.ndarray:
+    """Per string: null, empty, or nothing a reader would see (``core.blank``: invisible characters too)."""
+    return pc.fill_null(pc.match_substring_regex(values, BLANK_PATTERN), True).to_numpy(zero_copy_only=False)
+
+
 class NotEmpty(Meter):
-    """Null, empty (or whitespace-only) strings, and empty lists."""
+    """Null, blank strings (nothing but spaces or invisible characters), and empty lists."""
 
     def __init__(self, column: str, examples: int):
         super().__init__(examples)
@@ -85,15 +92,39 @@ class NotEmpty(Meter):
         values = table[self.column].combine_chunks()
         if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
             empty = pc.or_kleene(values.is_null(), pc.equal(pc.list_value_length(values), 0))
+            bad = np.flatnonzero(pc.fill_null(empty, True).to_numpy(zero_copy_only=False))
         else:
-            empty = pc.or_kleene(values.is_null(), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0))
-        bad = np.flatnonzero(pc.fill_null(empty, True).to_numpy(zero_copy_only=False))
+            bad = np.flatnonzero(blank(values))
         self.count += len(bad)
         self.keep_examples(bad, rows)
 
     def checks(self):
-        return [Check(f"not_empty.{self.column}", f"`{self.column}` is never null or empty", self.count, 0, 0,
+        return [Check(f"not_empty.{self.column}", f"`{self.column}` is never null, blank or empty", self.count, 0, 0,
                       self.examples)]
+
+
+class MessagesNotBlank(Meter):
+    """Messages whose content is null or blank: `not_empty.messages` sees only the list, and a blank assistant
+    message teaches the model to answer nothing."""
+
+    columns = ("messages",)
+
+    def update(self, table, rows):
+        messages = table["messages"].combine_chunks()
+        flat = pc.list_flatten(messages)
+        hits = np.flatnonzero(blank(pc.struct_field(flat, "content")))  # blank messages, as flat positions
+        parents = pc.list_parent_indices(messages).to_numpy(zero_copy_only=False)
+        bad, first = np.unique(parents[hits], return_index=True)  # their rows, and each row's first one
+        self.count += len(bad)
+        if len(bad) and len(self.examples) < self.max_examples:
+            roles = pc.struct_field(flat, "role").to_pylist()
+            starts = messages.offsets.to_numpy() - messages.offsets[0].as_py()
+            note = {row: f"{roles[hits[f]]} message {hits[f] - starts[row] + 1} is blank" for row, f in zip(bad, first)}
+            self.keep_examples(bad, rows, note.get)
+
+    def checks(self):
+        return [Check("not_empty.message_content", "no message's content is null or blank (the assistant's "
+                      "least of all)", self.count, 0, 0, self.examples)]
 
 
 class Repeats(Meter):
@@ -177,7 +208,6 @@ class Pii(Meter):
     def __init__(self, columns: tuple[str, ...], text: Callable[[pa.Table], pa.Array], kinds: list[str], examples: int):
         super().__init__(examples)
         self.columns, self.text, self.kinds = columns, text, tuple(kinds)
-        self.count = 0
         self.by_kind: Counter = Counter()
 
     def update(self, table, rows):
@@ -241,10 +271,6 @@ class Shares(Meter):
 class ChosenDiffers(Meter):
     columns = ("chosen", "rejected")
 
-    def __init__(self, examples: int):
-        super().__init__(examples)
-        self.count = 0
-
     def update(self, table, rows):
         same = pc.fill_null(pc.equal(table["chosen"], table["rejected"]), False).to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(same)
@@ -260,10 +286,6 @@ class RolesAlternate(Meter):
     """Messages go (system?), user, assistant, user, assistant, ... and end with the assistant."""
 
     columns = ("messages",)
-
-    def __init__(self, examples: int):
-        super().__init__(examples)
-        self.count = 0
 
     def update(self, table, rows):
         messages = table["messages"].combine_chunks()

@@ -13,13 +13,16 @@ from quality.config import ContextConfig, QualityConfig
 from quality.datasets import Dataset
 from quality.expectations import SampledCheck
 from quality.meters import (
-    ChosenDiffers, DomainTokenShare, Lengths, Meter, NotEmpty, PackedRows, Pii, Repeats, RolesAlternate, Shares,
-    ValuesIn, char_lengths, conversation_lengths, conversation_text, joined, strings,
+    ChosenDiffers, DomainTokenShare, Lengths, MessagesNotBlank, Meter, NotEmpty, PackedRows, Pii, Repeats,
+    RolesAlternate, Shares, ValuesIn, char_lengths, conversation_lengths, conversation_text, joined, strings,
 )
 
 CONTRACTS = {"documents": contracts.FACTORY_DOCUMENTS, "cpt": contracts.PACKED_CPT, "sft": contracts.SFT,
              "preferences": contracts.PREFERENCE, "reviews": contracts.PREFERENCE}
 TRIPLE = ("prompt", "chosen", "rejected")
+# what makes two rows the same example (the key of each kind's duplicate_rate); synth drops repeats by it too
+SAME_EXAMPLE = {"documents": strings("text"), "sft": conversation_text, "preferences": joined(*TRIPLE),
+                "reviews": joined(*TRIPLE)}
 
 
 @dataclass
@@ -52,8 +55,8 @@ def documents_suite(dataset: Dataset, config: QualityConfig) -> Suite:
     return Suite(CONTRACTS["documents"], [
         *(NotEmpty(column, n) for column in ("id", "text", "source", "domain")),
         Repeats("unique_ids", "(source, id) is unique", ("source", "id"), joined("source", "id"), n),
-        Repeats("duplicate_rate", "share of rows repeating an earlier row's exact text", ("text",), strings("text"), n,
-                max_rate=checks.max_duplicate_rate),
+        Repeats("duplicate_rate", "share of rows repeating an earlier row's exact text", ("text",),
+                SAME_EXAMPLE["documents"], n, max_rate=checks.max_duplicate_rate),
         Lengths("chars.text", ("text",), char_lengths("text"), checks.text_chars.min, checks.text_chars.max, n),
         Pii(("text",), strings("text"), pii, n),
         ValuesIn("domain", ["domain", "general"], n),
@@ -67,7 +70,9 @@ def cpt_suite(dataset: Dataset, config: QualityConfig) -> Suite:
     if seq_len is None:
         suite.unmeasurable.append(Check("rows_full", "rows hold exactly seq_len tokens (no seq_len: set cpt.seq_len "
                                         "or validate a published prepare run)", None))
-    target = from_manifest(dataset, "mixing", "domain_token_fraction")
+    # a capped mix plans another share than the target, and says so in its manifest: judge what it planned
+    mixing = (dataset.manifest or {}).get("mixing") or {}
+    target = mixing.get("planned_domain_token_fraction", from_manifest(dataset, "mixing", "domain_token_fraction"))
     if "documents" in dataset.extra:
         suite.side_meters["documents"] = [DomainTokenShare(target, config.cpt.domain_share_tolerance, n)]
     else:
@@ -87,9 +92,10 @@ def sft_suite(dataset: Dataset, config: QualityConfig) -> Suite:
     checks, n = config.sft, config.examples
     return Suite(CONTRACTS["sft"], [
         *(NotEmpty(column, n) for column in ("id", "messages", "task_type", "variant")),
+        MessagesNotBlank(n),
         Repeats("unique_ids", "`id` is unique", ("id",), strings("id"), n),
         Repeats("duplicate_rate", "share of rows repeating an earlier row's exact conversation", ("messages",),
-                conversation_text, n, max_rate=checks.max_duplicate_rate),
+                SAME_EXAMPLE["sft"], n, max_rate=checks.max_duplicate_rate),
         Lengths("chars.conversation", ("messages",), conversation_lengths, checks.conversation_chars.min,
                 checks.conversation_chars.max, n),
         Pii(("messages",), conversation_text, checks.pii, n),
@@ -105,7 +111,7 @@ def preference_suite(dataset: Dataset, config: QualityConfig) -> Suite:
         *(NotEmpty(column, n) for column in ("id", *TRIPLE)),
         Repeats("unique_ids", "`id` is unique", ("id",), strings("id"), n),
         Repeats("duplicate_rate", "share of rows repeating an earlier row's exact (prompt, chosen, rejected)", TRIPLE,
-                joined(*TRIPLE), n, max_rate=checks.max_duplicate_rate),
+                SAME_EXAMPLE[dataset.kind], n, max_rate=checks.max_duplicate_rate),
         *(Lengths(f"chars.{column}", (column,), char_lengths(column), checks.text_chars.min, checks.text_chars.max, n)
           for column in TRIPLE),
         Pii(TRIPLE, joined(*TRIPLE), checks.pii, n),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.blank import is_blank
+
 _TYPES = {"string": str, "number": (int, float), "integer": int, "array": list, "object": dict, "boolean": bool}
 
 
@@ -30,8 +32,8 @@ def schema_problem(value: Any, schema: dict, where: str = "$") -> str | None:
         return f"{where}: expected {kind}, got {type(value).__name__}"
     if "enum" in schema and value not in schema["enum"]:
         return f"{where}: {value!r} not one of {schema['enum']}"
-    if kind == "string" and not value.strip():
-        return f"{where}: empty string"
+    if kind == "string" and is_blank(value):
+        return f"{where}: blank string"
     if kind in ("number", "integer"):
         if "minimum" in schema and value < schema["minimum"] or "maximum" in schema and value > schema["maximum"]:
             return f"{where}: {value} outside [{schema.get('minimum')}, {schema.get('maximum')}]"

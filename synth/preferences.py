@@ -3,7 +3,9 @@
 Stage ``sample`` asks every configured generator (endpoint and temperature) to answer each
 prompt. Stage ``judge`` shows the judge each pair twice, A/B then B/A: a pair becomes a
 (prompt, chosen, rejected) triple only if both orders pick the same winner. Ties and
-inconsistent verdicts are rejects with their reason, never guessed.
+inconsistent verdicts are rejects with their reason, never guessed. Of identical triples (two
+prompts asked the same question get the same answers) the first is kept, the rest are ``duplicate``
+rejects (``synth.repeats``).
 """
 from __future__ import annotations
 
@@ -11,13 +13,17 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
+from core.blank import is_blank
+from core.contracts import PREFERENCE
 from core.errors import ConfigError
 from core.llm.requests import ChatRequest, RequestStats
 from core.llm.parse_retry import Parsed, resolve_parsed
 from core.llm.scale import resolve
+from quality.suites import SAME_EXAMPLE
 from synth.config import SynthConfig
 from synth.inputs import read_input
 from synth.parsing import parse_json_answer
+from synth.repeats import FirstOfEach
 from synth.results import JobResult, reject
 from synth.templates import PromptTemplate, load_template
 
@@ -48,7 +54,7 @@ def plan_preferences(config: SynthConfig) -> PreferencePlan:
         turns = row[inp.text_column] or []
         user = next((m["content"] for m in turns if m["role"] == "user"), None)
         answer = next((m["content"] for m in turns if m["role"] == "assistant"), "")
-        if not user or not user.strip():
+        if is_blank(user):
             plan.rejects.append(reject(str(row[inp.id_column]), None, "input", "no_user_turn"))
             continue
         plan.prompts.append({"id": str(row[inp.id_column]), "prompt": user, "reference": answer,
@@ -96,7 +102,7 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
         source = by_prompt[prompt_id]["source_doc_id"]
         if not result.ok:
             rejects.append(reject(request.item_id, source, "sample", result.reason, result.detail))
-        elif not result.text.strip():
+        elif is_blank(result.text):
             rejects.append(reject(request.item_id, source, "sample", "empty_response", raw=result.text))
         else:
             candidates[prompt_id][int(k)] = result.text.strip()
@@ -152,5 +158,11 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
             "judge_rationale": verdict_text, "review_status": prefs.review_status, "source_id": prompt_id,
             "source_doc_id": source, "prompt_version": f"{plan.respond.prompt_version}+{plan.judge.prompt_version}",
         })
-    counts = {"prompts": len(plan.prompts) + len(plan.rejects), "pairs_judged": len(pairs), "triples": len(rows)}
+    # the gate's own key for a triple: what it would count as a repeat never reaches it
+    rows, duplicates = FirstOfEach(PREFERENCE, SAME_EXAMPLE["preferences"]).split(rows, "judge")
+    rejects += duplicates
+    if duplicates:
+        echo(f"repeats: {len(duplicates)} duplicate triple(s) rejected before the gate")
+    counts = {"prompts": len(plan.prompts) + len(plan.rejects), "pairs_judged": len(pairs), "triples": len(rows),
+              "duplicates": len(duplicates)}
     return JobResult(rows, rejects, stats, counts)

@@ -4,20 +4,27 @@ Stage ``generate`` asks the generator for a conversation of the task's number of
 one document; answers that are malformed, too short or not grounded in the document become
 rejects. Stage ``variant`` derives, from each kept example, copies whose first instruction is
 paraphrased or code-switched (an LLM rewrite; the grounded answer is reused) or has typos.
+A variant that comes back unchanged is a reject (``variant_unchanged``), and of identical
+conversations only the first is kept (``synth.repeats``): the rest are ``duplicate`` rejects.
 """
 from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.blank import is_blank
+from core.contracts import SFT
 from core.llm.requests import ChatRequest, RequestStats
 from core.llm.parse_retry import resolve_parsed
+from quality.suites import SAME_EXAMPLE
 from synth.config import SynthConfig
 from synth.grounding import overlap
 from synth.inputs import document_title, read_input
 from synth.parsing import parse_json_answer
+from synth.repeats import FirstOfEach
 from synth.results import JobResult, reject
 from synth.templates import PromptTemplate, load_template
 from synth.typos import add_typos
@@ -51,7 +58,7 @@ def plan_sft(config: SynthConfig) -> SftPlan:
         doc_id, text = row[inp.id_column], row[inp.text_column]
         if doc_id is None or not str(doc_id).strip():
             plan.rejects.append(reject(f"row-{index}", None, "input", "missing_id", f"row {index}: null or empty id"))
-        elif not isinstance(text, str) or not text.strip():
+        elif not isinstance(text, str) or is_blank(text):
             plan.rejects.append(reject(str(doc_id), str(doc_id), "input", "empty_document", f"row {index}"))
         else:
             plan.documents.append({"id": str(doc_id), "text": text, "title": document_title(row, inp.title_column)})
@@ -127,16 +134,29 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
                      "source_doc_id": doc_id, "generator": generator_model,
                      "prompt_version": plan.tasks[task_type].prompt_version})
 
+    # repeats: two task types that got the same conversation keep the first; their variants are never asked for
+    first_of_each = FirstOfEach(SFT, SAME_EXAMPLE["sft"])
+    rows, duplicates = first_of_each.split(rows, "generate")
+    rejects += duplicates
+
     variant_rows, variant_requests = [], []
+
+    def add_variant(example: dict, item_id: str, name: str, instruction: str, **extra) -> None:
+        """A variant whose instruction came back as its original's would repeat it: a reject, not a row."""
+        if instruction == example["messages"][0]["content"]:
+            rejects.append(reject(item_id, example["source_doc_id"], "variant", "variant_unchanged",
+                                  f"the {name} instruction is the same as {example['id']}'s"))
+            return
+        variant_rows.append({**example, "id": item_id, "variant": name,
+                             "messages": with_first_instruction(example["messages"], instruction), **extra})
+
     for example in rows:
         base_id = example["id"].rsplit("/", 1)[0]
         for variant in sft.variants:
             item_id = f"{base_id}/{variant.name}"
             if variant.typo_rate:
-                instruction = add_typos(example["messages"][0]["content"], variant.typo_rate,
-                                        variant_rng(config.seed, item_id))
-                variant_rows.append({**example, "id": item_id, "variant": variant.name,
-                                     "messages": with_first_instruction(example["messages"], instruction)})
+                add_variant(example, item_id, variant.name, add_typos(
+                    example["messages"][0]["content"], variant.typo_rate, variant_rng(config.seed, item_id)))
             else:
                 template = plan.variants[variant.name]
                 variant_requests.append((example, variant.name, ChatRequest.from_template(
@@ -159,10 +179,16 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
             rejects.append(reject(request.item_id, example["source_doc_id"], "variant", *answer.problem,
                                   raw=answer.raw()))
             continue
-        value = answer.value
-        variant_rows.append({**example, "id": request.item_id, "variant": name,
-                             "messages": with_first_instruction(example["messages"], value["instruction"].strip()),
-                             "prompt_version": f"{example['prompt_version']}+{template.prompt_version}"})
+        add_variant(example, request.item_id, name, answer.value["instruction"].strip(),
+                    prompt_version=f"{example['prompt_version']}+{template.prompt_version}")
+    # a variant may still repeat another row: the same rewrite of two questions that share an answer
+    variant_rows, duplicates = first_of_each.split(variant_rows, "variant")
+    rejects += duplicates
+    reasons = Counter(r["reason"] for r in rejects)
+    if reasons["duplicate"] or reasons["variant_unchanged"]:
+        echo(f"repeats: {reasons['duplicate']} duplicate conversation(s) and {reasons['variant_unchanged']} "
+             f"unchanged variant(s) rejected before the gate")
     counts = {"documents": len(plan.documents) + len(plan.rejects), "examples": len(rows),
-              "variant_examples": len(variant_rows)}
+              "variant_examples": len(variant_rows), "duplicates": reasons["duplicate"],
+              "variants_unchanged": reasons["variant_unchanged"]}
     return JobResult(rows + variant_rows, rejects, stats, counts)

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 from conftest import PARAGRAPHS, parquet_source, write_config, write_parquet
-from quality_samples import documents, publish, replace_row, sft
+from quality_samples import conversation, documents, publish, replace_row, sft
 
 from core.errors import QualityGateError
 from quality.__main__ import main
@@ -28,11 +28,15 @@ def test_cli_passes_good_data_and_records_the_verdict(tmp_path, capsys):
 
 
 def test_cli_fails_bad_data_naming_the_expectation_and_rows(tmp_path, capsys):
-    root = publish(tmp_path / "run", {"sft": replace_row(sft(40), 3, id="s2")}, {})
+    table = replace_row(sft(40), 3, id="s2")
+    # an empty answer: every column is filled, so only a look inside the messages finds it
+    table = replace_row(table, 5, messages=[conversation(5)[0], {"role": "assistant", "content": ""}])
+    root = publish(tmp_path / "run", {"sft": table}, {})
     docs = tmp_path / "elsewhere"
     assert main(["validate", "sft", str(root), "--docs-dir", str(docs)]) == 1
     out = capsys.readouterr().out
     assert "FAIL unique_ids" in out and "observed 1" in out and "s2 = s2" in out and str(docs) in out
+    assert "FAIL not_empty.message_content" in out and "s5 (assistant message 2 is blank)" in out
     assert (docs / "index.html").is_file() and not (root / "quality").exists()
     assert json.loads((root / "manifest.json").read_text())["quality"]["success"] is False
 

@@ -80,6 +80,12 @@ DEFECTS = [
     ("sft", "not_empty.task_type", lambda: replace_row(sft(N), 7, task_type=""), {}, {"share.task_type."}),
     ("sft", "not_empty.messages", lambda: replace_row(sft(N), 7, messages=[]), {},
      {"roles_alternate", "chars.conversation"}),
+    # a blank message passes every column-level check: the model would learn to answer nothing
+    ("sft", "not_empty.message_content", lambda: replace_row(sft(N), 7, messages=[conversation(7)[0], {
+        "role": "assistant", "content": ""}]), {}, set()),
+    ("sft", "not_empty.message_content", lambda: replace_row(sft(N), 7, messages=[
+        {"role": "user", "content": "\u200b"}, conversation(7)[1], {"role": "user", "content": "And the valve?"},
+        {"role": "assistant", "content": " \r\n\u00a0"}]), {}, set()),
     ("sft", "unique_ids", lambda: replace_row(sft(N), 7, id="s6"), {}, set()),
     ("sft", "duplicate_rate", lambda: replace_row(sft(N), 7, messages=conversation(6)), {}, set()),
     ("sft", "roles_alternate", lambda: replace_row(sft(N), 7, messages=conversation(7)[::-1]), {}, set()),
@@ -97,6 +103,9 @@ DEFECTS = [
         "role": "assistant", "content": long_text(2000)}]), {"sft": {"context": {"max_tokens": 300}}}, set()),
     ("preferences", "chosen_differs", lambda: replace_row(preferences(N), 7, rejected=prose(7)), {}, set()),
     ("preferences", "not_empty.prompt", lambda: replace_row(preferences(N), 7, prompt=None), {}, {"chars.prompt"}),
+    # invisible characters only (zero-width space, BOM, no-break space): blank to a reader and to a model
+    ("preferences", "not_empty.chosen", lambda: replace_row(preferences(N), 7, chosen="\u200b\ufeff\u00a0"), {},
+     set()),
     ("preferences", "values_in.review_status", lambda: replace_row(preferences(N), 7, review_status="maybe"), {},
      set()),
     ("preferences", "unique_ids", lambda: replace_row(preferences(N), 7, id="p6"), {}, set()),
@@ -110,6 +119,9 @@ DEFECTS = [
     ("preferences", "schema", lambda: preferences(N).drop_columns(["judge_model"]), {}, set()),
     ("reviews", "values_in.review_status", lambda: replace_row(preferences(N, "approved"), 7, review_status="pending"),
      {}, set()),
+    # an edit that left an answer blank, as a browser sends it
+    ("reviews", "not_empty.chosen", lambda: replace_row(preferences(N, "approved"), 7, chosen="\u200b\r\n"), {},
+     set()),
 ]
 
 

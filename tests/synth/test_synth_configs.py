@@ -1,6 +1,7 @@
 """The example configs load, and small pieces users rely on behave: tolerant parsing, typos, templates."""
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -36,6 +37,10 @@ def test_tolerant_parsing_reads_json_in_prose_and_fences():
     assert parse_json_answer("no json here", SCHEMA)[1][0] == "malformed_json"
     assert parse_json_answer('{"instruction": 3}', SCHEMA)[1][0] == "schema_mismatch"
     assert parse_json_answer('{"other": "x"}', SCHEMA)[1] == ("schema_mismatch", "$: missing key 'instruction'")
+    # nothing a reader would see is no answer: spaces, line breaks, a zero-width space, a BOM
+    for blank in (" \r\n", "\u200b", "\ufeff\u00a0"):
+        assert parse_json_answer(json.dumps({"instruction": blank}), SCHEMA)[1] == (
+            "schema_mismatch", "$.instruction: blank string")
 
 
 def test_typos_change_the_text_reproducibly():

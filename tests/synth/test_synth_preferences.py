@@ -13,10 +13,12 @@ from synth.testing.openai_server import grounded_policy, requested_answer
 from synth_helpers import endpoint, loopback, read_run, run_cli  # noqa: F401  (fixture)
 
 
-def sft_input(path, n: int):
+def sft_input(path, n: int, papers: list[int] | None = None):
+    """``n`` SFT examples; row i asks about paper ``papers[i]`` (default i)."""
+    papers = papers or list(range(n))
     rows = [{"id": f"doc-{i}/question_answering/plain", "task_type": "question_answering", "variant": "plain",
-             "messages": [{"role": "user", "content": f"What does paper {i} propose?"},
-                          {"role": "assistant", "content": f"Paper {i} proposes method {i}."}],
+             "messages": [{"role": "user", "content": f"What does paper {papers[i]} propose?"},
+                          {"role": "assistant", "content": f"Paper {papers[i]} proposes method {papers[i]}."}],
              "source_doc_id": f"doc-{i}", "generator": "g", "prompt_version": "sft_question_answering@1"}
             for i in range(n)]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,13 +26,13 @@ def sft_input(path, n: int):
     return path
 
 
-def preferences_config(tmp_path, server, n: int = 4) -> str:
+def preferences_config(tmp_path, server, n: int = 4, papers: list[int] | None = None) -> str:
     path = tmp_path / "prefs.yaml"
     path.write_text(yaml.safe_dump({
         "output_dir": str(tmp_path / "out" / "prefs"),
         "endpoints": {"small": endpoint(server, "small-model"), "big": endpoint(server, "big-model"),
                       "judge": endpoint(server, "judge-model")},
-        "preferences": {"input": {"path": str(sft_input(tmp_path / "sft" / "part-0.parquet", n))},
+        "preferences": {"input": {"path": str(sft_input(tmp_path / "sft" / "part-0.parquet", n, papers))},
                         "generators": [{"endpoint": "small", "temperature": 0.2}, {"endpoint": "big", "temperature": 0.8}],
                         "judge": "judge"},
     }))
@@ -66,7 +68,7 @@ def test_consistent_verdicts_become_triples_in_the_contract(tmp_path, loopback):
         assert row["review_status"] == "pending" and row["judge_model"] == "judge-model"
     judge_calls = [r for r in server.received if requested_answer(r.body) == "pairwise_judgement"]
     assert len(judge_calls) == 2 * 4  # every pair in both orders
-    assert manifest["counts"] == {"prompts": 4, "pairs_judged": 4, "triples": 4}
+    assert manifest["counts"] == {"prompts": 4, "pairs_judged": 4, "triples": 4, "duplicates": 0}
 
 
 def test_position_bias_ties_and_malformed_verdicts_are_dropped_with_reasons(tmp_path, loopback):
@@ -88,3 +90,32 @@ def test_position_bias_ties_and_malformed_verdicts_are_dropped_with_reasons(tmp_
     assert reasons["doc-1"]["reason"] == "tie"
     assert reasons["doc-2"]["reason"] == "judge_malformed_json" and json.loads(reasons["doc-2"]["raw"]) == ["I think A is better."] * 3
     assert manifest["rejects_by_reason"] == {"position_inconsistent": 1, "tie": 1, "judge_malformed_json": 1}
+
+
+def test_identical_triples_keep_the_first_and_the_run_publishes(tmp_path, loopback):
+    # two SFT examples ask the same question (a repetitive generator): the same answers, the same verdict
+    server = loopback()
+    assert run_cli("preferences", preferences_config(tmp_path, server, papers=[0, 1, 2, 0])) == 0
+    prefs, rejects, manifest = read_run(tmp_path / "out" / "prefs", "preferences")
+    assert prefs["source_id"].to_pylist() == [f"doc-{i}/question_answering/plain" for i in range(3)]
+    assert len({(r["prompt"], r["chosen"], r["rejected"]) for r in prefs.to_pylist()}) == prefs.num_rows
+    [duplicate] = rejects.to_pylist()
+    assert duplicate["reason"] == "duplicate" and duplicate["id"].startswith("doc-3/")
+    assert duplicate["detail"] == f"same content as {prefs['id'][0].as_py()}"  # the first in input order is kept
+    assert manifest["counts"]["duplicates"] == 1 and manifest["rejects_by_reason"] == {"duplicate": 1}
+    assert manifest["quality"]["success"]
+
+
+def test_a_blank_response_is_a_reject_not_a_triple(tmp_path, loopback):
+    def policy(body):
+        if requested_answer(body) is None and "paper 1" in body["messages"][-1]["content"] and \
+                body["model"] == "small-model":
+            return "\u200b\n"  # nothing a reader would see, though str.strip() keeps it
+        return grounded_policy(body)
+
+    server = loopback(policy=policy)
+    assert run_cli("preferences", preferences_config(tmp_path, server, n=2)) == 0
+    prefs, rejects, _ = read_run(tmp_path / "out" / "prefs", "preferences")
+    assert prefs["source_id"].to_pylist() == ["doc-0/question_answering/plain"]
+    assert {(r["id"], r["reason"]) for r in rejects.to_pylist()} == {
+        ("doc-1/question_answering/plain/c0", "empty_response"), ("doc-1/question_answering/plain", "too_few_candidates")}

@@ -14,7 +14,9 @@ import yaml
 
 from conftest import subprocess_env
 from core.contracts import SFT as SFT_SCHEMA, SYNTH_REJECTS as REJECTS_SCHEMA
-from synth.testing.openai_server import grounded_policy, random_faults, schema_name
+from synth.testing.openai_server import (
+    document_sentences, grounded_policy, random_faults, requested_answer, schema_name,
+)
 from synth_helpers import endpoint, loopback, read_run, run_cli, sft_config  # noqa: F401  (fixture)
 
 TASK_TYPES = {"question_answering", "summary", "term_explanation", "research_significance", "free_form"}
@@ -82,6 +84,63 @@ def test_malformed_and_ungrounded_answers_become_rejects_with_raw_text(tmp_path,
     assert all(r["raw"] and r["stage"] == "generate" for r in rejects.to_pylist())
     assert sft.num_rows + rejects.num_rows == 3 * 5
     assert manifest["rejects_by_reason"] == {"malformed_json": 3, "ungrounded": 3, "schema_mismatch": 3}
+
+
+def repetitive_policy(body):
+    """A small model's habits: three task types get one and the same conversation, a summary repeats that answer
+    under its own question, a paraphrase hands the request back unchanged, and every code-switched rewrite
+    reads the same."""
+    user = body["messages"][-1]["content"]
+    name = requested_answer(body)
+    if name == "sft_example" and "follows up" not in user:  # every single-turn task type
+        question = "Summarise the paper." if "summarise" in user else "What does the paper find?"
+        answer = document_sentences(body)[0]
+        return json.dumps({"turns": [{"user": question, "assistant": answer}]})
+    if name == "rewrite":
+        instruction = user.rsplit("<instruction>", 1)[-1].split("</instruction>")[0].strip()
+        return json.dumps({"instruction": instruction if "Paraphrase" in user else "Was findet das Paper, bitte?"})
+    return grounded_policy(body)
+
+
+def test_a_repetitive_model_loses_its_repeats_not_the_run(tmp_path, loopback):
+    docs = 3
+    server = loopback(policy=repetitive_policy)
+    config = sft_config(tmp_path, server, docs=docs, variants=[
+        {"name": "paraphrased", "template": "rewrite_paraphrase"},
+        {"name": "mixed_language", "template": "rewrite_mixed_language", "params": {"language": "German"}}])
+    assert run_cli("sft", str(config)) == 0  # published: the gate's duplicate_rate holds
+    sft, rejects, manifest = read_run(tmp_path / "out" / "sft", "sft")
+    rows, rejected = sft.to_pylist(), rejects.to_pylist()
+    assert manifest["quality"]["success"]
+    assert len({json.dumps(r["messages"]) for r in rows}) == len(rows)
+    by_id = {r["id"]: r for r in rows}
+    # per document: question answering is kept, term explanation and research significance repeat it (the first
+    # configured task type wins); summary and free-form are kept
+    plain = {r["id"].split("/")[1] for r in rows if r["variant"] == "plain"}
+    assert plain == {"question_answering", "summary", "free_form"}
+    duplicates = [r for r in rejected if r["reason"] == "duplicate"]
+    generated = [r for r in duplicates if r["stage"] == "generate"]
+    assert {r["id"].split("/")[1] for r in generated} == {"term_explanation", "research_significance"}
+    assert len(generated) == 2 * docs
+    for reject in generated:
+        kept = reject["id"].split("/")[0] + "/question_answering/plain"
+        assert reject["detail"] == f"same content as {kept}" and kept in by_id
+    # no rewrite was asked for a repeat: two variants of the 3 kept examples of each document
+    assert manifest["requests"]["by_stage"]["variant"]["requests"] == 2 * 3 * docs
+    unchanged = [r for r in rejected if r["reason"] == "variant_unchanged"]
+    assert {r["id"].rsplit("/", 1)[1] for r in unchanged} == {"paraphrased"} and len(unchanged) == 3 * docs
+    # the same German request over the same answer: the summary's code-switched variant repeats the QA one's
+    [variant_repeats] = [[r for r in duplicates if r["stage"] == "variant"]]
+    assert {r["id"].split("/", 1)[1] for r in variant_repeats} == {"summary/mixed_language"}
+    assert len(variant_repeats) == docs
+    assert all(r["detail"].endswith("/question_answering/mixed_language") for r in variant_repeats)
+    assert len(rows) + len(rejected) == docs * 5 + docs * 3 * 2  # every item published or rejected
+    assert manifest["rejects_by_reason"] == {"duplicate": 3 * docs, "variant_unchanged": 3 * docs}
+    assert manifest["counts"]["duplicates"] == 3 * docs and manifest["counts"]["variants_unchanged"] == 3 * docs
+
+    assert run_cli("sft", str(config), "--overwrite") == 0  # all answers cached: the same rows are kept
+    again, _, _ = read_run(tmp_path / "out" / "sft", "sft")
+    assert again["id"].to_pylist() == sft["id"].to_pylist()
 
 
 def test_a_30_percent_fault_rate_still_accounts_for_every_item(tmp_path, loopback):
