@@ -62,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", default="reviews.sqlite", help=DB_HELP)
     serve.add_argument("--host", help="default from review.yaml: 127.0.0.1")
     serve.add_argument("--port", type=int, help="default from review.yaml: 8600")
+    serve.add_argument("--export-out", help="where the admin page's Export publishes (default from review.yaml: "
+                       "reviewed)")
     serve.add_argument("--config", help="YAML on top of quality/presets/review.yaml")
     export = review_commands.add_parser("export", help="write the reviewed preference dataset",
                                         description="Majority decision per item (swaps and edits applied, pairs "
@@ -134,10 +136,13 @@ def review_command(args: argparse.Namespace) -> None:
     import uvicorn
 
     from quality.review.app import create_app
+    from quality.review.export import ExportConfig
 
     host, port = args.host or config.host, args.port if args.port is not None else config.port
-    print(f"review app on http://{host}:{port}/ (database {args.db}); Ctrl+C stops it", flush=True)
-    uvicorn.run(create_app(open_store(args.db), config), host=host, port=port, log_level="warning")
+    export_to = ExportConfig(db=args.db, output_dir=str(Path(args.export_out or config.export_dir).resolve()))
+    print(f"review app on http://{host}:{port}/ (database {args.db}; the admin page exports to "
+          f"{export_to.output_dir}); Ctrl+C stops it", flush=True)
+    uvicorn.run(create_app(open_store(args.db), config, export_to), host=host, port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,5 +36,10 @@ def session_key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
-def same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(a, b)
+def same(a: object, b: object) -> bool:
+    """Whether two CSRF tokens match, in constant time. Anything a client sends may arrive here (non-ASCII,
+    a file upload, nothing): only two non-empty strings can match, compared as UTF-8 bytes because
+    ``compare_digest`` refuses non-ASCII ``str``."""
+    if not (isinstance(a, str) and isinstance(b, str) and a and b):
+        return False
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))

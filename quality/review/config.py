@@ -14,6 +14,8 @@ class ReviewConfig(StrictModel):
     lease_s: float = Field(gt=0, description="How long an item stays with the annotator it was shown to.")
     session_hours: float = Field(gt=0, description="How long a login lasts.")
     overlap: int = Field(ge=1, description="Independent decisions per item, when `review load` is not told.")
+    export_dir: str = Field(description="Where the admin page's Export publishes the reviewed set "
+                                        "(review serve --export-out overrides).")
     host: str
     port: int = Field(ge=0, le=65535)
 

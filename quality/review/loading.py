@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from core.blank import is_blank
 from core.parquet import parquet_files, published_data_dir, require_columns
 from quality.review.store import ReviewStore
 
@@ -13,13 +14,13 @@ NEEDED = ("id", "prompt", "chosen", "rejected")
 
 
 def read_triples(path: str | Path) -> tuple[list[dict], list[str]]:
-    """(rows to review, ids of rows that cannot be reviewed: an empty prompt or answer)."""
+    """(rows to review, ids of rows that cannot be reviewed: a blank prompt or answer, as the gate sees blank)."""
     files = parquet_files(published_data_dir(path, ("preferences", "reviews")), "PREFERENCES_DIR")
     require_columns(files, {column: "the preference contract" for column in NEEDED}, "PREFERENCES_DIR")
     rows, unusable = [], []
     for file in files:  # a preference set is what people review: thousands of rows, held in memory
         for row in pq.read_table(file).to_pylist():
-            if all(isinstance(row.get(c), str) and row[c].strip() for c in NEEDED):
+            if all(isinstance(row.get(c), str) and not is_blank(row[c]) for c in NEEDED):
                 rows.append(row)
             else:
                 unusable.append(str(row.get("id")))
@@ -31,6 +32,6 @@ def load(store: ReviewStore, path: str | Path, overlap: int, echo=print) -> tupl
     added, existing = store.load_items(rows, overlap)
     echo(f"loaded {added} new item(s) from {path} with overlap {overlap}; {existing} were loaded before")
     if unusable:
-        echo(f"left out {len(unusable)} row(s) with an empty id, prompt or answer: {', '.join(unusable[:5])}"
+        echo(f"left out {len(unusable)} row(s) with a blank id, prompt or answer: {', '.join(unusable[:5])}"
              + (" ..." if len(unusable) > 5 else ""))
     return added, existing

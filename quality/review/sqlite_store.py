@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from quality.review.store import Annotator, Decision, Item, Lease, Progress, Session, StaleSubmission
+from quality.review.store import (
+    Annotator, Decision, Item, Lease, Progress, Session, StaleSubmission, applied_edit,
+)
 
 MIGRATIONS = [
     # 1: the first schema
@@ -183,7 +185,7 @@ class SqliteReviewStore:
         with self.write() as db:
             item = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
             if item is None:
-                raise StaleSubmission(f"there is no item {item_id!r}")
+                raise StaleSubmission(f"there is no item {item_id[:80]!r}")
             if db.execute("SELECT 1 FROM decisions WHERE item_id = ? AND annotator_id = ?", (item_id, me)).fetchone():
                 raise StaleSubmission("you have already decided this item; your first decision stands")
             if item["version"] != version:
@@ -199,6 +201,13 @@ class SqliteReviewStore:
                 raise StaleSubmission(f"this item already has its {item['overlap']} decision(s)")
             if (lease is None or lease["expires_at"] <= now) and decision != "skip" and votes + others >= item["overlap"]:
                 raise StaleSubmission("your lease on this item expired and it was given to another annotator")
+            if decision == "edit":
+                texts = applied_edit(item["chosen"], item["rejected"], chosen or "", rejected or "")
+                if texts is None:  # both answers as they were: a keep, and the item's version stays
+                    decision, texts = "keep", (None, None)
+                chosen, rejected = texts
+            else:
+                chosen = rejected = None
             leased_at = lease["leased_at"] if lease else now
             left = chosen_left(me, item_id)
             db.execute("INSERT INTO decisions (item_id, annotator_id, decision, chosen_left, item_version, comment, "
@@ -211,14 +220,22 @@ class SqliteReviewStore:
         return Decision(item_id, annotator.name, decision, left, version, comment, leased_at, now)
 
     def progress(self, annotator: Annotator) -> Progress:
-        params = {"me": annotator.id, "now": time.time()}
-        mine_done = self.db.execute("SELECT COUNT(*) FROM decisions WHERE annotator_id = :me AND decision != 'skip'",
-                                    params).fetchone()[0]
+        params = {"me": annotator.id}
+        mine = dict(self.db.execute("SELECT decision = 'skip', COUNT(*) FROM decisions WHERE annotator_id = :me "
+                                    "GROUP BY decision = 'skip'", params).fetchall())
         mine_left = self.db.execute(f"SELECT COUNT(*) FROM items i WHERE {NOT_MINE} AND i.overlap > {VOTES_OF}",
                                     params).fetchone()[0]
-        done, needed = self.db.execute(f"SELECT COALESCE(SUM(MIN({VOTES_OF}, i.overlap)), 0), "
-                                       "COALESCE(SUM(i.overlap), 0) FROM items i").fetchone()
-        return Progress(mine_done, mine_left, done, needed)
+        votes, needed = self.db.execute(f"SELECT COALESCE(SUM(MIN({VOTES_OF}, i.overlap)), 0), "
+                                        "COALESCE(SUM(i.overlap), 0) FROM items i").fetchone()
+        # votes an item needs beyond what the annotators who have not seen it could give (whoever voted on or
+        # skipped an item is not shown it again): only skips make this positive
+        unreachable, items = self.db.execute(f"""
+            SELECT COALESCE(SUM(short), 0), COUNT(*) FROM (
+                SELECT i.overlap - {VOTES_OF} - (SELECT COUNT(*) FROM annotators a WHERE NOT EXISTS (
+                    SELECT 1 FROM decisions d WHERE d.item_id = i.id AND d.annotator_id = a.id)) AS short
+                FROM items i WHERE EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = i.id AND d.decision = 'skip'))
+            WHERE short > 0""").fetchone()
+        return Progress(mine.get(0, 0), mine.get(1, 0), mine_left, votes, needed, unreachable, items)
 
     def decisions(self) -> list[Decision]:
         rows = self.db.execute("""SELECT d.*, a.name FROM decisions d JOIN annotators a ON a.id = d.annotator_id

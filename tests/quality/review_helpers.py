@@ -37,9 +37,10 @@ class Served:
         self.thread.join(timeout=10)
 
 
-def serve(store, **settings) -> Served:
+def serve(store, export_to=None, **settings) -> Served:
     config = load_review_config().model_copy(update=settings)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, config), host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(store, config, export_to), host="127.0.0.1", port=0,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20

@@ -1,6 +1,7 @@
 """The review app in headless Chromium (Debian's, driven by Playwright): an annotator signs in,
 judges items with clicks and with keyboard shortcuts, swaps, edits, rejects and skips, and the export
-holds exactly those decisions. Markup in a model's answer is shown as text and never runs."""
+holds exactly those decisions, byte for byte (a browser submits a textarea with CRLF line breaks).
+Markup in a model's answer is shown as text and never runs; its images are links."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,7 +47,12 @@ def sign_in(page, url: str, name: str) -> None:
 
 
 def test_an_annotator_judges_with_clicks_and_shortcuts_and_the_export_holds_exactly_that(tmp_path, page):
-    rows = preferences(6).to_pylist()
+    rows = preferences(7).to_pylist()
+    # answers with line breaks of every kind, one starting with one (HTML drops a textarea's first line break)
+    rows[2].update(chosen="Report 2 says:\nall units pass.\n\n- unit 1\n- unit 2",
+                   rejected="\nI do not know\r\nabout report 2.")
+    rows[6].update(chosen="Report 6 says:\r\nthe pump is fine.\n", rejected="No idea\nabout report 6.")
+    edited_chosen, edited_rejected = "An edited, better answer\nabout report 2.\n\nIt has three lines.", "Worse\nstill."
     store = review_store(tmp_path / "r.sqlite", {"ann": False}, rows=rows)
     served = serve(store)
     try:
@@ -58,7 +64,10 @@ def test_an_annotator_judges_with_clicks_and_shortcuts_and_the_export_holds_exac
             shown_left[item] = page.locator(".answers article").first.get_attribute("data-label")
             if item == "p2":  # edit mode first: the save button then submits
                 page.get_by_role("button", name="Edit").click()
-                page.get_by_label("Edit the chosen answer").fill("An edited, better answer about report 2.")
+                page.get_by_label("Edit the chosen answer").fill(edited_chosen)
+            if item == "p6":  # edit mode by its shortcut, only the rejected answer changed
+                page.keyboard.press("e")
+                page.get_by_label("Edit the rejected answer").fill(edited_rejected)
             if item == "p5":
                 page.get_by_label("Comment (optional)").fill("fine as it is")
                 page.locator("h2", has_text="Prompt").click()  # leave the text box: shortcuts apply again
@@ -70,30 +79,36 @@ def test_an_annotator_judges_with_clicks_and_shortcuts_and_the_export_holds_exac
                     "p3": lambda: page.keyboard.press("r"),
                     "p4": lambda: page.get_by_role("button", name="Skip").click(),
                     "p5": lambda: page.keyboard.press("k"),
+                    "p6": lambda: page.keyboard.press("Control+Enter"),
                 }[item]()
-        assert seen == [f"p{i}" for i in range(6)]
+        assert seen == [f"p{i}" for i in range(7)]
         assert "Nothing left for you" in page.content()
-        assert page.locator("#progress-mine").get_attribute("value") == "5"  # the skip is not a vote
+        # the skip is seen, not a vote, and nobody is left to give p4 its vote
+        assert "You: 7 seen (6 voted, 1 skipped), 0 open" in page.inner_text(".progress")
+        assert page.locator("#progress-mine").get_attribute("value") == "7"
+        assert page.locator("#progress-all").get_attribute("value") == "6"
+        assert page.inner_text("#progress-unreachable").startswith("1 item(s) still need 1 vote(s)")
         decisions = {d.item_id: d for d in store.decisions()}
         assert {i: d.decision for i, d in decisions.items()} == {
-            "p0": "keep", "p1": "swap", "p2": "edit", "p3": "reject_both", "p4": "skip", "p5": "keep"}
+            "p0": "keep", "p1": "swap", "p2": "edit", "p3": "reject_both", "p4": "skip", "p5": "keep", "p6": "edit"}
         assert decisions["p5"].comment == "fine as it is"
         assert all(d.chosen_left == (shown_left[i] == "chosen") for i, d in decisions.items())  # order recorded
     finally:
         served.stop()
     export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")), echo=lambda _: None)
     out = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "preferences").to_pylist()}
-    assert set(out) == {"p0", "p1", "p2", "p5"}
+    assert set(out) == {"p0", "p1", "p2", "p5", "p6"}
     assert (out["p0"]["chosen"], out["p0"]["rejected"]) == (rows[0]["chosen"], rows[0]["rejected"])
     assert (out["p1"]["chosen"], out["p1"]["rejected"]) == (rows[1]["rejected"], rows[1]["chosen"])
-    assert (out["p2"]["chosen"], out["p2"]["rejected"]) == ("An edited, better answer about report 2.",
-                                                            rows[2]["rejected"])
+    # the edited answer as typed (LF line breaks), the untouched one byte for byte as loaded
+    assert (out["p2"]["chosen"], out["p2"]["rejected"]) == (edited_chosen, rows[2]["rejected"])
+    assert (out["p6"]["chosen"], out["p6"]["rejected"]) == (rows[6]["chosen"], edited_rejected)
     assert all(r["review_status"] == "approved" and r["annotators"] == ["ann"] for r in out.values())
 
 
 def test_markup_in_an_answer_is_shown_as_text_and_never_runs(tmp_path, page):
     attack = ('Look: <img src=x onerror="window.__pwned = 1"> and <script>window.__pwned = 2</script> '
-              '[click](javascript:window.__pwned=3)')
+              '[click](javascript:window.__pwned=3) ![a diagram](https://example.org/diagram.png)')
     rows = replace_row(preferences(1), 0, chosen=attack).to_pylist()
     store = review_store(tmp_path / "r.sqlite", {"ann": False}, rows=rows)
     served = serve(store)
@@ -104,6 +119,10 @@ def test_markup_in_an_answer_is_shown_as_text_and_never_runs(tmp_path, page):
         shown = page.inner_text("#answer-chosen .markdown")
         assert '<img src=x onerror="window.__pwned = 1">' in shown and "<script>window.__pwned = 2</script>" in shown
         assert page.locator("#answer-chosen img").count() == 0 and page.locator("#answer-chosen script").count() == 0
+        # an image from another site would be blocked by the page's policy: it is a link instead
+        image = page.locator("#answer-chosen a.image-link")
+        assert image.inner_text() == "image: a diagram"
+        assert image.get_attribute("href") == "https://example.org/diagram.png"
         page.wait_for_timeout(300)
         assert page.evaluate("window.__pwned") is None and dialogs == []
     finally:

@@ -8,11 +8,13 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from quality_samples import preferences
+from quality_samples import preferences, replace_row
 from review_helpers import review_store
 
 from quality.review.agreement import cohen_kappa, fleiss_kappa, majority
+from quality.review.auth import hash_token
 from quality.review.export import ExportConfig, export
+from quality.review.loading import read_triples
 from quality.review.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteReviewStore, migrate
 from quality.review.store import StaleSubmission
 
@@ -71,6 +73,49 @@ def test_no_item_gets_more_votes_than_its_overlap(tmp_path):
     item = store2.next_lease(ann, 60).item
     store2.submit(ann, item.id, 1, "skip", None)
     assert store2.next_lease(ann, 60) is None and store2.next_lease(bob, 60).item.id == item.id
+
+
+def test_a_skip_is_seen_not_a_vote_and_the_item_goes_to_an_annotator_who_has_not_seen_it(tmp_path):
+    store = review_store(tmp_path / "r.sqlite", {"ann": False, "bob": False}, items=3, overlap=2)
+    ann, bob = people(store, "ann", "bob")
+    for who in (ann, bob):
+        while (lease := store.next_lease(who, 60)) is not None:
+            store.submit(who, lease.item.id, lease.item.version, "skip" if lease.item.id == "p0" else "keep", None)
+    progress = store.progress(ann)
+    assert (progress.mine_votes, progress.mine_skips, progress.mine_seen, progress.mine_left) == (2, 1, 3, 0)
+    assert (progress.all_votes, progress.all_needed) == (4, 6)
+    assert (progress.unreachable_items, progress.unreachable_votes) == (1, 2)  # everyone who could vote skipped p0
+    for name, unreachable in (("cyd", 1), ("dan", 0)):
+        store.add_annotator(name, hash_token(name), False)
+        (new,) = people(store, name)
+        assert store.progress(new).unreachable_votes == unreachable
+        lease = store.next_lease(new, 60)
+        assert lease.item.id == "p0"  # the skipped item, released
+        store.submit(new, lease.item.id, lease.item.version, "keep", None)
+    progress = store.progress(ann)
+    assert (progress.all_votes, progress.unreachable_items, progress.mine_left) == (6, 0, 0)
+
+
+def test_an_edit_stores_lf_line_breaks_and_leaves_an_untouched_answer_as_it_was_loaded(tmp_path):
+    rows = replace_row(preferences(1), 0, chosen="Line one.\r\nLine two.\n", rejected="Worse\ranswer.").to_pylist()
+    store = review_store(tmp_path / "r.sqlite", {"ann": False, "bob": False}, rows=rows, overlap=2)
+    ann, bob = people(store, "ann", "bob")
+    store.next_lease(ann, 60)
+    # as a browser sends the form: both answers, with CRLF line breaks
+    store.submit(ann, "p0", 1, "edit", None, "Line one.\r\nLine 2.\r\n", "Worse\r\nanswer.")
+    (item,) = store.items()
+    assert (item.chosen, item.rejected, item.version) == ("Line one.\nLine 2.\n", "Worse\ranswer.", 2)
+    store.next_lease(bob, 60)
+    # an edit that changes neither answer is a keep, and leaves the item's version alone
+    assert store.submit(bob, "p0", 2, "edit", None, "Line one.\r\nLine 2.\r\n", "Worse\r\nanswer.").decision == "keep"
+    assert store.items() == [item]
+
+
+def test_loading_leaves_out_pairs_with_a_blank_prompt_or_answer(tmp_path):
+    table = replace_row(replace_row(preferences(4), 1, chosen="\u200b\r\n"), 2, prompt=" \t")
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    rows, unusable = read_triples(tmp_path / "pairs.parquet")
+    assert [r["id"] for r in rows] == ["p0", "p3"] and unusable == ["p1", "p2"]
 
 
 def test_loading_the_same_triples_again_adds_nothing(tmp_path):
