@@ -1,11 +1,12 @@
-"""Eval scoring speed: perplexity and multiple-choice tokens/s, ours (batched, on Ray Data model actors,
+"""Eval scoring speed: perplexity and multiple-choice tokens/s, ours (batched, on a Ray model actor,
 and the same scorer in one process) vs a naive one-example-at-a-time loop, and vs lm-evaluation-harness's
 HFLM on the same items when it is installed. One run, same model, same items; results are cross-checked
 (perplexity and the multiple-choice picks must agree) before any time is reported.
 
     .venv/bin/python benchmarks/eval_speed.py --docs 200 --repeats 3
 
-Data: ../shared/data/arxiv_cs_abstracts.parquet (perplexity) and mmlu_cs.parquet (all 469 questions x 4).
+Data: the shared data folder beside the repository: arxiv_cs_abstracts.parquet (perplexity) and mmlu_cs.parquet
+(all 469 questions x 4).
 Model: a Llama from a config (no download) with a BPE tokenizer trained on the fly on other abstracts.
 """
 from __future__ import annotations
@@ -27,11 +28,10 @@ DATA = REPO.parent / "shared" / "data"
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from eval.config import EvalRayConfig, ModelRuntimeConfig  # noqa: E402
-from eval.scorers import ChoiceScorer, PerplexityScorer  # noqa: E402
-from eval.streaming import map_items  # noqa: E402
+from eval.config import CheckpointConfig, EvalRayConfig, ModelRuntimeConfig  # noqa: E402
+from eval.streaming import model_workers  # noqa: E402
 from eval.suites import multiple_choice  # noqa: E402
-from eval.suites.common import aligned  # noqa: E402
+from eval.suites.common import Work, aligned  # noqa: E402
 
 CONTEXT = 512
 BATCH = 16
@@ -71,21 +71,21 @@ def items(docs: int) -> tuple[pa.Table, pa.Table]:
 
 
 def ours(model_dir: Path, ppl: pa.Table, mc: pa.Table, use_ray: bool) -> tuple[dict, dict]:
-    ray_config = EvalRayConfig(enabled=use_ray, concurrency=1, batch_size=64, num_cpus_per_actor=1,
-                               num_gpus_per_actor=0, stall_timeout_s=600)
+    ray_config = EvalRayConfig(enabled=use_ray, in_process_max_items=0, concurrency=1, batch_size=64,
+                               num_cpus_per_actor=1, num_gpus_per_actor=0, stall_timeout_s=600)
     runtime = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=BATCH).model_dump()
-    checkpoint = {"name": "bench", "path": str(model_dir)}
     quiet = lambda _: None  # noqa: E731
     times = {}
-    start = time.perf_counter()
-    scored = aligned(ppl, map_items(ppl, PerplexityScorer, dict(checkpoint=checkpoint, runtime=runtime,
-                                                                context_length=CONTEXT, stride=CONTEXT,
-                                                                add_special_tokens=False), ray_config, quiet, "ppl"))
-    times["perplexity"] = time.perf_counter() - start
-    start = time.perf_counter()
-    choices = aligned(mc, map_items(mc, ChoiceScorer, dict(checkpoint=checkpoint, runtime=runtime), ray_config,
-                                    quiet, "mc"))
-    times["multiple_choice"] = time.perf_counter() - start
+    with model_workers(ray_config, runtime) as workers:
+        workers.load(CheckpointConfig(name="bench", path=str(model_dir)))  # untimed, as the other methods' loading
+        start = time.perf_counter()
+        scored = aligned(ppl, workers.map(Work("perplexity", "ppl", "perplexity", dict(
+            context_length=CONTEXT, stride=CONTEXT, add_special_tokens=False), ppl, ("bench",)), quiet, "ppl"))
+        times["perplexity"] = time.perf_counter() - start
+        start = time.perf_counter()
+        choices = aligned(mc, workers.map(Work("multiple_choice", "mc", "choices", dict(add_special_tokens=True), mc,
+                                               ("bench",)), quiet, "mc"))
+        times["multiple_choice"] = time.perf_counter() - start
     return times, {"nll": scored["nll"].to_pylist(), "tokens": scored["n_tokens"].to_pylist(),
                    "logprobs": choices["logprobs"].to_pylist()}
 
@@ -157,7 +157,7 @@ def main() -> None:
         ppl, mc = items(args.docs)
         print(f"model {params / 1e6:.1f}M params, context {CONTEXT}, torch threads {torch.get_num_threads()}; "
               f"{ppl.num_rows} documents, {mc.num_rows} questions x 4 choices")
-        runs = {"ours, Ray Data (1 actor x 1 CPU)": lambda: ours(model_dir, ppl, mc, True),
+        runs = {"ours, Ray (1 actor x 1 CPU)": lambda: ours(model_dir, ppl, mc, True),
                 "ours, one process": lambda: ours(model_dir, ppl, mc, False),
                 "naive loop": lambda: naive(model_dir, ppl, mc)}
         try:

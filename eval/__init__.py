@@ -1,1 +1,1 @@
-"""eval: see ../shared/DESIGN.md; built by a later issue."""
+"""eval: checkpoints compared on the same suites, one report (README.md, "Eval")."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -101,6 +102,26 @@ def load_model(checkpoint: CheckpointConfig, runtime: ModelRuntimeConfig):
     else:
         model = AutoModelForCausalLM.from_pretrained(checkpoint.path, dtype=dtype)
     return model.to(device_for(runtime)).eval()
+
+
+def configured_positions(checkpoint: CheckpointConfig) -> int | None:
+    """The positions the checkpoint's model config allows, read from its config.json (an adapter's: its base's)
+    without loading it; None for a hub id or a config that does not say."""
+    for directory in model_chain(checkpoint.path if not is_adapter(checkpoint.path) else adapter_base(checkpoint)):
+        config = Path(directory) / "config.json"
+        if config.is_file():
+            data = json.loads(config.read_text())
+            return next((int(data[k]) for k in ("max_position_embeddings", "n_positions") if data.get(k)), None)
+    return None
+
+
+def check_context_length(checkpoint: CheckpointConfig, context_length: int | None, key: str) -> None:
+    """An explicit perplexity window longer than the model's positions fails after the model loads (an index
+    error for learned positions): refused before."""
+    positions = configured_positions(checkpoint) if context_length else None
+    if positions and context_length > positions:
+        raise ConfigError(f"perplexity.context_length ({context_length}) is longer than {key}'s "
+                          f"{positions} positions; lower it, or set it to null for each model's own")
 
 
 def max_positions(model) -> int:

@@ -27,9 +27,15 @@ class CheckpointConfig(StrictModel):
 
 
 class EvalRayConfig(RayConfig):
-    enabled: bool = Field(description="Stream items through Ray Data map_batches with model actors; "
-                                      "false: the same scorers in this process (small sets, debugging).")
-    concurrency: int = Field(gt=0, description="Model actors per suite and checkpoint (one model copy each).")
+    enabled: bool | Literal["auto"] = Field(
+        description="true: model actors on Ray (one model copy each, kept for every suite of a checkpoint); false: "
+                    "the same scorers in this process; auto: this process when no GPU is visible here, "
+                    "num_gpus_per_actor is 0 and the work is at most in_process_max_items, else Ray.")
+    in_process_max_items: int = Field(ge=0, description="For enabled: auto: the most eval items x checkpoints scored "
+                                                        "in this process (starting Ray and its actors costs more "
+                                                        "than small work on a CPU).")
+    concurrency: int = Field(gt=0, description="Model actors (one model copy each), reused by every suite of a "
+                                               "checkpoint.")
     batch_size: int = Field(gt=0, description="Items per actor call.")
     num_cpus_per_actor: float = Field(gt=0)
     num_gpus_per_actor: float = Field(ge=0)
@@ -57,15 +63,27 @@ class PerplexityConfig(StrictModel):
     enabled: bool
     context_length: int | None = Field(gt=1, description="Tokens per window; null: the model's max positions.")
     stride: int = Field(gt=0, description="Tokens the window advances; each token is scored once, with up to "
-                                          "context_length - stride tokens of earlier context.")
+                                          "context_length - stride tokens of earlier context. Equal to "
+                                          "context_length: non-overlapping windows, whose first tokens (no "
+                                          "context) are not scored. With context_length null it is capped at the "
+                                          "model's max positions.")
     add_special_tokens: bool = Field(description="Let the tokenizer add its BOS (if any) to each document.")
     sets: dict[str, TextSetConfig] = Field(description="e.g. domain: the prepare validation split's documents; "
                                                        "general: held-out general text.")
 
+    @model_validator(mode="after")
+    def _stride_fits_the_window(self):
+        # a stride past the window would skip tokens; refused here, before any model loads
+        if self.context_length is not None and self.stride > self.context_length:
+            raise ValueError(f"perplexity.stride ({self.stride}) is larger than perplexity.context_length "
+                             f"({self.context_length}): tokens between windows would never be scored; set "
+                             "stride <= context_length (equal: non-overlapping windows)")
+        return self
+
 
 class ChoiceSetConfig(StrictModel):
     path: str
-    # MMLU's column names (as in ../shared/data/mmlu_*.parquet and eval/sample_data)
+    # MMLU's column names (as in eval/sample_data)
     question_column: str = "question"
     choices_column: str = Field("choices", description="list<string> of the choices.")
     answer_column: str = Field("answer", description="Index of the right choice (0-based).")
@@ -76,8 +94,12 @@ class ChoiceSetConfig(StrictModel):
 
 class ChoiceConfig(StrictModel):
     enabled: bool
-    prompt: str = Field(description="Context before each choice; fields {question}, {subject}, {choices}.")
+    prompt: str = Field(description="Context before each choice; fields {question}, {subject} (underscores as "
+                                    "spaces), {choices}.")
     continuation: str = Field(description="What is scored after the prompt; field {choice}.")
+    add_special_tokens: bool = Field(description="Let the tokenizer add its BOS (if it adds one) before the prompt. "
+                                                 "It changes picks; lm-evaluation-harness follows the tokenizer "
+                                                 "since 0.4.10 (true), earlier versions never added it (false).")
     sets: dict[str, ChoiceSetConfig]
 
 
@@ -141,7 +163,9 @@ class DecontaminationConfig(StrictModel):
     ngram: int = Field(gt=0, description="Words per n-gram (13 as in GPT-3's contamination study).")
     decontaminate: bool = Field(description="Remove contaminated items before scoring (they are listed either way).")
     training_data: list[TrainingDataConfig]
-    batch_size: int = Field(gt=0, description="Training rows per Ray Data batch.")
+    batch_size: int = Field(gt=0, description="Training rows per batch.")
+    in_process_max_rows: int = Field(ge=0, description="A training dataset of at most this many rows is scanned in "
+                                                       "this process; a larger one with Ray Data (when ray is on).")
 
 
 class LmEvalConfig(StrictModel):
@@ -190,7 +214,7 @@ class EvalConfig(StrictModel):
 
     def judge_settings(self) -> LLMSettings:
         cache = Path(self.judge.cache_path) if self.judge.cache_path else Path(self.output_dir + ".judge-cache.sqlite")
-        pool = RayActorPoolConfig(enabled=self.ray.enabled, address=self.ray.address, num_cpus=self.ray.num_cpus,
+        pool = RayActorPoolConfig(enabled=self.ray.enabled is True, address=self.ray.address, num_cpus=self.ray.num_cpus,
                                   actors=self.judge.actors, batch_size=self.judge.batch_size)
         return LLMSettings({"judge": self.judge.endpoint}, cache, self.seed, pool)
 

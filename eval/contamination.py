@@ -1,9 +1,12 @@
 """Decontamination: word n-grams (13 by default) shared between eval items and the training data the
 factory and synth produced (documents, SFT, preferences).
 
-The eval side is small (bounded by ``max_items``), so its n-gram hashes go to every worker; the
-training side, corpus-sized, streams through Ray Data ``map_batches`` and only the matching hashes
-(at most the eval side's) come back to the driver.
+Words are ``\w+`` runs (letters, digits and underscores, Unicode-aware) of the lowercased text, so
+punctuation and case never hide an overlap; an SFT example counts all its messages' contents, a preference
+triple its prompt, chosen and rejected. The eval side is small (bounded by ``max_items``), so its n-gram
+hashes go to every worker; a corpus-sized training dataset streams through Ray Data ``map_batches`` and
+only the matching hashes (at most the eval side's) come back to the driver, while a small one
+(``in_process_max_rows``) is read here: starting a Ray Data pipeline would take longer than the scan.
 """
 from __future__ import annotations
 
@@ -104,7 +107,9 @@ def find_matches(config: DecontaminationConfig, ray_config: EvalRayConfig, hashe
         kind = training_kind(names, files[0], entry.kind)
         columns = TEXT_COLUMNS[kind] + (["id"] if "id" in names else [])
         args = dict(eval_hashes=hashes, n=config.ngram, kind=kind, source=entry.path)
-        if ray_config.enabled:
+        rows = sum(open_parquet(f, "decontamination.training_data").metadata.num_rows for f in files)
+        on_ray = ray_config.enabled and rows > config.in_process_max_rows
+        if on_ray:
             import ray.data
 
             init_ray(ray_config)
@@ -117,7 +122,8 @@ def find_matches(config: DecontaminationConfig, ray_config: EvalRayConfig, hashe
             for file in files:
                 for batch in open_parquet(file, entry.path).iter_batches(columns=columns, batch_size=config.batch_size):
                     found.append(overlaps(pa.Table.from_batches([batch]), **args))
-        echo(f"  decontamination: scanned {entry.path} ({kind})")
+        echo(f"  decontamination: scanned {entry.path} ({kind}, {rows} rows, "
+             f"{'Ray Data' if on_ray else 'in this process'})")
     return found
 
 

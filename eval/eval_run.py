@@ -19,10 +19,12 @@ from core.publish import published_run_ref
 from core.run import PublishedRun
 from eval import items as eval_items
 from eval import lm_eval_adapter
-from eval.checkpoints import adapter_base, check_checkpoint, checkpoint_digest, is_adapter
+from eval.checkpoints import adapter_base, check_checkpoint, check_context_length, checkpoint_digest, is_adapter
 from eval.config import EvalConfig
 from eval.contamination import find_contamination
+from eval.placement import placed
 from eval.report import write_report
+from eval.streaming import score_checkpoints
 from eval.suites import generation, judge, multiple_choice, perplexity
 
 Sets = dict[tuple[str, str], pa.Table]  # (suite, set name) -> items
@@ -64,6 +66,18 @@ def suite_sets(sets: Sets, suite: str) -> dict[str, pa.Table]:
     return {name: table for (s, name), table in sets.items() if s == suite}
 
 
+SCORED_SUITES = (("perplexity", perplexity), ("multiple_choice", multiple_choice), ("generation", generation))
+
+
+def model_work(config: EvalConfig, sets: Sets) -> list:
+    """What each checkpoint's model does, every suite's: done in one pass per checkpoint (the model loads once)."""
+    work = [w for name, suite in SCORED_SUITES if suite_sets(sets, name)
+            for w in suite.work(config, suite_sets(sets, name))]
+    if ("judge", "prompts") in sets:
+        work += judge.work(config, sets[("judge", "prompts")])
+    return work
+
+
 def checkpoint_entries(config: EvalConfig, digests: dict[str, str]) -> list[dict]:
     return [{"name": c.name, "path": str(Path(c.path).resolve()), "sha256": digests[c.name],
              "base": adapter_base(c) if is_adapter(c.path) else None,
@@ -74,6 +88,8 @@ def checkpoint_entries(config: EvalConfig, digests: dict[str, str]) -> list[dict
 def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
     for i, checkpoint in enumerate(config.checkpoints):
         check_checkpoint(checkpoint, f"checkpoints[{i}] ({checkpoint.name})")
+        if config.perplexity.enabled:
+            check_context_length(checkpoint, config.perplexity.context_length, f"checkpoints[{i}] ({checkpoint.name})")
     echo(f"hashing {len(config.checkpoints)} checkpoint(s)")
     digests = {c.name: checkpoint_digest(c) for c in config.checkpoints}
     # a checkpoint retrained in place (same path, new weights) makes a finished report stale
@@ -89,6 +105,7 @@ def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str
                                                                      path)]
     echo(f"eval run -> {run.output}: {len(config.checkpoints)} checkpoint(s), "
          + ", ".join(f"{s}/{n} {t.num_rows} items" for (s, n), t in sets.items()))
+    config = placed(config, sets, echo)  # ray.enabled: auto decided; the published config keeps "auto"
     with run.writing(inputs) as partial:
         results: dict = {"checkpoints": checkpoint_entries(config, digests), "confidence": config.confidence,
                          "decoding": config.decoding.model_dump(), "run_id": run.run_id}
@@ -101,15 +118,20 @@ def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str
                     "training_data": [t.path for t in config.decontamination.training_data], "sets": counts}
                 if config.decontamination.decontaminate:
                     sets = without(sets, contaminated)
-        for name, suite in (("perplexity", perplexity), ("multiple_choice", multiple_choice),
-                            ("generation", generation)):
+                    for suite, name in [key for key, table in sets.items() if table.num_rows == 0]:
+                        echo(f"  decontamination removed every item of {suite}/{name}: it is not scored")
+                        del sets[(suite, name)]
+        work = model_work(config, sets)
+        with run.timed("models"):
+            scored = score_checkpoints(config, work, echo) if work else {}
+        for name, suite in SCORED_SUITES:
             if suite_sets(sets, name):
                 with run.timed(name):
-                    results[name] = suite.run(config, suite_sets(sets, name), partial, echo)
-        if config.judge.enabled:
+                    results[name] = suite.run(config, suite_sets(sets, name), scored, partial)
+        if ("judge", "prompts") in sets:
             with run.timed("judge"):
                 results["judge"], run.manifest["judge_requests"] = judge.run(
-                    config, sets[("judge", "prompts")], partial, echo)
+                    config, sets[("judge", "prompts")], scored, partial, echo)
         if config.lm_eval.enabled:
             with run.timed("lm_eval"):
                 results["lm_eval"] = lm_eval_adapter.run(config, echo)

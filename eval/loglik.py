@@ -12,18 +12,28 @@ class Scored:
     ids: list[int]
     n_scored: int
 
+    def __post_init__(self):
+        # the first token of a sequence has no logits before it: scoring it would read past the sequence
+        if not 0 <= self.n_scored < max(1, len(self.ids)):
+            raise ValueError(f"{self.n_scored} scored tokens in a sequence of {len(self.ids)}: at most "
+                             f"{max(0, len(self.ids) - 1)} can be")
+
 
 def sliding_windows(ids: list[int], context: int, stride: int) -> list[Scored]:
-    """Windows of at most ``context`` tokens, ``stride`` apart, that score every token after the first
-    exactly once, each with up to ``context - stride`` tokens of earlier context (the method of the
-    transformers perplexity guide)."""
+    """Windows of at most ``context`` tokens, ``stride`` apart, as in the transformers perplexity guide: each
+    window scores the tokens the previous one did not reach, with up to ``context - stride`` tokens of earlier
+    context. A token needs at least one token before it in its window, so with ``stride == context``
+    (non-overlapping windows) the first token of each window after the first is not scored, as in the guide;
+    with ``stride < context`` every token after the document's first is scored exactly once."""
     if stride > context:
         raise ValueError(f"stride {stride} is larger than the context length {context}: tokens would be skipped")
     windows, scored_until = [], 1  # the first token has nothing to be predicted from
     for begin in range(0, len(ids), stride):
         end = min(begin + context, len(ids))
         if end > scored_until:
-            windows.append(Scored(ids[begin:end], end - scored_until))
+            n_scored = min(end - scored_until, end - begin - 1)
+            if n_scored > 0:
+                windows.append(Scored(ids[begin:end], n_scored))
             scored_until = end
         if end == len(ids):
             break

@@ -1,64 +1,140 @@
-"""Streaming eval items through a model actor: Ray Data ``map_batches`` over an actor pool (one model
-copy per actor, ``ray.concurrency`` of them), or, with ``ray.enabled: false``, the same actor class in
-this process."""
+"""Where the model work runs: ``ray.concurrency`` Ray actors (one model copy each), or, with ``ray.enabled:
+false``, one ``ModelWorker`` in this process. Either way a checkpoint is loaded once and every suite's items
+go through it in batches of ``ray.batch_size`` (the same batches on both paths, so the same numbers), before
+the next checkpoint is loaded into the same workers."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from core.errors import ConfigError
-from core.watchdog import watched
+from core.errors import ConfigError, StalledError
 from core.ray_runtime import cpus_left_for_data, init_ray, local_resources
-from eval.config import EvalRayConfig
+from eval.config import CheckpointConfig, EvalConfig, EvalRayConfig
+from eval.scorers import ModelWorker
+from eval.suites.common import Work, aligned
+
+Echo = Callable[[str], None]
 
 
 def check_actors_fit(ray_config: EvalRayConfig) -> None:
-    """A local Ray that cannot hold the model actors, with a CPU left for Ray Data to feed them, would wait
-    forever: refuse before any work. (A cluster's autoscaler may still add nodes: only a local Ray is checked.)"""
+    """A local Ray that cannot hold the model actors would wait forever: refuse before any work. (A cluster's
+    autoscaler may still add nodes: only a local Ray is checked.) The actors are the only Ray work while they
+    live: the driver hands them batches itself, so they may take every CPU."""
     resources = local_resources(ray_config)
     if resources is None:
         return
     cpus = ray_config.concurrency * ray_config.num_cpus_per_actor
     gpus = ray_config.concurrency * ray_config.num_gpus_per_actor
-    if cpus_left_for_data(ray_config, cpus) < 1 or gpus > resources.get("GPU", 0):
+    if cpus_left_for_data(ray_config, cpus) < 0 or gpus > resources.get("GPU", 0):
         raise ConfigError(
             f"ray: {ray_config.concurrency} model actor(s) x {ray_config.num_cpus_per_actor:g} CPU / "
             f"{ray_config.num_gpus_per_actor:g} GPU (ray.concurrency x ray.num_cpus_per_actor / num_gpus_per_actor) "
-            f"do not fit this local Ray's {resources.get('CPU', 0):g} CPU(s) with one left for Ray Data and "
-            f"{resources.get('GPU', 0):g} GPU(s); lower them, or join a cluster with ray.address")
+            f"do not fit this local Ray's {resources.get('CPU', 0):g} CPU(s) and {resources.get('GPU', 0):g} GPU(s); "
+            "lower them, or join a cluster with ray.address")
 
 
-def map_items(items: pa.Table, actor: type, actor_kwargs: dict, ray_config: EvalRayConfig,
-              echo: Callable[[str], None], label: str) -> pa.Table:
-    """The actor's output for every row of ``items``, in no particular order (rows carry ``item_id``).
+def batches(items: pa.Table, size: int) -> list[pa.Table]:
+    """``size`` rows each; an empty set is one empty batch, so its result still has the task's columns."""
+    return [items.slice(start, size) for start in range(0, items.num_rows, size)] or [items]
 
-    Results are gathered on the driver: a few numbers (or one completion) per eval item, bounded by the
-    config's ``max_items``."""
-    start = time.perf_counter()
-    if not ray_config.enabled:
-        scorer = actor(**actor_kwargs)
-        parts = []
-        for batch in items.to_batches(max_chunksize=ray_config.batch_size):
-            parts.append(scorer(pa.Table.from_batches([batch])))
-            echo(f"  {label}: {sum(p.num_rows for p in parts)}/{items.num_rows} items "
+
+class LocalWorkers:
+    """The model in this process."""
+
+    def __init__(self, ray_config: EvalRayConfig, runtime: dict, seed: int):
+        self.worker = ModelWorker(runtime, seed)
+        self.batch_size = ray_config.batch_size
+
+    def load(self, checkpoint: CheckpointConfig) -> None:
+        self.worker.load(checkpoint.model_dump())
+
+    def map(self, work: Work, echo: Echo, label: str) -> pa.Table:
+        start, parts = time.perf_counter(), []
+        for batch in batches(work.inputs, self.batch_size):
+            parts.append(self.worker.score(work.task, work.settings, batch))
+            echo(f"  {label}: {sum(p.num_rows for p in parts)}/{work.inputs.num_rows} items "
                  f"({time.perf_counter() - start:.1f}s)")
-        return pa.concat_tables(parts) if parts else pa.table({})
-    import ray.data
+        return pa.concat_tables(parts)
 
-    init_ray(ray_config)
-    check_actors_fit(ray_config)
-    blocks = max(1, min(-(-items.num_rows // ray_config.batch_size), 4 * ray_config.concurrency))
-    scored = ray.data.from_arrow(items).repartition(blocks).map_batches(
-        actor, fn_constructor_kwargs=actor_kwargs, compute=ray.data.ActorPoolStrategy(size=ray_config.concurrency),
-        batch_size=ray_config.batch_size, batch_format="pyarrow",
-        num_cpus=ray_config.num_cpus_per_actor, num_gpus=ray_config.num_gpus_per_actor or None,
-    )
-    hint = (f"{ray_config.concurrency} actor(s) x {ray_config.num_cpus_per_actor:g} CPU / "
-            f"{ray_config.num_gpus_per_actor:g} GPU requested; is the cluster able to place them?")
-    parts = list(watched(scored.iter_batches(batch_format="pyarrow", batch_size=None), ray_config.stall_timeout_s,
-                         label, hint))
-    echo(f"  {label}: {items.num_rows} items on {ray_config.concurrency} actor(s) in "
-         f"{time.perf_counter() - start:.1f}s")
-    return pa.concat_tables(parts) if parts else pa.table({})
+    def close(self) -> None:
+        self.worker = None
+
+
+class RayWorkers:
+    """``ray.concurrency`` model actors, kept for the whole run: each checkpoint is loaded into them once, and
+    batches go to whichever actor is free (Ray's ActorPool)."""
+
+    def __init__(self, ray_config: EvalRayConfig, runtime: dict, seed: int):
+        import ray
+
+        init_ray(ray_config)
+        check_actors_fit(ray_config)
+        actor = ray.remote(ModelWorker).options(num_cpus=ray_config.num_cpus_per_actor,
+                                                num_gpus=ray_config.num_gpus_per_actor or None)
+        self.actors = [actor.remote(runtime, seed) for _ in range(ray_config.concurrency)]
+        self.config = ray_config
+        self.hint = (f"{ray_config.concurrency} actor(s) x {ray_config.num_cpus_per_actor:g} CPU / "
+                     f"{ray_config.num_gpus_per_actor:g} GPU requested; is the cluster able to place them?")
+
+    def load(self, checkpoint: CheckpointConfig) -> None:
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        refs = [actor.load.remote(checkpoint.model_dump()) for actor in self.actors]
+        try:
+            ray.get(refs, timeout=self.config.stall_timeout_s)
+        except GetTimeoutError:
+            raise StalledError(f"loading {checkpoint.name}: no progress for {self.config.stall_timeout_s:g}s; "
+                               f"{self.hint}") from None
+
+    def map(self, work: Work, echo: Echo, label: str) -> pa.Table:
+        from ray.util import ActorPool
+
+        start, pool = time.perf_counter(), ActorPool(self.actors)
+        for batch in batches(work.inputs, self.config.batch_size):
+            pool.submit(lambda actor, b: actor.score.remote(work.task, work.settings, b), batch)
+        parts = []
+        while pool.has_next():
+            try:
+                parts.append(pool.get_next_unordered(timeout=self.config.stall_timeout_s))
+            except TimeoutError:
+                raise StalledError(f"{label}: no progress for {self.config.stall_timeout_s:g}s; {self.hint}") from None
+        echo(f"  {label}: {work.inputs.num_rows} items on {len(self.actors)} actor(s) in "
+             f"{time.perf_counter() - start:.1f}s")
+        return pa.concat_tables(parts)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+
+
+@contextmanager
+def model_workers(ray_config: EvalRayConfig, runtime: dict, seed: int = 0) -> Iterator[LocalWorkers | RayWorkers]:
+    workers = (RayWorkers if ray_config.enabled else LocalWorkers)(ray_config, runtime, seed)
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+def score_checkpoints(config: EvalConfig, work: list[Work], echo: Echo) -> dict[tuple[str, str, str], pa.Table]:
+    """{(suite, set, checkpoint): scored rows in the items' order} for every piece of work and every checkpoint
+    it names, each checkpoint loaded once for all of them."""
+    scored = {}
+    with model_workers(config.ray, config.model.model_dump(), config.seed) as workers:
+        for checkpoint in config.checkpoints:
+            mine = [w for w in work if checkpoint.name in w.checkpoints]
+            if not mine:
+                continue
+            start = time.perf_counter()
+            workers.load(checkpoint)
+            echo(f"  {checkpoint.name}: loaded in {time.perf_counter() - start:.1f}s")
+            for w in mine:
+                rows = workers.map(w, echo, f"{w.label} / {checkpoint.name}")
+                scored[(w.suite, w.name, checkpoint.name)] = aligned(w.inputs, rows)
+    return scored

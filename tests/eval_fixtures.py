@@ -30,6 +30,34 @@ GENERAL_TEXT = [
 ]
 
 
+def preset_section(model, section: str, **overrides):
+    """A section of eval's preset (eval/presets/defaults.yaml) with ``overrides``, validated as ``model``."""
+    from core.config import read_yaml
+    from eval.config import DEFAULTS
+
+    return model.model_validate({**read_yaml(DEFAULTS)[section], **overrides})
+
+
+def in_process(**overrides):
+    """The preset's ``ray:`` section, scoring in this process with small batches."""
+    from eval.config import EvalRayConfig
+
+    return preset_section(EvalRayConfig, "ray", **{"enabled": False, "batch_size": 4, **overrides})
+
+
+def score(model_dir, task: str, settings: dict, items: pa.Table, ray_config=None) -> pa.Table:
+    """One checkpoint's scores of an ``eval.scorers`` task for ``items``, in their order (on CPU, in this
+    process unless ``ray_config`` says otherwise)."""
+    from eval.config import CheckpointConfig, ModelRuntimeConfig
+    from eval.streaming import model_workers
+    from eval.suites.common import Work, aligned
+
+    runtime = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=3).model_dump()
+    with model_workers(ray_config or in_process(), runtime) as workers:
+        workers.load(CheckpointConfig(name="m", path=str(model_dir)))
+        return aligned(items, workers.map(Work("test", "test", task, settings, items, ("m",)), lambda _: None, "test"))
+
+
 def question_rows() -> list[dict]:
     return [{"id": f"q{i}", "subject": "reactor_operations", "question": q, "choices": c, "answer": a}
             for i, (q, c, a) in enumerate(QUESTIONS)]

@@ -1,6 +1,7 @@
 """What every suite does with per-item results: keep them beside the report, aligned with the items."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,13 +11,29 @@ import pyarrow.parquet as pq
 SET_SEPARATOR = "\x1f"  # between a set's name and an item id in a union of sets: in neither
 
 
+@dataclass(frozen=True)
+class Work:
+    """What a suite asks of each model: a ``eval.scorers`` task with its settings over item rows."""
+
+    suite: str
+    name: str                   # the set (or sets) the rows come from
+    task: str                   # a key of eval.scorers.TASKS
+    settings: dict
+    inputs: pa.Table            # item_id and what the task reads
+    checkpoints: tuple[str, ...]  # the checkpoints to run it on
+
+    @property
+    def label(self) -> str:
+        return f"{self.suite} {self.name}"
+
+
 def aligned(items: pa.Table, scored: pa.Table) -> pa.Table:
-    """``scored`` rows (in any order, as Ray Data returns them) joined back to the items' order."""
+    """``scored`` rows (in any order, as Ray actors return them) joined back to the items' order."""
     position = {item: i for i, item in enumerate(items.column("item_id").to_pylist())}
     order = sorted(range(scored.num_rows), key=lambda r: position[scored.column("item_id")[r].as_py()])
     if len(order) != items.num_rows:
         raise RuntimeError(f"expected {items.num_rows} scored items, got {scored.num_rows}")
-    return scored.take(order)
+    return scored.take(pa.array(order, pa.int64()))  # typed: an empty list would be of type null
 
 
 def write_items(output: Path, suite: str, set_name: str, checkpoint: str, table: pa.Table) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from eval.config import EvalConfig
-from eval.scorers import Generator
 from eval.stats import mean_interval
-from eval.streaming import map_items
-from eval.suites.common import aligned, write_items
+from eval.suites.common import Work, write_items
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -24,6 +22,8 @@ def rouge_per_item(predictions: list[str], references: list[str]) -> dict[str, l
 def bleu4(predictions: list[str], references: list[str]) -> float:
     import sacrebleu
 
+    if not predictions:  # a set emptied by decontamination: no corpus to score (sacrebleu fails on [])
+        return float("nan")
     return float(sacrebleu.corpus_bleu(predictions, [references]).score)
 
 
@@ -37,21 +37,23 @@ def text_metrics(predictions: list[str], references: list[str], confidence: floa
     return metrics
 
 
-def generate_answers(config: EvalConfig, checkpoint, items: pa.Table, echo, label: str) -> pa.Table:
-    """Completions of one checkpoint for ``items`` (item_id, prompt), in the items' order."""
-    return aligned(items, map_items(
-        items.select(["item_id", "prompt"]), Generator,
-        dict(checkpoint=checkpoint.model_dump(), runtime=config.model.model_dump(),
-             decoding=config.decoding.model_dump(), seed=config.seed),
-        config.ray, echo, label))
+def answers_work(config: EvalConfig, suite: str, name: str, items: pa.Table, checkpoints: tuple[str, ...]) -> Work:
+    """Completions of ``items`` (item_id, prompt) with the run's decoding setting."""
+    return Work(suite, name, "generation", dict(decoding=config.decoding.model_dump()),
+                items.select(["item_id", "prompt"]), checkpoints)
 
 
-def run(config: EvalConfig, sets: dict[str, pa.Table], output, echo) -> dict:
+def work(config: EvalConfig, sets: dict[str, pa.Table]) -> list[Work]:
+    return [answers_work(config, "generation", name, items, tuple(c.name for c in config.checkpoints))
+            for name, items in sets.items()]
+
+
+def run(config: EvalConfig, sets: dict[str, pa.Table], scored: dict, output) -> dict:
     results: dict = {}
     for name, items in sets.items():
         references = items.column("reference").to_pylist()
         for checkpoint in config.checkpoints:
-            answers = generate_answers(config, checkpoint, items, echo, f"generation {name} / {checkpoint.name}")
+            answers = scored[("generation", name, checkpoint.name)]
             completions = answers.column("completion").to_pylist()
             metrics = text_metrics(completions, references, config.confidence)
             metrics["mean_new_tokens"] = sum(answers.column("new_tokens").to_pylist()) / max(1, answers.num_rows)

@@ -12,8 +12,8 @@ from core.llm.parse_retry import resolve_parsed
 from core.llm.requests import ChatRequest, RequestStats
 from eval.config import EvalConfig
 from eval.stats import mean_interval, wilson_interval
-from eval.suites.common import write_items
-from eval.suites.generation import generate_answers
+from eval.suites.common import Work, write_items
+from eval.suites.generation import answers_work
 
 VERDICT_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["winner", "reason"],
                   "properties": {"winner": {"type": "string", "enum": ["1", "2", "tie"]},
@@ -84,11 +84,16 @@ def verdict_request(config: EvalConfig, item_id: str, order: str, question: str,
                        judge.prompt_version, "verdict", VERDICT_SCHEMA)
 
 
-def run(config: EvalConfig, items: pa.Table, output, echo) -> tuple[dict, dict]:
+def work(config: EvalConfig, items: pa.Table) -> list[Work]:
+    """The answers to judge: each paired checkpoint's, to the judge's prompts."""
+    names = tuple(c.name for c in config.checkpoints if any(c.name in pair for pair in config.judge.pairs))
+    return [answers_work(config, "judge", "answers", items, names)]
+
+
+def run(config: EvalConfig, items: pa.Table, scored: dict, output, echo) -> tuple[dict, dict]:
     """(results per pair, request stats) for every pair in ``judge.pairs``."""
     names = sorted({name for pair in config.judge.pairs for name in pair})
-    answers = {name: generate_answers(config, config.checkpoint(name), items, echo, f"judge answers / {name}")
-               .column("completion").to_pylist() for name in names}
+    answers = {name: scored[("judge", "answers", name)].column("completion").to_pylist() for name in names}
     questions, item_ids = items.column("prompt").to_pylist(), items.column("item_id").to_pylist()
     requests = []
     for a, b in config.judge.pairs:

@@ -1,6 +1,7 @@
 """Multiple-choice knowledge in MMLU format: each choice's log-likelihood after the question; the
-highest wins. ``acc`` uses the raw sum, ``acc_norm`` divides by the choice's length in characters
-(lm-evaluation-harness's acc_norm), so long choices are not penalised for being long."""
+highest wins. ``acc`` uses the raw sum, ``acc_norm`` divides by the length in characters of the choice
+itself, not of the scored continuation (``" {choice}"``), as lm-evaluation-harness's ``acc_norm`` does, so
+long choices are not penalised for being long."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -8,10 +9,8 @@ from collections import defaultdict
 import pyarrow as pa
 
 from eval.config import EvalConfig
-from eval.scorers import ChoiceScorer
 from eval.stats import wilson_interval
-from eval.streaming import map_items
-from eval.suites.common import aligned, write_items
+from eval.suites.common import Work, write_items
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -26,10 +25,12 @@ def choice_inputs(items: pa.Table, prompt: str, continuation: str) -> pa.Table:
     return pa.table({"item_id": items.column("item_id"), "context": contexts, "continuations": continuations})
 
 
-def picks(logprobs: list[list[float]], continuations: list[list[str]]) -> tuple[list[int], list[int]]:
-    """The chosen index per item: by raw log-likelihood, and by log-likelihood per character."""
+def picks(logprobs: list[list[float]], choices: list[list[str]]) -> tuple[list[int], list[int]]:
+    """The chosen index per item: by raw log-likelihood, and by log-likelihood per character of the choice
+    (lm-eval's ``completion_len``; a tie goes to the first choice, as with its argmax)."""
     raw = [max(range(len(lp)), key=lp.__getitem__) for lp in logprobs]
-    norm = [max(range(len(lp)), key=lambda i: lp[i] / max(1, len(conts[i]))) for lp, conts in zip(logprobs, continuations)]
+    norm = [max(range(len(lp)), key=lambda i: lp[i] / max(1, len(options[i])))
+            for lp, options in zip(logprobs, choices)]
     return raw, norm
 
 
@@ -39,8 +40,8 @@ def accuracy(correct: list[bool], confidence: float) -> dict:
     return {"accuracy": right / n if n else float("nan"), "low": low, "high": high, "n": n}
 
 
-def summarise(items: pa.Table, scored: pa.Table, continuations: list[list[str]], confidence: float) -> dict:
-    raw, norm = picks(scored.column("logprobs").to_pylist(), continuations)
+def summarise(items: pa.Table, scored: pa.Table, confidence: float) -> dict:
+    raw, norm = picks(scored.column("logprobs").to_pylist(), items.column("choices").to_pylist())
     answers = items.column("answer").to_pylist()
     subjects = items.column("subject").to_pylist()
     by_subject: dict[str, list[int]] = defaultdict(list)
@@ -56,20 +57,21 @@ def summarise(items: pa.Table, scored: pa.Table, continuations: list[list[str]],
     }
 
 
-def run(config: EvalConfig, sets: dict[str, pa.Table], output, echo) -> dict:
-    settings = config.multiple_choice
+def work(config: EvalConfig, sets: dict[str, pa.Table]) -> list[Work]:
+    settings, names = config.multiple_choice, tuple(c.name for c in config.checkpoints)
+    return [Work("multiple_choice", name, "choices", dict(add_special_tokens=settings.add_special_tokens),
+                 choice_inputs(items, settings.prompt, settings.continuation), names)
+            for name, items in sets.items()]
+
+
+def run(config: EvalConfig, sets: dict[str, pa.Table], scored: dict, output) -> dict:
     results: dict = {}
     for name, items in sets.items():
-        inputs = choice_inputs(items, settings.prompt, settings.continuation)
-        continuations = inputs.column("continuations").to_pylist()
         for checkpoint in config.checkpoints:
-            scored = aligned(items, map_items(
-                inputs, ChoiceScorer,
-                dict(checkpoint=checkpoint.model_dump(), runtime=config.model.model_dump(), seed=config.seed),
-                config.ray, echo, f"multiple choice {name} / {checkpoint.name}"))
-            summary = summarise(items, scored, continuations, config.confidence)
+            rows = scored[("multiple_choice", name, checkpoint.name)]
+            summary = summarise(items, rows, config.confidence)
             predictions = summary.pop("predictions")
-            write_items(output, "multiple_choice", name, checkpoint.name, scored.append_column(
+            write_items(output, "multiple_choice", name, checkpoint.name, rows.append_column(
                 "answer", items.column("answer")).append_column("pick", pa.array(predictions["raw"])).append_column(
                 "pick_norm", pa.array(predictions["norm"])))
             results.setdefault(name, {})[checkpoint.name] = summary

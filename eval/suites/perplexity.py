@@ -8,9 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from eval.config import EvalConfig
-from eval.scorers import PerplexityScorer
-from eval.streaming import map_items
-from eval.suites.common import aligned, split_into_sets, union_of_sets, write_items
+from eval.suites.common import Work, split_into_sets, union_of_sets, write_items
 
 
 def summarise(scored: pa.Table) -> dict:
@@ -33,18 +31,20 @@ def summarise(scored: pa.Table) -> dict:
     }
 
 
-def run(config: EvalConfig, sets: dict[str, pa.Table], output, echo) -> dict:
+
+def work(config: EvalConfig, sets: dict[str, pa.Table]) -> list[Work]:
+    """Every set in one pass: fewer, fuller batches for each checkpoint."""
     settings = config.perplexity
+    return [Work("perplexity", ", ".join(sets), "perplexity",
+                 dict(context_length=settings.context_length, stride=settings.stride,
+                      add_special_tokens=settings.add_special_tokens),
+                 union_of_sets(sets), tuple(c.name for c in config.checkpoints))]
+
+
+def run(config: EvalConfig, sets: dict[str, pa.Table], scored: dict, output) -> dict:
     results: dict = {}
-    items = union_of_sets(sets)  # every set in one pass: each checkpoint's model actors start once
     for checkpoint in config.checkpoints:
-        scored = aligned(items, map_items(
-            items, PerplexityScorer,
-            dict(checkpoint=checkpoint.model_dump(), runtime=config.model.model_dump(),
-                 context_length=settings.context_length, stride=settings.stride,
-                 add_special_tokens=settings.add_special_tokens, seed=config.seed),
-            config.ray, echo, f"perplexity {', '.join(sets)} / {checkpoint.name}"))
-        for name, part in split_into_sets(scored, list(sets)).items():
+        for name, part in split_into_sets(scored[("perplexity", ", ".join(sets), checkpoint.name)], list(sets)).items():
             write_items(output, "perplexity", name, checkpoint.name, part)
             results.setdefault(name, {})[checkpoint.name] = summarise(part)
     return results

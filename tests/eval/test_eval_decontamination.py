@@ -6,22 +6,21 @@ import json
 
 import pyarrow.parquet as pq
 
-from eval.config import ChoiceSetConfig, DecontaminationConfig, EvalRayConfig
+from eval.config import ChoiceSetConfig, DecontaminationConfig
 from eval.contamination import find_contamination
 from eval.items import choice_items
-from eval_fixtures import MMLU_SAMPLE, write_table
+from eval_fixtures import MMLU_SAMPLE, in_process, preset_section, write_table
 from train_fixtures import write_preferences, write_sft
 from conftest import PARAGRAPHS
 
-IN_PROCESS = EvalRayConfig(enabled=False, concurrency=1, batch_size=4, num_cpus_per_actor=1, num_gpus_per_actor=0,
-                           stall_timeout_s=600)
+IN_PROCESS = in_process()
 
 
 def words_of(row: dict) -> list[str]:
     return " ".join([row["question"], *row["choices"]]).lower().replace("?", " ").split()
 
 
-def test_planted_overlaps_are_found_and_nothing_else(tmp_path):
+def test_planted_overlaps_are_found_and_nothing_else(tmp_path, monkeypatch):
     items = choice_items("cs", ChoiceSetConfig(path=str(MMLU_SAMPLE), id_column="id"), 1000)
     rows = items.to_pylist()
     long_enough = [r for r in rows if len(words_of(r)) >= 20 and all(w.isalnum() for w in words_of(r)[:14])]
@@ -39,7 +38,8 @@ def test_planted_overlaps_are_found_and_nothing_else(tmp_path):
     table[0]["messages"][2]["content"] = "as the exam asks: " + " ".join(words_of(in_sft)[2:15]) + "."
     write_table(sft, table)
     preferences = write_preferences(tmp_path / "preferences.parquet")
-    config = DecontaminationConfig(enabled=True, ngram=13, decontaminate=True, batch_size=2, training_data=[
+    config = DecontaminationConfig(enabled=True, ngram=13, decontaminate=True, batch_size=2, in_process_max_rows=0,
+                                   training_data=[
         {"path": str(tmp_path / "factory")}, {"path": str(sft)}, {"path": str(preferences)}])
 
     found, counts = find_contamination({("multiple_choice", "cs"): items}, config, IN_PROCESS, lambda _: None)
@@ -49,6 +49,19 @@ def test_planted_overlaps_are_found_and_nothing_else(tmp_path):
     assert flagged[in_document["item_id"]]["training_id"] == "doc-planted"
     assert flagged[in_sft["item_id"]]["training_id"] == "sft-0"
     assert counts["multiple_choice/cs"] == {"items": 40, "contaminated": 2, "too_short_to_check": 0}
+
+    # with Ray on, training data this small is still scanned here: a Ray Data pipeline takes longer to start
+    import eval.contamination
+
+    def no_ray(*args):
+        raise AssertionError("Ray started for a few rows")
+
+    monkeypatch.setattr(eval.contamination, "init_ray", no_ray)
+    said = []
+    small = config.model_copy(update={"in_process_max_rows": preset_section(DecontaminationConfig, "decontamination")
+                                      .in_process_max_rows})
+    again, _ = find_contamination({("multiple_choice", "cs"): items}, small, in_process(enabled=True), said.append)
+    assert again.equals(found) and all("in this process" in line for line in said)
 
 
 def test_a_prepare_run_named_as_an_eval_set_is_read_as_its_held_out_split_not_its_training_documents(tmp_path):

@@ -1,5 +1,6 @@
 """python -m eval run: three checkpoints (a base, a model trained on the domain, a LoRA adapter) on every
-suite, through Ray Data model actors and a loopback judge; one report, published atomically."""
+suite, in this process (the default for small work without a GPU) and on Ray model actors with the same
+numbers, and a loopback judge; one report, published atomically."""
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ def tiny(tmp_path_factory):
 
 
 def write_config(tmp_path, tiny, server, **overrides) -> str:
+    """Every suite on the three checkpoints; ``server`` (None: judge disabled) judges."""
     domain = write_documents(tmp_path / "sets" / "domain.parquet", DOCUMENTS, "domain")
     questions = write_table(tmp_path / "sets" / "questions.parquet", question_rows())
     # training data with two planted leaks (a whole document, one question) and a 7-word near miss
@@ -54,7 +56,7 @@ def write_config(tmp_path, tiny, server, **overrides) -> str:
         "generation": {"sets": {"title_to_text": {"path": str(domain), "prompt": "Title: {title}\nText:",
                                                   "reference_column": "text", "limit": 4}}},
         "judge": {"enabled": True, "endpoint": endpoint(server, model="judge"), "pairs": [["cpt", "base"], ["lora", "base"]],
-                  "prompts": {"path": str(questions), "prompt_column": "question"}},
+                  "prompts": {"path": str(questions), "prompt_column": "question"}} if server else {"enabled": False},
         "decontamination": {"ngram": 8, "decontaminate": True, "training_data": [{"path": str(training)}]},
         **overrides,
     }
@@ -68,6 +70,9 @@ def test_eval_run_reports_every_checkpoint_and_metric(tmp_path, tiny, loopback, 
     server = loopback(policy=longer_answer_wins)
     config = write_config(tmp_path, tiny, server)
     assert main(["run", config]) == 0
+    printed = capsys.readouterr().out
+    assert "ray.enabled: auto -> scoring in this process" in printed  # no GPU, small work: Ray would cost more
+    assert all(printed.count(f"  {name}: loaded") == 1 for name in ("base", "cpt", "lora"))  # once for all suites
     out = tmp_path / "eval"
     results = json.loads((out / "results.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
@@ -113,7 +118,7 @@ def test_eval_run_reports_every_checkpoint_and_metric(tmp_path, tiny, loopback, 
     assert "<table>" in html and "cpt vs base" in html
     for plot in ("perplexity.png", "accuracy_reactor.png", "win_rates.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
-    assert "eval summary" in capsys.readouterr().out
+    assert "eval summary" in printed
 
     # a rerun of the same config on the same checkpoints is skipped; judging the same answers again is free
     server.reset_counts()
@@ -124,6 +129,19 @@ def test_eval_run_reports_every_checkpoint_and_metric(tmp_path, tiny, loopback, 
     assert main(["run", judge_only, "--overwrite"]) == 0
     assert server.answered() == []
     assert json.loads((out / "results.json").read_text())["judge"]["cpt_vs_base"] == pair
+
+    # the same run on Ray model actors (one per checkpoint, kept across suites): the same numbers
+    on_ray = write_config(tmp_path, tiny, server, output_dir=str(tmp_path / "eval-ray"), judge={"enabled": False},
+                          ray={"enabled": True, "batch_size": 4, "concurrency": 1})
+    capsys.readouterr()
+    assert main(["run", on_ray]) == 0
+    printed = capsys.readouterr().out
+    assert all(printed.count(f"  {name}: loaded") == 1 for name in ("base", "cpt", "lora")), printed
+    ray_results = json.loads((tmp_path / "eval-ray" / "results.json").read_text())
+    for suite in ("perplexity", "multiple_choice", "generation"):
+        assert ray_results[suite] == results[suite], suite
+    assert ray_results["decontamination"]["sets"] == {name: counts for name, counts in
+                                                      results["decontamination"]["sets"].items() if name != "judge/prompts"}
 
 
 def test_bad_input_is_named_before_any_work(tmp_path, tiny, loopback, capsys):
@@ -154,3 +172,35 @@ def test_bad_input_is_named_before_any_work(tmp_path, tiny, loopback, capsys):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", str(tmp_path / "bad.yaml")]) == 2
     assert "'dpo' is not a checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("window, named", [
+    ({"context_length": 64, "stride": 128}, ["perplexity.stride (128)", "perplexity.context_length (64)"]),
+    ({"context_length": 1024, "stride": 512}, ["perplexity.context_length (1024)", "checkpoints[0] (base)", "256"]),
+])
+def test_a_perplexity_window_that_cannot_work_is_refused_before_any_model_loads(tmp_path, tiny, window, named, capsys,
+                                                                               monkeypatch):
+    import eval.scorers
+
+    def no_loading(*args):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(eval.scorers, "load_model", no_loading)
+    config = write_config(tmp_path, tiny, None, judge={"enabled": False},
+                          perplexity={"sets": {"domain": {"path": str(tmp_path / "sets" / "domain.parquet")}}, **window})
+    assert main(["run", config]) == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in named), err
+    assert list(tmp_path.glob("eval.partial-*")) == [] and not (tmp_path / "eval").exists()  # nothing written
+
+
+def test_a_set_that_decontamination_empties_is_reported_not_scored(tmp_path, tiny, capsys):
+    training = write_documents(tmp_path / "training" / "everything.parquet", DOCUMENTS, "train")
+    config = write_config(tmp_path, tiny, None, multiple_choice={"enabled": False}, generation={"enabled": False},
+                          perplexity={"sets": {"domain": {"path": str(tmp_path / "sets" / "domain.parquet")}}},
+                          decontamination={"ngram": 8, "decontaminate": True, "training_data": [{"path": str(training)}]})
+    assert main(["run", config]) == 0
+    assert "decontamination removed every item of perplexity/domain: it is not scored" in capsys.readouterr().out
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["decontamination"]["sets"]["perplexity/domain"]["contaminated"] == len(DOCUMENTS)
+    assert "perplexity" not in results

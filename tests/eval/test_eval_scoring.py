@@ -1,6 +1,6 @@
 """The numbers behind the report, checked against independent computations: perplexity against plain
 transformers, multiple-choice accuracy on answers made most likely and on a random model, ROUGE/BLEU
-against the reference libraries, and the judge's two-order verdicts."""
+against the reference libraries, and the judge's two-order verdicts; where the model work runs."""
 from __future__ import annotations
 
 import math
@@ -8,24 +8,20 @@ import math
 import pyarrow as pa
 import pytest
 import torch
+import yaml
 from scipy.stats import binom
+from transformers import AutoConfig
 
-from eval.config import EvalRayConfig, ModelRuntimeConfig
+from eval.config import EvalRayConfig, PerplexityConfig
 from eval.items import choice_items
 from eval.loglik import sliding_windows
-from eval.scorers import ChoiceScorer, PerplexityScorer
-from eval.streaming import map_items
 from eval.suites import multiple_choice, perplexity
-from eval.suites.common import aligned
 from eval.suites.generation import text_metrics
 from eval.suites.judge import combine, parse_winner, tally
 from eval.config import ChoiceSetConfig
-from eval_fixtures import GENERAL_TEXT, MC_PROMPT, MMLU_SAMPLE, models, question_rows, write_table
+from eval_fixtures import (GENERAL_TEXT, MC_PROMPT, MMLU_SAMPLE, models, preset_section, question_rows,
+                           score, write_table)
 from train_fixtures import DOCUMENTS
-
-IN_PROCESS = EvalRayConfig(enabled=False, concurrency=1, batch_size=4, num_cpus_per_actor=1, num_gpus_per_actor=0,
-                           stall_timeout_s=600)
-RUNTIME = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=3)
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +29,9 @@ def tiny(tmp_path_factory):
     return models(tmp_path_factory.mktemp("eval-models"))
 
 
-def checkpoint(path, name="m") -> dict:
-    return {"name": name, "path": str(path)}
-
-
 def score_perplexity(model_dir, texts, context=None, stride=512) -> pa.Table:
     items = pa.table({"item_id": [f"d{i}" for i in range(len(texts))], "text": texts})
-    scored = map_items(items, PerplexityScorer, dict(checkpoint=checkpoint(model_dir), runtime=RUNTIME.model_dump(),
-                                                     context_length=context, stride=stride, add_special_tokens=True),
-                       IN_PROCESS, lambda _: None, "test")
-    return aligned(items, scored)
+    return score(model_dir, "perplexity", dict(context_length=context, stride=stride, add_special_tokens=True), items)
 
 
 def transformers_nll(model_dir, text: str) -> tuple[float, int]:
@@ -67,37 +56,61 @@ def test_perplexity_equals_exp_mean_token_nll_of_plain_transformers(tiny):
                                                                   else per_doc[len(per_doc) // 2], rel=1e-4)
 
 
-def test_sliding_window_matches_the_transformers_guide(tiny):
-    """A document longer than the context: each token scored once, with stride-overlapping context."""
+def guide_nll(model_dir, text: str, context: int, stride: int) -> tuple[float, int, int]:
+    """(summed NLL, scored tokens, document tokens) by the loop of the transformers perplexity guide."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    text = " ".join(DOCUMENTS)
-    context, stride = 32, 12
-    tokenizer, model = AutoTokenizer.from_pretrained(tiny["trained"]), AutoModelForCausalLM.from_pretrained(tiny["trained"])
+    tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(model_dir)
     ids = torch.tensor([tokenizer(text)["input_ids"]])
     total, counted, previous_end = 0.0, 0, 0
-    for begin in range(0, ids.shape[1], stride):  # the loop of the transformers perplexity guide
+    for begin in range(0, ids.shape[1], stride):
         end = min(begin + context, ids.shape[1])
         target = ids[:, begin:end].clone()
         target[:, :-(end - previous_end)] = -100
         with torch.no_grad():
             loss = model(ids[:, begin:end], labels=target).loss.item()
-        valid = int((target[:, 1:] != -100).sum())
+        valid = int((target[:, 1:] != -100).sum())  # the model shifts labels: a window's first token is never scored
         total, counted, previous_end = total + loss * valid, counted + valid, end
         if end == ids.shape[1]:
             break
-    assert ids.shape[1] > 3 * context
+    return total, counted, ids.shape[1]
+
+
+@pytest.mark.parametrize("context, stride", [(32, 12), (32, 32)])
+def test_sliding_window_matches_the_transformers_guide(tiny, context, stride):
+    """A document longer than the context: each token scored once, with stride-overlapping context; with
+    stride == context (non-overlapping windows) each window's first token has no context and is not scored."""
+    text = " ".join(DOCUMENTS)
+    total, counted, length = guide_nll(tiny["trained"], text, context, stride)
+    assert length > 3 * context
     ours = score_perplexity(tiny["trained"], [text], context=context, stride=stride)
-    assert ours.column("n_tokens")[0].as_py() == counted == ids.shape[1] - 1
+    assert ours.column("n_tokens")[0].as_py() == counted == length - (1 if stride < context else -(-length // context))
+    assert ours.column("nll")[0].as_py() == pytest.approx(total, rel=1e-4)
+
+
+def test_the_shipped_window_defaults_score_a_model_with_few_positions(tiny):
+    """context_length null (the model's 256 positions) and stride 512: non-overlapping windows of 256."""
+    defaults = preset_section(PerplexityConfig, "perplexity")
+    text = " ".join(DOCUMENTS * 4)
+    positions = AutoConfig.from_pretrained(tiny["base"]).max_position_embeddings
+    assert defaults.context_length is None and defaults.stride >= positions
+    total, counted, length = guide_nll(tiny["base"], text, positions, positions)
+    assert length > 2 * positions
+    ours = score_perplexity(tiny["base"], [text], context=defaults.context_length, stride=defaults.stride)
+    assert ours.column("n_tokens")[0].as_py() == counted
     assert ours.column("nll")[0].as_py() == pytest.approx(total, rel=1e-4)
 
 
 def test_every_token_is_scored_once_whatever_the_stride():
-    for length in (1, 2, 31, 32, 33, 100):
-        for stride in (1, 7, 32):
-            windows = sliding_windows(list(range(length)), 32, stride)
-            assert sum(w.n_scored for w in windows) == max(0, length - 1)
-            assert all(len(w.ids) <= 32 and w.n_scored < len(w.ids) + (w.ids[0] != 0) for w in windows)
+    for length in (1, 2, 31, 32, 33, 64, 65, 100):
+        for stride in (1, 7, 31, 32):
+            windows = sliding_windows(list(range(length)), 32, stride)  # token i is the number i
+            scored = [t for w in windows for t in w.ids[len(w.ids) - w.n_scored:]]
+            assert all(0 < w.n_scored < len(w.ids) <= 32 for w in windows)  # each has a token before it
+            if stride < 32:
+                assert scored == list(range(1, length))
+            else:  # non-overlapping windows: each one's first token has nothing before it
+                assert scored == [t for t in range(length) if t % 32]
     with pytest.raises(ValueError, match="stride"):
         sliding_windows(list(range(10)), 4, 5)
 
@@ -111,10 +124,8 @@ def test_a_model_trained_on_the_eval_text_has_lower_perplexity(tiny):
 
 def choice_summary(model_dir, items: pa.Table) -> dict:
     inputs = multiple_choice.choice_inputs(items, MC_PROMPT, " {choice}")
-    scored = aligned(items, map_items(inputs, ChoiceScorer, dict(checkpoint=checkpoint(model_dir),
-                                                                 runtime=RUNTIME.model_dump()),
-                                      IN_PROCESS, lambda _: None, "test"))
-    return multiple_choice.summarise(items, scored, inputs.column("continuations").to_pylist(), 0.95)
+    scored = score(model_dir, "choices", dict(add_special_tokens=True), inputs)
+    return multiple_choice.summarise(items, scored, 0.95)
 
 
 def test_choice_accuracy_is_100_percent_when_the_answer_was_made_most_likely(tiny, tmp_path):
@@ -176,16 +187,77 @@ def test_judge_verdicts_count_both_orders():
     assert result["win_rate"]["low"] < 0.625 < result["win_rate"]["high"]
 
 
-def test_a_local_ray_without_a_cpu_left_for_ray_data_is_refused(monkeypatch):
+def test_a_local_ray_too_small_for_the_model_actors_is_refused(monkeypatch):
     from core.errors import ConfigError
     from eval.streaming import check_actors_fit
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    two_cpus = dict(enabled=True, batch_size=4, num_gpus_per_actor=0, stall_timeout_s=60, num_cpus=2)
-    check_actors_fit(EvalRayConfig(concurrency=1, num_cpus_per_actor=1, **two_cpus))  # one CPU left: fine
+    two_cpus = dict(enabled=True, batch_size=4, num_gpus_per_actor=0, stall_timeout_s=60, num_cpus=2,
+                    in_process_max_items=0)
+    check_actors_fit(EvalRayConfig(concurrency=2, num_cpus_per_actor=1, **two_cpus))  # every CPU: fine
     with pytest.raises(ConfigError, match="do not fit this local Ray's 2 CPU"):
-        check_actors_fit(EvalRayConfig(concurrency=2, num_cpus_per_actor=1, **two_cpus))
+        check_actors_fit(EvalRayConfig(concurrency=3, num_cpus_per_actor=1, **two_cpus))
     with pytest.raises(ConfigError, match="0 GPU"):
         check_actors_fit(EvalRayConfig(concurrency=1, num_cpus_per_actor=0.5,
                                        **{**two_cpus, "num_gpus_per_actor": 1}))
     check_actors_fit(EvalRayConfig(concurrency=4, num_cpus_per_actor=1, **{**two_cpus, "address": "ray://x:10001"}))
+
+
+def test_ray_auto_scores_small_work_without_a_gpu_in_this_process_and_says_so(tmp_path, monkeypatch):
+    import eval.placement
+    from eval.config import load_eval_config
+
+    def config(**ray):
+        path = tmp_path / "eval.yaml"
+        path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "ray": ray,
+                                        "checkpoints": [{"name": n, "path": n} for n in ("base", "cpt", "sft")]}))
+        return load_eval_config(path)
+
+    sets = {("multiple_choice", "cs"): pa.table({"item_id": [str(i) for i in range(40)]}),
+            ("perplexity", "domain"): pa.table({"item_id": [str(i) for i in range(18)]})}
+    said = []
+    monkeypatch.setattr(eval.placement, "gpu_visible", lambda: False)
+    assert config().ray.enabled == "auto"
+    assert eval.placement.placed(config(), sets, said.append).ray.enabled is False
+    assert "this process" in said[-1] and "174 items x checkpoints" in said[-1]
+    assert eval.placement.placed(config(in_process_max_items=100), sets, said.append).ray.enabled is True
+    assert "174 items x checkpoints > ray.in_process_max_items (100)" in said[-1]
+    assert eval.placement.placed(config(num_gpus_per_actor=1), sets, said.append).ray.enabled is True
+    assert eval.placement.placed(config(enabled=False, in_process_max_items=0), sets, said.append).ray.enabled is False
+    monkeypatch.setattr(eval.placement, "gpu_visible", lambda: True)
+    assert eval.placement.placed(config(), sets, said.append).ray.enabled is True
+    assert "GPU" in said[-1]
+
+
+def test_acc_norm_divides_by_the_choice_not_the_scored_continuation():
+    """lm-eval scores " {choice}" but divides by len(choice): a short and a long choice whose per-character
+    order flips when the leading space is counted."""
+    choices, logprobs = [["ab", "abcdefgh"]], [[-2.0, -6.5]]
+    per_choice = [lp / len(c) for lp, c in zip(logprobs[0], choices[0])]
+    per_continuation = [lp / len(" " + c) for lp, c in zip(logprobs[0], choices[0])]
+    expected = per_choice.index(max(per_choice))
+    assert expected != per_continuation.index(max(per_continuation))  # the case tells the two apart
+    raw, norm = multiple_choice.picks(logprobs, choices)
+    assert norm == [expected] and raw == [0]
+
+
+def test_a_choice_is_scored_on_the_tokens_of_the_whole_text(tmp_path):
+    """As lm-eval encodes a pair: context + continuation tokenized together, split after the context's tokens. A
+    SentencePiece-style tokenizer (a "▁" before every word, the first included) tokenized " yes" alone would
+    give an extra "▁" token the model never sees in "Answer: yes"."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from eval.scorers import encode_pair
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))  # as Llama's: "▁" prepended, spaces as "▁"
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    tok.train_from_iterator(["Answer: yes no maybe", "the answer is yes"] * 4,
+                            trainers.BpeTrainer(vocab_size=60, special_tokens=["<unk>"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    assert tokenizer.convert_ids_to_tokens(tokenizer(" yes")["input_ids"]) == ["▁", "▁yes"]
+    for context, continuation in (("Answer:", " yes"), ("Answer: ", "maybe")):
+        context_ids, ids = encode_pair(tokenizer, context, continuation, add_special_tokens=True)
+        assert context_ids + ids == tokenizer(context + continuation)["input_ids"]
+        assert tokenizer.convert_ids_to_tokens(ids) == ["▁" + continuation.strip()]

@@ -1,0 +1,41 @@
+"""``ray.enabled: auto``: where the model work runs. Starting Ray and a model actor per checkpoint costs
+10-20 s each, which dwarfs small work on a CPU; a GPU, or much work, is worth it."""
+from __future__ import annotations
+
+from typing import Callable
+
+import pyarrow as pa
+
+from eval.config import EvalConfig
+
+Sets = dict[tuple[str, str], pa.Table]
+
+
+def work_size(config: EvalConfig, sets: Sets) -> int:
+    """Eval items x the checkpoints that score them (the judge's prompts: only the paired checkpoints answer)."""
+    paired = {name for pair in config.judge.pairs for name in pair}
+    return sum(table.num_rows * (len(paired) if suite == "judge" else len(config.checkpoints))
+               for (suite, _), table in sets.items())
+
+
+def gpu_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def placed(config: EvalConfig, sets: Sets, echo: Callable[[str], None]) -> EvalConfig:
+    """The config with ``ray.enabled`` decided (true or false), the choice and its reason said."""
+    ray = config.ray
+    if ray.enabled != "auto":
+        return config
+    size, gpu = work_size(config, sets), ray.num_gpus_per_actor > 0 or gpu_visible()
+    on_ray = gpu or size > ray.in_process_max_items
+    if on_ray:
+        why = ("a GPU is there to use" if gpu else
+               f"{size} items x checkpoints > ray.in_process_max_items ({ray.in_process_max_items})")
+        echo(f"ray.enabled: auto -> model actors on Ray ({why})")
+    else:
+        echo(f"ray.enabled: auto -> scoring in this process (no GPU, {size} items x checkpoints <= "
+             f"ray.in_process_max_items {ray.in_process_max_items}; ray.enabled: true forces Ray)")
+    return config.model_copy(update={"ray": ray.model_copy(update={"enabled": on_ray})})
