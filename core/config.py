@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -51,14 +53,15 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+def validation_problems(exc: ValidationError) -> list[tuple[tuple, str]]:
+    """[(key path, message)] for each invalid key; an unknown key says so."""
+    return [(tuple(err["loc"]), "unknown key" if err["type"] == "extra_forbidden" else err["msg"])
+            for err in exc.errors()]
+
+
+def format_problems(source: str, problems: list[tuple[tuple, str]]) -> str:
     lines = [f"{source}: invalid config"]
-    for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  {where}: unknown key")
-        else:
-            lines.append(f"  {where}: {err['msg']}")
+    lines += [f"  {'.'.join(str(part) for part in loc) or '(top level)'}: {message}" for loc, message in problems]
     return "\n".join(lines)
 
 
@@ -66,7 +69,29 @@ def validate_config(model: type[M], data: dict[str, Any], source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        problems = validation_problems(exc)
+        raise ConfigError(format_problems(source, problems), problems) from None
+
+
+# Paths an earlier step of a chain (the recipe) will write: a config naming one is checked before anything runs,
+# when the path cannot exist yet, so validators that check inputs exist skip those (``input_exists_or_pending``).
+_PENDING_OUTPUTS: ContextVar[tuple[Path, ...]] = ContextVar("pending_outputs", default=())
+
+
+@contextmanager
+def outputs_pending(*roots: str | Path):
+    """Within the block, paths under ``roots`` count as present: they are outputs of steps not run yet."""
+    token = _PENDING_OUTPUTS.set(tuple(Path(root).expanduser().resolve() for root in roots))
+    try:
+        yield
+    finally:
+        _PENDING_OUTPUTS.reset(token)
+
+
+def pending_output(path: str | Path) -> bool:
+    """True inside ``outputs_pending`` for a path under one of its roots."""
+    where = Path(path).expanduser().resolve()
+    return any(where == root or root in where.parents for root in _PENDING_OUTPUTS.get())
 
 
 def load_layered(

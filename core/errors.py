@@ -7,7 +7,14 @@ from __future__ import annotations
 
 
 class ConfigError(ValueError):
-    """A config problem found before any work starts; the message names the file and key."""
+    """A config problem found before any work starts; the message names the file and key.
+
+    ``problems`` ([(key path, message)]) lists each invalid key when the error comes from validation, so a caller
+    that built the config from a bigger file (the recipe) can name the keys as that file spells them."""
+
+    def __init__(self, message: str, problems: list[tuple[tuple, str]] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class InputError(ValueError):

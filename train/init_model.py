@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from pydantic import Field, field_validator
 
-from core.config import StrictModel, load_layered, read_yaml
+from core.config import StrictModel, load_layered, pending_output, read_yaml
 from core.errors import ConfigError
 from core.run import PublishedRun
 
@@ -29,7 +29,7 @@ class InitModelConfig(StrictModel):
     @field_validator("tokenizer")
     @classmethod
     def _tokenizer_dir(cls, path: str) -> str:
-        if not (Path(path).expanduser() / "tokenizer_config.json").is_file():
+        if not pending_output(path) and not (Path(path).expanduser() / "tokenizer_config.json").is_file():
             raise ValueError(f"{path} is not a tokenizer directory (no tokenizer_config.json)")
         return path
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from core.config import StrictModel, load_layered, read_yaml
+from core.config import StrictModel, load_layered, pending_output, read_yaml
 from factory.config import RayDataConfig
 from quality.config import GateSettings
 from factory.prepare.scores import SCORE_COLUMNS
@@ -24,7 +24,7 @@ class TokenizerConfig(StrictModel):
     @field_validator("path")
     @classmethod
     def _path_is_tokenizer_dir(cls, path):
-        if path is None:
+        if path is None or pending_output(path):
             return path
         where = Path(path)
         if not where.is_dir():
@@ -36,6 +36,11 @@ class TokenizerConfig(StrictModel):
 
 class MixingConfig(StrictModel):
     domain_token_fraction: float | None = Field(gt=0, lt=1, description="Target share of domain tokens; null keeps all.")
+    mode: Literal["capped", "exact_ratio"] = Field(
+        description="capped: a side loses at most max_cut_fraction of its tokens, missing the target if it must; "
+                    "exact_ratio: cut to the target whatever it costs. A cut beyond max_cut_fraction is warned of.")
+    max_cut_fraction: float = Field(ge=0, le=1, description="The share of one side's tokens mixing may leave out "
+                                                           "(mode capped) or leaves out without a warning.")
     bins: int = Field(gt=0, description="Resolution of the token-budget cut.")
 
 

@@ -5,8 +5,13 @@ and the global curriculum sort decides the interleaving anyway. So the over-repr
 subsampled to a token budget: every document gets a fixed random bin (by id hash), per-bin token
 sums are added up per block and combined on the driver, and the side keeps the bins whose running total lands
 closest to the budget. Which documents are kept never depends on block layout.
+
+When the target needs a large cut (little general text), ``mixing.mode: capped`` (the default) limits the cut to
+``max_cut_fraction`` of the side's tokens and misses the target; ``exact_ratio`` cuts to it. Both say so loudly.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +28,39 @@ def token_budgets(totals: dict[str, int], domain_fraction: float | None) -> dict
     if domain / (domain + general) > domain_fraction:
         return {"domain": round(general * domain_fraction / (1 - domain_fraction))}
     return {"general": round(domain * (1 - domain_fraction) / domain_fraction)}
+
+
+def capped_budgets(totals: dict[str, int], budgets: dict[str, int], max_cut_fraction: float) -> dict[str, int]:
+    """``budgets`` with each side's cut limited to ``max_cut_fraction`` of its tokens (the target may be missed)."""
+    return {side: max(budget, math.ceil(totals[side] * (1 - max_cut_fraction))) for side, budget in budgets.items()}
+
+
+def planned_share(totals: dict[str, int], budgets: dict[str, int]) -> float | None:
+    """The domain token share the budgets give (the target, or what a capped cut reaches)."""
+    after = {side: min(tokens, budgets.get(side, tokens)) for side, tokens in totals.items()}
+    total = after.get("domain", 0) + after.get("general", 0)
+    return round(after.get("domain", 0) / total, 6) if total else None
+
+
+def cut_warning(totals: dict[str, int], needed: dict[str, int], kept: dict[str, int], max_cut_fraction: float,
+                domain_fraction: float | None) -> str | None:
+    """A sentence with the numbers when reaching the target share needs cutting more than ``max_cut_fraction`` of
+    a side: the user expects their corpus to be trained on, so a large cut is never silent."""
+    for side, budget in needed.items():
+        share_cut = 1 - budget / totals[side]
+        if share_cut <= max_cut_fraction:
+            continue
+        other = "general" if side == "domain" else "domain"
+        after = {**totals, side: kept[side]}
+        planned = after["domain"] / (after["domain"] + after["general"])
+        what = (f"cut to {budget:,} tokens ({share_cut:.1%} left out) as mixing.mode exact_ratio asks"
+                if kept[side] == budget else
+                f"cut by at most mixing.max_cut_fraction {max_cut_fraction:.0%} (mixing.mode capped), to "
+                f"{kept[side]:,} tokens; domain token share {planned:.3f} instead of {domain_fraction}")
+        return (f"mixing: reaching domain_token_fraction {domain_fraction} needs leaving out {share_cut:.1%} of the "
+                f"{side} tokens ({totals[side]:,} {side} vs {totals[other]:,} {other}); {side} {what}. "
+                f"More {other} text, another domain_token_fraction, or mixing.mode/max_cut_fraction change this")
+    return None
 
 
 def last_kept_bin(bin_tokens: dict[int, int], budget: int) -> int:

@@ -21,7 +21,8 @@ from factory.prepare.grouping import chain_partition, singleton_groups_batch
 from factory.prepare.hashing import hash_sample_batch
 from factory.prepare.inputs import check_factory_output, document_files
 from factory.prepare.lengths import LENGTH_BIN, length_bin_batch
-from factory.prepare.mixing import last_kept_bin, left_out, mark_mixed_batch, mix_bin_batch, selected, token_budgets
+from factory.prepare.mixing import capped_budgets, cut_warning, last_kept_bin, left_out, mark_mixed_batch, mix_bin_batch, \
+    planned_share, selected, token_budgets
 from factory.prepare.pack_splits import PackedSplits, pack_splits
 from factory.prepare.report import write_report
 from factory.prepare.scores import curriculum_score_batch, score_batch
@@ -95,14 +96,20 @@ def length_counts(ds) -> dict[int, int]:
     return totals_by(ds.map_batches(length_bin_batch, batch_format="pyarrow"), LENGTH_BIN, value=None)
 
 
-def mixing_cutoffs(ds, config: PrepareConfig) -> tuple[dict, dict, dict]:
+def mixing_cutoffs(ds, config: PrepareConfig) -> tuple[dict, dict, dict, str | None]:
+    """(tokens per side, budgets, the last kept bin per cut side, a warning when the cut is large)."""
+    mixing = config.mixing
     totals = totals_by(ds, "domain")
-    budgets = token_budgets(totals, config.mixing.domain_token_fraction)
+    needed = token_budgets(totals, mixing.domain_token_fraction)
+    budgets = needed if mixing.mode == "exact_ratio" else capped_budgets(totals, needed, mixing.max_cut_fraction)
+    warning = cut_warning(totals, needed, budgets, mixing.max_cut_fraction, mixing.domain_token_fraction)
     cutoffs = {}
     for side, budget in budgets.items():
+        if budget >= totals[side]:
+            continue  # nothing to cut (a cap of 0)
         bins = totals_by(ds.map_batches(of_side, fn_kwargs={"side": side}, batch_format="pyarrow"), "mix_bin")
         cutoffs[side] = last_kept_bin(bins, budget)
-    return totals, budgets, cutoffs
+    return totals, budgets, cutoffs, warning
 
 
 def group_documents(ds, config: PrepareConfig, n_docs: int, batch: dict, partitions: int):
@@ -178,7 +185,9 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
                                         **batch)
             scored = scored.materialize()
         with run.timed("mix"):
-            totals, budgets, cutoffs = mixing_cutoffs(scored, config)
+            totals, budgets, cutoffs, mixing_warning = mixing_cutoffs(scored, config)
+            if mixing_warning:
+                echo(f"WARNING {mixing_warning}")
             marked = scored.map_batches(mark_mixed_batch, fn_kwargs={"cutoffs": cutoffs}, **batch).materialize()
             chosen = marked.map_batches(selected, batch_format="pyarrow").materialize()
             n_chosen = chosen.count()
@@ -215,6 +224,10 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
                           "trained": config.tokenizer.path is None},
             "mixing": {
                 "target_domain_token_fraction": config.mixing.domain_token_fraction,
+                "mode": config.mixing.mode, "max_cut_fraction": config.mixing.max_cut_fraction,
+                "warning": mixing_warning,  # the gate judges the achieved share against the planned one
+                "planned_domain_token_fraction":
+                    planned_share(totals, budgets) if config.mixing.domain_token_fraction is not None else None,
                 "tokens_before": totals, "budgets": budgets, "cut_bins": cutoffs,
                 "tokens_after": achieved,
                 "achieved_domain_token_fraction": round(achieved["domain"] / total_tokens, 6) if total_tokens else None,
@@ -241,6 +254,8 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
          f"{validation['documents']} documents in {validation['rows']} rows")
     echo(f"domain token share {run.manifest['mixing']['achieved_domain_token_fraction']} "
          f"(target {config.mixing.domain_token_fraction}); {n_input - n_chosen} documents left out by mixing")
+    if mixing_warning:  # again at the end, where the summary is read
+        echo(f"WARNING {mixing_warning}")
     if grouping_info.get("enabled"):
         echo(f"grouping ({grouping_info['embedder']}): mean similarity of documents sharing a row "
              f"{grouping_info['row_neighbour_similarity']} vs random pairs {grouping_info['random_pair_similarity']}")

@@ -126,6 +126,7 @@ def write_report(output: Path, manifest: dict, factory_manifest: dict, lengths_b
         "", f"* rows of {seq_len} tokens, no padding; only the last row of a split may be shorter.",
         f"* domain token share: {mixing['achieved_domain_token_fraction']} "
         f"(target {mixing['target_domain_token_fraction']}); {mixing['documents_left_out']} documents left out by mixing.",
+        *([f"* **Warning**: {mixing['warning']}."] if mixing.get("warning") else []),
         f"* curriculum bucket edges on `curriculum_score`: {[round(e, 4) for e in manifest['curriculum']['bucket_edges']]}",
     ]
     if grouping.get("enabled"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from core.config import StrictModel, load_layered, read_yaml
 from core.ray_runtime import RayConfig
@@ -66,6 +66,7 @@ class RecipeConfig(StrictModel):
     base_model: BaseModelSection
     train: TrainSection
     eval: dict[str, Any]
+    _source: str = PrivateAttr("recipe")  # the file it was loaded from: errors name it
 
     @model_validator(mode="after")
     def _storage_is_a_filesystem(self):
@@ -79,6 +80,12 @@ class RecipeConfig(StrictModel):
     def storage(self) -> Path:
         return Path(self.storage_path).expanduser().resolve()
 
+    @property
+    def source(self) -> str:
+        return self._source
+
 
 def load_recipe_config(path: str | Path, overrides: dict | None = None) -> RecipeConfig:
-    return load_layered(RecipeConfig, path, [read_yaml(RECIPE_PRESET)], overrides)
+    recipe = load_layered(RecipeConfig, path, [read_yaml(RECIPE_PRESET)], overrides)
+    recipe._source = str(path)
+    return recipe

@@ -5,21 +5,19 @@ then record its lineage. One Ray for all steps: the cluster the recipe was submi
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from core.config import deep_merge
+from core.config import deep_merge, outputs_pending
 from core.errors import ConfigError
 from core.ray_runtime import init_ray
 from factory.recipe.config import RecipeConfig
 from factory.recipe.lineage import RecipeManifest, step_key
 from factory.recipe.steps import Echo, Step, Wiring, check_endpoints, resolve_references, steps_to_run
 from factory.recipe.summary import summary_page
-
-SECTION_KEYS = {"synth_sft": "synth.sft", "synth_preferences": "synth.preferences", "train_cpt": "train.cpt",
-                "train_sft": "train.sft", "train_dpo": "train.dpo", "base_model": "base_model.init"}
 
 
 def wired_keys_set_by_user(user: dict, wired: dict, prefix: str) -> list[str]:
@@ -63,8 +61,8 @@ def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str |
     steps = steps_to_run(recipe)
     selected = {s.name for s in selected_steps(steps, start_at, only)}
     statuses: dict[str, str] = {}
-    for number, step in enumerate(steps, 1):  # a typo in any step's wiring fails now, not after hours of work
-        step_config(step, recipe, Wiring(recipe, manifest.entries))
+    check_every_step(steps, recipe, manifest)  # a typo in any step's config fails now, not after hours of work
+    for number, step in enumerate(steps, 1):
         if step.name not in selected and manifest.entries.get(step.name) is None:
             raise ConfigError(f"[{number}/{len(steps)}] {step.name}: has no published output yet, and "
                               f"--from/--only skip it; run the recipe without them first")
@@ -85,9 +83,29 @@ def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str |
     return manifest.data
 
 
+def check_every_step(steps: list[Step], recipe: RecipeConfig, manifest: RecipeManifest) -> None:
+    """Every step's config, wired and validated by its job's own loader, before the first step runs; every
+    problem of every step in one error naming the recipe's keys (``train.cpt.optim.learning_rat``). Outputs of
+    steps not run yet count as present (``outputs_pending``); each job checks its real inputs when it starts."""
+    wiring = Wiring(recipe, manifest.entries)
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as scratch, outputs_pending(recipe.storage, wiring.train_storage()):
+        for step in steps:
+            try:
+                step.load(write_step_config(Path(scratch) / f"{step.name}.yaml", step_config(step, recipe, wiring)))
+            except ConfigError as exc:
+                if exc.problems:
+                    problems += [f"{step.user_key(recipe, loc)}: {message}" for loc, message in exc.problems]
+                else:  # a job's own check: its message names the scratch file, which the user never saw
+                    problems.append(str(exc).replace(str(Path(scratch) / f"{step.name}.yaml"), step.section_key))
+    if problems := list(dict.fromkeys(problems)):  # train.common's problem is every training stage's: say it once
+        raise ConfigError(f"{recipe.source}: {len(problems)} problem(s) found before any step ran:\n"
+                          + "\n".join(f"  {problem}" for problem in problems))
+
+
 def step_config(step: Step, recipe: RecipeConfig, wiring: Wiring) -> dict:
     """The user's section for the step, references resolved, with the recipe's wiring on top."""
-    section = SECTION_KEYS.get(step.name, step.name)
+    section = step.section_key
     user = resolve_references(step.section(recipe), wiring, section)
     wired = step.wiring(wiring)
     if clashes := wired_keys_set_by_user(user, wired, section):

@@ -39,13 +39,26 @@ STEP_OUTPUTS = {"train_cpt": "models/cpt", "train_sft": "models/sft", "train_dpo
                 "base_model": "models/base"}
 
 
+SECTION_KEYS = {"synth_sft": "synth.sft", "synth_preferences": "synth.preferences", "train_cpt": "train.cpt",
+                "train_sft": "train.sft", "train_dpo": "train.dpo", "base_model": "base_model.init"}
+
+
 class Step:
     name: str
     needs: tuple[str, ...] = ()
 
+    @property
+    def section_key(self) -> str:
+        """Where the step's section sits in the recipe file."""
+        return SECTION_KEYS.get(self.name, self.name)
+
     def section(self, recipe: RecipeConfig) -> dict:
         """The user's part of this step's config."""
         return getattr(recipe, self.name)
+
+    def user_key(self, recipe: RecipeConfig, loc: tuple) -> str:
+        """Key ``loc`` of the step's config as the recipe file spells it (``train.cpt.optim.learning_rat``)."""
+        return ".".join([self.section_key, *map(str, loc)])
 
     def wiring(self, wiring: Wiring) -> dict:
         """The keys the recipe sets: output_dir and the upstream outputs this step reads."""
@@ -108,7 +121,9 @@ class PrepareStep(Step):
     def facts(self, manifest):
         outputs = manifest.get("outputs", {})
         return {"packed_rows": outputs.get("train", {}).get("rows"),
-                "validation_rows": outputs.get("validation", {}).get("rows")}
+                "validation_rows": outputs.get("validation", {}).get("rows"),
+                "domain_token_share": manifest.get("mixing", {}).get("achieved_domain_token_fraction"),
+                "mixing_warning": manifest.get("mixing", {}).get("warning")}
 
 
 def check_endpoints(recipe: RecipeConfig) -> None:
@@ -161,7 +176,8 @@ class SynthPreferencesStep(SynthStep):
 
 class ReviewStep(Step):
     """Loads the judged pairs into the review database; exports the reviewed set when annotators have decided
-    any pair. With no decision yet, DPO uses the judge-approved pairs (said loudly), unless reviews are required."""
+    any pair. With no decision yet, DPO uses the judge-approved pairs (said loudly, and published as a run that
+    names them), unless reviews are required."""
     name, needs = "review", ("synth_preferences",)
 
     def section(self, recipe):
@@ -202,7 +218,8 @@ class ReviewStep(Step):
         echo(f"{banner}\nNO HUMAN REVIEWS in {config.db} ({added + existing} pairs loaded): DPO trains on the "
              "JUDGE-APPROVED pairs of synth_preferences, unreviewed.\nReview them with `python -m quality review "
              f"serve --db {config.db}`, then run the recipe again: review, DPO and eval rerun.\n{banner}")
-        return {"dpo_pairs": "judge_approved", "items": added + existing, "run_id": None}
+        from quality.review.unreviewed import publish_unreviewed
+        return publish_unreviewed(config, wiring.output("synth_preferences"), added + existing, echo=echo)
 
     def facts(self, manifest):
         facts = {"dpo_pairs": manifest.get("dpo_pairs"), "items": manifest.get("items")}
@@ -240,6 +257,11 @@ class TrainStep(Step):
     def section(self, recipe):
         from core.config import deep_merge
         return deep_merge(recipe.train.common, getattr(recipe.train, self.stage))
+
+    def user_key(self, recipe, loc):
+        # the stage's section is train.common with train.<stage> on top: name the one that holds the key
+        in_common = has_key(recipe.train.common, loc) and not has_key(getattr(recipe.train, self.stage), loc)
+        return ".".join(["train.common" if in_common else self.section_key, *map(str, loc)])
 
     def data(self, wiring: Wiring) -> dict:
         raise NotImplementedError
@@ -325,6 +347,15 @@ STEP_NAMES = [step.name for step in STEPS]
 def steps_to_run(recipe: RecipeConfig) -> list[Step]:
     """Every step, less the base model's when the recipe names a pre-trained one."""
     return [s for s in STEPS if not (s.name == "base_model" and recipe.base_model.path is not None)]
+
+
+def has_key(section: dict, loc: tuple) -> bool:
+    """Whether the nested mapping holds the key path ``loc``."""
+    for part in loc:
+        if not isinstance(section, dict) or part not in section:
+            return False
+        section = section[part]
+    return True
 
 
 def resolve_references(value: Any, wiring: Wiring, key: str) -> Any:

@@ -38,7 +38,10 @@ def data_lines(entries: dict) -> list[str]:
                      f"{_num(f.get('documents_rejected'))} rejected (every one in rejects/ with its reason)")
     if f := facts.get("prepare"):
         lines.append(f"- CPT dataset: {_num(f.get('packed_rows'))} packed rows, "
-                     f"{_num(f.get('validation_rows'))} validation rows")
+                     f"{_num(f.get('validation_rows'))} validation rows, domain token share "
+                     f"{_num(f.get('domain_token_share'))}")
+        if f.get("mixing_warning"):
+            lines.append(f"- **WARNING {f['mixing_warning']}**")
     if f := facts.get("synth_sft"):
         lines.append(f"- SFT examples made: {_num(f.get('sft_rows'))} ({_num(f.get('rejects'))} rejects)")
     if f := facts.get("synth_preferences"):

@@ -7,7 +7,8 @@ import pyarrow.compute as pc
 import pytest
 
 from factory.prepare.curriculum import bucket_edges, bucket_of
-from factory.prepare.mixing import last_kept_bin, mark_mixed_batch, mix_bin_batch, token_budgets
+from factory.prepare.mixing import capped_budgets, cut_warning, last_kept_bin, mark_mixed_batch, mix_bin_batch, \
+    planned_share, token_budgets
 from factory.prepare.split import split_batch
 
 
@@ -28,12 +29,18 @@ def domain_share(table: pa.Table) -> float:
     return tokens[domains == "domain"].sum() / tokens.sum()
 
 
-def mixed(table: pa.Table, fraction: float, bins: int = 65536) -> pa.Table:
+def side_tokens(table: pa.Table) -> dict[str, int]:
+    return {d: int(table.filter(pc.equal(table["domain"], d))["n_tokens"].to_numpy().sum()) for d in ("domain", "general")}
+
+
+def mixed(table: pa.Table, fraction: float, bins: int = 65536, max_cut: float | None = None) -> pa.Table:
     table = mix_bin_batch(table, seed=0, bins=bins)
-    totals = {d: int(table.filter(pc.equal(table["domain"], d))["n_tokens"].to_numpy().sum())
-              for d in ("domain", "general")}
+    totals = side_tokens(table)
+    budgets = token_budgets(totals, fraction)
+    if max_cut is not None:
+        budgets = capped_budgets(totals, budgets, max_cut)
     cutoffs = {}
-    for side, budget in token_budgets(totals, fraction).items():
+    for side, budget in budgets.items():
         rows = table.filter(pc.equal(table["domain"], side))
         per_bin: dict[int, int] = {}
         for b, n in zip(rows["mix_bin"].to_pylist(), rows["n_tokens"].to_pylist()):
@@ -51,6 +58,33 @@ def test_mixing_reaches_the_token_ratio_within_two_percent(n_domain, n_general, 
     assert set(kept["domain"].to_pylist()) == {"domain", "general"}
     cut_sides = {d for d, k in zip(table["domain"].to_pylist(), table["in_mix"].to_pylist()) if not k}
     assert len(cut_sides) == 1
+
+
+def test_scarce_general_text_keeps_the_domain_corpus_and_says_what_share_it_reached():
+    """2,000 domain documents and 20 general ones: a 0.8 share would leave out most of the domain corpus. The
+    capped default leaves out at most max_cut_fraction of it and warns with the numbers; exact_ratio cuts, warned."""
+    table = corpus_table(2000, 20, seed=1)
+    totals = side_tokens(table)
+    needed = token_budgets(totals, 0.8)
+    capped = mixed(table, 0.8, max_cut=0.1)
+    kept = side_tokens(capped.filter(capped["in_mix"]))
+    assert 0.88 <= kept["domain"] / totals["domain"] <= 0.92  # bins land near the 10% cap, not near 97% cut
+    assert kept["general"] == totals["general"]
+    planned = planned_share(totals, capped_budgets(totals, needed, 0.1))
+    assert abs(domain_share(capped) - planned) < 0.005 and planned > 0.95  # the target is missed, as planned
+    warning = cut_warning(totals, needed, capped_budgets(totals, needed, 0.1), 0.1, 0.8)
+    assert "needs leaving out" in warning and f"{totals['domain']:,} domain" in warning
+    assert f"domain token share {planned:.3f} instead of 0.8" in warning
+    exact = cut_warning(totals, needed, needed, 0.1, 0.8)
+    assert "as mixing.mode exact_ratio asks" in exact
+    assert abs(domain_share(mixed(table, 0.8)) - 0.8) < 0.02  # exact_ratio still reaches the target
+    # a cut within the allowance is silent and exact
+    balanced = side_tokens(corpus_table(900, 300))
+    near = round(balanced["domain"] / sum(balanced.values()) - 0.01, 3)  # a target just below the corpus's share
+    small = token_budgets(balanced, near)
+    assert capped_budgets(balanced, small, 0.1) == small and cut_warning(balanced, small, small, 0.1, near) is None
+    # a cap of 0 keeps everything
+    assert planned_share(totals, capped_budgets(totals, needed, 0.0)) == round(totals["domain"] / sum(totals.values()), 6)
 
 
 def test_mixing_choice_does_not_depend_on_row_order():

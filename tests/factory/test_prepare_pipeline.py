@@ -36,13 +36,14 @@ def prepared(tmp_path_factory, ray_session):
         "grouping": {"embedder": "tfidf", "docs_per_partition": 60, "neighbours": 5},
         "packing": {"seq_len": SEQ_LEN, "rows_per_shard": 16},
         "validation": {"fraction": 0.15},
+        "mixing": {"mode": "exact_ratio"},  # half the tokens are general: 0.8 leaves most of them out, warned
         "ray": {"num_cpus": 2, "batch_size": 64},
     }))
     config = load_prepare_config(config_path)
     log: list[str] = []
     manifest = run(config, echo=log.append)
     return {"config": config, "manifest": manifest, "out": Path(config.output_dir), "topics": topics,
-            "tokenizer": str(tokenizer), "config_path": config_path}
+            "tokenizer": str(tokenizer), "config_path": config_path, "log": log}
 
 
 def packed_rows(out: Path, split: str) -> list[dict]:
@@ -113,6 +114,13 @@ def test_domain_token_share_within_two_percent_of_target(prepared):
     assert abs(tokens["papers"] / sum(tokens.values()) - 0.8) < 0.02  # measured on what was packed
     left_out = pq.read_table(prepared["out"] / "mixed_out").num_rows
     assert left_out > 0 and len(documents(prepared["out"])) + left_out == len(prepared["topics"])
+
+
+def test_a_large_mixing_cut_is_warned_of_in_the_log_the_manifest_and_the_report(prepared):
+    warning = prepared["manifest"]["mixing"]["warning"]
+    assert warning.startswith("mixing: reaching domain_token_fraction 0.8 needs leaving out") and "general" in warning
+    assert sum(line.startswith(f"WARNING {warning}") for line in prepared["log"]) == 2  # when cut, and at the end
+    assert f"**Warning**: {warning}" in (prepared["out"] / "report.md").read_text()
 
 
 def test_related_documents_share_context_windows(prepared):

@@ -42,6 +42,36 @@ def test_a_wired_key_in_the_users_section_is_an_error_naming_it(tmp_path):
     assert not (tmp_path / "store" / "factory").exists()  # refused before any work
 
 
+def test_every_steps_config_is_validated_before_the_first_step_runs_with_every_problem_named(tmp_path, capsys):
+    """A misspelt key in a late step (train.cpt) fails before the factory runs, named as the recipe spells it and
+    with the recipe's file; every problem of every step in one error, not only the first."""
+    from factory.__main__ import main
+
+    config = yaml.safe_load((REPO / "configs/recipe-tiny.yaml").read_text())
+    config["train"]["cpt"]["optim"]["learning_rat"] = 1e-3
+    config["train"]["common"]["run"]["save_stepz"] = 6
+    config["factory"]["limits"] = {"max_charz": 10}
+    config["eval"]["perplexity"]["context_length"] = "long"
+    path = recipe_file(tmp_path, factory=config["factory"], train=config["train"], eval=config["eval"])
+    assert main(["recipe", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert f"{path}: 4 problem(s) found before any step ran" in error
+    for problem in ("train.cpt.optim.learning_rat: unknown key", "train.common.run.save_stepz: unknown key",
+                    "factory.limits.max_charz: unknown key", "eval.perplexity.context_length: "):
+        assert problem in error, problem
+    assert error.count("save_stepz") == 1  # train.common is under every training stage: said once
+    assert not (tmp_path / "store").exists()  # nothing ran, nothing published
+
+
+def test_a_valid_recipe_is_not_refused_for_outputs_its_steps_will_write(tmp_path):
+    """The checks before any step accept a model, tokenizer or data path that an earlier step will publish."""
+    from factory.recipe.lineage import RecipeManifest
+    from factory.recipe.runner import check_every_step
+
+    recipe = load_recipe_config(recipe_file(tmp_path))
+    check_every_step(steps_to_run(recipe), recipe, RecipeManifest(recipe))  # raises on any problem
+
+
 def test_step_references_resolve_to_outputs_and_unknown_steps_are_named(tmp_path):
     recipe = load_recipe_config(recipe_file(tmp_path))
     wiring = Wiring(recipe, {})
@@ -112,6 +142,23 @@ def test_dpo_trains_on_reviewed_pairs_once_annotators_decided_and_on_judge_appro
     assert reviewed["model"]["path"] == str(recipe.storage / "models" / "sft")
 
 
+def test_the_review_step_publishes_a_run_naming_the_judge_approved_pairs_when_nobody_has_decided(tmp_path):
+    from quality.review.export import ExportConfig
+    from quality.review.sqlite_store import SqliteReviewStore
+    from quality.review.unreviewed import publish_unreviewed
+
+    preferences = tmp_path / "synth_preferences"
+    preferences.mkdir()
+    (preferences / "manifest.json").write_text(json.dumps({"run_id": "prefs-1", "config_hash": "h"}))
+    SqliteReviewStore(str(tmp_path / "reviews.sqlite"))  # the step has loaded the pairs into it
+    config = ExportConfig(db=str(tmp_path / "reviews.sqlite"), output_dir=str(tmp_path / "review"))
+    published = publish_unreviewed(config, str(preferences), items=7, echo=lambda _: None)
+    on_disk = json.loads((tmp_path / "review" / "manifest.json").read_text())
+    assert on_disk["run_id"] == published["run_id"] and on_disk["dpo_pairs"] == "judge_approved"
+    assert on_disk["preferences_run"]["run_id"] == "prefs-1" and on_disk["items"] == 7 and on_disk["decisions"] == 0
+    assert not list(tmp_path.glob("review.partial-*"))
+
+
 def test_a_first_run_with_no_server_at_a_synth_endpoint_fails_before_any_work(tmp_path):
     from ray_cluster import free_ports
 
@@ -133,12 +180,13 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
 
     def publish(step, config, wiring, echo):
         manifest = {"run_id": f"{step.name}-{len(ran)}"}
-        if step.name != "review":  # review publishes nothing until annotators have decided
-            output = Path(wiring.output(step.name))
-            output.mkdir(parents=True, exist_ok=True)
-            (output / "manifest.json").write_text(json.dumps(manifest))
+        if step.name == "review":  # no annotator decided: a run naming the judge-approved pairs
+            manifest["dpo_pairs"] = "judge_approved"
+        output = Path(wiring.output(step.name))
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "manifest.json").write_text(json.dumps(manifest))
         ran.append(step.name)
-        return manifest if step.name != "review" else {"dpo_pairs": "judge_approved", "run_id": None}
+        return manifest
 
     for step in steps_to_run(recipe):
         monkeypatch.setattr(type(step), "run", publish)

@@ -102,6 +102,8 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
         assert steps[step]["quality"]["success"] is True
         assert manifest(store / step)["run_id"] == ran[step]
     assert (store / "reviews.sqlite").is_file() and steps["review"]["facts"]["dpo_pairs"] == "judge_approved"
+    review = manifest(store / "review")  # published with no decision: names the pairs DPO trains on
+    assert steps["review"]["run_id"] == review["run_id"] and review["preferences_run"]["run_id"] == ran["synth_preferences"]
     lineage = {stage: manifest(store / "models" / stage) for stage in ("cpt", "sft", "dpo")}
     assert lineage["cpt"]["trained_on"]["run_id"] == ran["prepare"]
     assert lineage["cpt"]["model_from"]["run_id"] == ran["base_model"]
