@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from core.config import deep_merge  # noqa: E402
 from factory.config import DatatroveFilter, LimitsConfig, NormaliseConfig, RedactConfig, preset_layers  # noqa: E402
 from factory.documents import IN_FLIGHT_SCHEMA  # noqa: E402
-from factory.stages.document_steps import run_steps  # noqa: E402
+from factory.stages.document_steps import apply_document_steps  # noqa: E402
 from factory.stages.heuristic_filters import HeuristicFilters, filter_steps  # noqa: E402
 from factory.stages.normalise import Normalise  # noqa: E402
 from factory.stages.redact import Redact  # noqa: E402
@@ -93,7 +93,7 @@ def run_filters(table: pa.Table, steps: list) -> tuple[pa.Table, float, float]:
     """The filtered table, wall seconds and this process's CPU seconds (steadier on a shared machine)."""
     clear_datatrove_cache()
     start, cpu = time.perf_counter(), time.process_time()
-    out = run_steps(table, HeuristicFilters.name, steps)
+    out = apply_document_steps(table, HeuristicFilters.name, steps)
     return out, time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -118,7 +118,7 @@ def profile(table: pa.Table, steps: list, top: int) -> dict:
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
-    run_steps(table, HeuristicFilters.name, steps)
+    apply_document_steps(table, HeuristicFilters.name, steps)
     profiler.disable()
     wall = time.perf_counter() - start
     stats = pstats.Stats(profiler)

@@ -56,10 +56,16 @@ def publish(partial: Path, output_dir: Path) -> None:
         partial.rename(output_dir)
 
 
-def write_json_atomically(path: Path, payload: dict) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a sibling ``.tmp`` file renamed over it, so a reader (or a crash)
+    never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def published_run_ref(path: str | Path) -> dict | None:

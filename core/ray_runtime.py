@@ -1,12 +1,14 @@
 """Where a job's Ray comes from: the cluster it was submitted to, or a fresh local one."""
 from __future__ import annotations
 
+import logging
 import os
 
 from typing import Literal
 
 from pydantic import Field
 
+from core import progress
 from core.config import StrictModel
 from core.watchdog import guard_data_progress
 
@@ -33,16 +35,21 @@ def init_ray(config: RayConfig) -> None:
     by accident. A Ray already initialised in this process (tests, a recipe) is used as it is."""
     import ray
 
+    progress.apply_to_ray_data()
     if ray.is_initialized():
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
     env = worker_env(config)
     runtime_env = {"env_vars": env} if env else None
+    # Ray's INFO lines ("Started a local Ray instance") only under -v; workers' own output (training's lines)
+    # unless -q, whose failures still come back with the task that failed
+    output = {"log_to_driver": progress.verbosity() >= progress.NORMAL,
+              "logging_level": logging.INFO if progress.verbosity() >= progress.VERBOSE else logging.WARNING}
     if address:
-        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+        ray.init(address=address, runtime_env=runtime_env, **output)
     else:
         ray.init(address="local", num_cpus=config.num_cpus, object_store_memory=config.object_store_memory,
-                 include_dashboard=False, log_to_driver=True, runtime_env=runtime_env)
+                 include_dashboard=False, runtime_env=runtime_env, **output)
 
 
 def worker_env(config: RayConfig) -> dict[str, str]:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
+from core.contracts import data_folders
 from core.errors import InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir
 from core.ray_runtime import init_ray
@@ -25,7 +26,7 @@ from core.watchdog import watched
 from eval.config import DecontaminationConfig, EvalRayConfig
 
 WORD = re.compile(r"\w+")
-TRAINING_FOLDERS = ("documents", "sft", "preferences")
+TRAINING_FOLDERS = data_folders("decontamination")  # what a model was trained on, as text
 TEXT_COLUMNS = {"documents": ["text"], "sft": ["messages"], "preferences": ["prompt", "chosen", "rejected"]}
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.contracts import PACKED_CPT_INPUTS, data_folders
 from core.errors import ConfigError, InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir, require_columns
 
-# a prepare run's held-out split (not its training documents), a factory run's documents,
-# an SFT or preference run's data
-DATA_FOLDERS = ("validation", "documents", "sft", "preferences")
+# a prepare run's held-out split (never its training split), a factory run's documents, SFT or preference rows
+DATA_FOLDERS = data_folders("evaluation")
 
 
 def read_rows(path: str, columns: dict[str, str], key: str, limit: int | None, max_items: int) -> pa.Table:
@@ -57,8 +57,7 @@ def packed_documents(config, key: str, max_items: int) -> pa.Table:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
-    rows = read_rows(config.path, {"input_ids": f"{key} (packed)", "doc_lengths": f"{key} (packed)"}, key,
-                     None, max_items)
+    rows = read_rows(config.path, dict.fromkeys(PACKED_CPT_INPUTS.names, f"{key} (packed)"), key, None, max_items)
     ids, texts = [], []
     cap = config.limit or max_items
     for row, (tokens, lengths) in enumerate(zip(rows.column("input_ids").to_pylist(),

@@ -1,4 +1,4 @@
-"""Command line: ``python -m factory run|calibrate|prepare|recipe CONFIG.yaml``."""
+"""Command line: ``python -m factory run|calibrate|prepare CONFIG.yaml``."""
 from __future__ import annotations
 
 import argparse
@@ -10,13 +10,12 @@ EPILOG = """examples:
   python -m factory run configs/sample.yaml
   ray job submit --working-dir . -- python -m factory run configs/sample.yaml --output-dir /shared/out/sample
   python -m factory prepare configs/sample_prepare.yaml
-  python -m factory recipe configs/recipe-tiny.yaml          # raw corpus -> datasets -> CPT/SFT/DPO -> eval
-  python -m factory recipe configs/recipe-tiny.yaml --from train_sft
-  ray job submit --working-dir . -- python -m factory recipe configs/recipe-cluster.yaml
   python -m factory calibrate configs/sample.yaml --clean factory/sample_data/arxiv_cs.parquet --junk factory/sample_data/junk.parquet
 
 exit codes: 0 done (or already done), 1 the output did not add up and was not published,
 2 bad config or input, or an output that must not be replaced.
+
+The end-to-end chain (factory -> prepare -> synth -> review -> train -> eval) is `python -m recipe run CONFIG`.
 """
 
 
@@ -54,34 +53,10 @@ def parser() -> argparse.ArgumentParser:
         "published atomically.",
     )
     add_job_arguments(prepare, "YAML prepare config (see configs/sample_prepare.yaml)")
-    from factory.recipe.steps import STEP_NAMES
-
-    recipe = commands.add_parser(
-        "recipe",
-        help="run every step from raw corpus to evaluated model (factory, prepare, synth, review, train, eval)",
-        description="Steps, in order: " + ", ".join(STEP_NAMES) + ". Each step's config is the recipe's section "
-        "for it plus the outputs of the steps before it (written to <storage_path>/configs/STEP.yaml, which the "
-        "job's own CLI also takes). A step whose output is published from the same config and inputs is skipped; "
-        "<storage_path>/recipe_manifest.json links every artifact to its config, code version and inputs, and "
-        "summary.md is the one-page result. Starts Ray locally, or joins RAY_ADDRESS (as under ray job submit).",
-    )
-    recipe.add_argument("config", help="recipe YAML (see configs/recipe-tiny.yaml, configs/recipe-cluster.yaml)")
-    recipe.add_argument("--storage-path", help="override storage_path (every node must see it on a cluster)")
-    which = recipe.add_mutually_exclusive_group()
-    which.add_argument("--from", dest="start_at", metavar="STEP", help="start at STEP (earlier steps must be published)")
-    which.add_argument("--only", metavar="STEP", help="run STEP alone (earlier steps must be published)")
-    recipe.add_argument("--force", action="store_true", help="rerun the selected steps even when current")
     return top
 
 
 def dispatch(args: argparse.Namespace) -> None:
-    if args.command == "recipe":
-        from factory.recipe.config import load_recipe_config
-        from factory.recipe.runner import run_recipe
-
-        overrides = {"storage_path": args.storage_path} if args.storage_path else None
-        run_recipe(load_recipe_config(args.config, overrides), start_at=args.start_at, only=args.only, force=args.force)
-        return
     if args.command == "prepare":
         from factory.prepare.config import load_prepare_config
         from factory.prepare.prepare_run import run_prepare
@@ -101,7 +76,15 @@ def dispatch(args: argparse.Namespace) -> None:
         calibrate_command(config, args)
 
 
+MOVED = {"recipe": "`python -m factory recipe` is now `python -m recipe run` (same arguments): the recipe drives every "
+                     "job, so it lives beside them, not inside the factory"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in MOVED:
+        print(f"error: {MOVED[argv[0]]}", file=sys.stderr)
+        return 2
     args = parser().parse_args(argv)
     return run_command(lambda: dispatch(args))
 

@@ -13,9 +13,9 @@ from core.parquet import write_dataset
 from core.publish import MANIFEST
 from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
+from core.spill import part_of
 from factory.accounting import check_invariant, count_by, counts_on_disk, format_funnel, funnel
 from factory.config import FactoryConfig
-from factory.dedup.partitions import part_of
 from factory.dedup.tables import DedupWork
 from factory.documents import alive_mask, document_key
 from factory.pipeline import build_stages
@@ -59,7 +59,7 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
         run.manifest.update({
             "stages": funnel(sum(inputs.values()), rejects),
             "accounting": check_invariant(inputs, count_by(kept, "source"), count_by(rejects, "source")),
-            "dedup": dict(context.stats),
+            "dedup": context.found.manifest(),
             "outputs": {
                 "documents": {"path": "documents", "rows": n_kept},
                 "rejects": {"path": "rejects", "rows": n_rejected},

@@ -12,9 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.blank import BLANK_PATTERN
+from core.hashing import key_hashes
 from core.pii import PREFILTERS, find_pii
 from quality.checks import Check
-from quality.uniqueness import ConfirmedRepeats, RepeatCounter, key_hashes
+from quality.uniqueness import ConfirmedRepeats, RepeatCounter
 
 RowIds = Callable[[np.ndarray], list[str]]  # row positions in the batch -> ids shown as examples
 LENGTH_BINS = np.concatenate([[0], np.logspace(0, 7, 57)])  # chars, log-spaced up to 10M

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from core.hashing import unit_fraction
 from core.parquet import open_parquet
 from quality.datasets import Dataset
 from quality.meters import Meter
@@ -63,11 +64,10 @@ def measure(dataset: Dataset, meters: list[Meter], parts: dict[str, list[Path]] 
     return rows
 
 
-def unit_hash(positions: np.ndarray) -> np.ndarray:
+def position_fraction(positions: np.ndarray) -> np.ndarray:
     """A fixed pseudo-random number in [0, 1) per row position (Fibonacci hashing)."""
     with np.errstate(over="ignore"):
-        mixed = positions.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    return (mixed >> np.uint64(11)).astype(np.float64) / 2.0**53
+        return unit_fraction(positions.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
 
 
 def hash_sample(dataset: Dataset, columns: set[str], rows: int, total: int) -> pa.Table | None:
@@ -78,7 +78,7 @@ def hash_sample(dataset: Dataset, columns: set[str], rows: int, total: int) -> p
     fraction, kept, held = min(1.0, rows / total), [], 0
     position = 0
     for _, table, ids in batches(dataset, columns):
-        picked = np.flatnonzero(unit_hash(np.arange(position, position + table.num_rows)) < fraction)
+        picked = np.flatnonzero(position_fraction(np.arange(position, position + table.num_rows)) < fraction)
         position += table.num_rows
         if len(picked) and held < rows:
             picked = picked[: rows - held]

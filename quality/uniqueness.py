@@ -1,27 +1,26 @@
 """Exact repeats of a key (an id, a text) over a whole dataset, in bounded memory.
 
-Each row's key is hashed to 64 bits. Hashes are kept in memory up to ``rows_in_memory``; beyond that
-they are spilled to partition files by their top bits, and each partition is counted alone, so memory
-holds one partition, never the dataset. Repeated hashes are then confirmed on the keys themselves (a
-second look at only the rows whose hash repeats), so a 64-bit collision never fails a dataset.
-We write this ourselves because pyarrow has no bounded-memory distinct count and a Ray Data groupby
-would start a cluster for what one streaming pass does.
+Each row's key is hashed to 64 bits (``core.hashing.key_hashes``). Hashes are kept in memory up to
+``rows_in_memory``; beyond that they are spilled to hash-partitioned files (``core.spill``), and each
+partition is counted alone, so memory holds one partition, never the dataset. Repeated hashes are then
+confirmed on the keys themselves (a second look at only the rows whose hash repeats), so a 64-bit collision
+never fails a dataset. We write this ourselves because pyarrow has no bounded-memory distinct count and a
+Ray Data groupby would start a cluster for what one streaming pass does.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import xxhash
 
-PARTITION_BITS = 6  # 64 spill partitions when spilling
+from core.spill import read_part, write_parts
+
+SPILL_PARTS = 64  # spill partitions when spilling
 CONFIRM_AT_MOST = 100_000  # repeated hashes whose keys are confirmed; a dataset past this fails anyway
-
-
-def key_hashes(keys: list[str]) -> np.ndarray:
-    return np.fromiter((xxhash.xxh3_64_intdigest(k.encode("utf-8")) for k in keys), dtype=np.uint64,
-                       count=len(keys))
 
 
 class RepeatCounter:
@@ -32,6 +31,7 @@ class RepeatCounter:
         self._held: list[np.ndarray] = []
         self._held_rows = 0
         self._spill: Path | None = None
+        self._spills = 0
         self.rows = 0
 
     def add(self, hashes: np.ndarray) -> None:
@@ -46,12 +46,9 @@ class RepeatCounter:
             return
         if self._spill is None:
             self._spill = Path(tempfile.mkdtemp(prefix="quality-hashes-"))
-        hashes = np.concatenate(self._held)
-        partition = (hashes >> np.uint64(64 - PARTITION_BITS)).astype(np.int64)
-        for p in np.unique(partition):
-            with open(self._spill / f"{p}.u64", "ab") as handle:
-                hashes[partition == p].tofile(handle)
-        self._held, self._held_rows = [], 0
+        write_parts(pa.table({"hash": np.concatenate(self._held)}), "hash", self._spill, SPILL_PARTS,
+                    f"spill-{self._spills}")
+        self._held, self._held_rows, self._spills = [], 0, self._spills + 1
 
     def repeated_hashes(self) -> tuple[np.ndarray, int]:
         """(hashes seen more than once, rows beyond the first of each such hash)."""
@@ -59,13 +56,15 @@ class RepeatCounter:
             return _repeats(np.concatenate(self._held) if self._held else np.zeros(0, np.uint64))
         self._spill_held()
         found, extra = [], 0
-        for part in sorted(self._spill.glob("*.u64")):
-            repeats, n = _repeats(np.fromfile(part, dtype=np.uint64))
-            found.append(repeats)
-            extra += n
-            part.unlink()
-        self._spill.rmdir()
-        return (np.concatenate(found) if found else np.zeros(0, np.uint64)), extra
+        for part in range(SPILL_PARTS):
+            spilled = read_part(self._spill, part)
+            if spilled is not None:
+                repeats, n = _repeats(spilled["hash"].to_numpy())
+                found.append(repeats)
+                extra += n
+        shutil.rmtree(self._spill)
+        # sorted, as the in-memory count gives them: which hashes are confirmed never depends on spilling
+        return (np.sort(np.concatenate(found)) if found else np.zeros(0, np.uint64)), extra
 
 
 def _repeats(hashes: np.ndarray) -> tuple[np.ndarray, int]:

@@ -11,11 +11,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.contracts import data_folders
 from core.parquet import parquet_files, published_data_dir, require_columns
 from synth.config import InputConfig
 
 # a published run given as input means its data folder: factory documents, or SFT examples
-PUBLISHED_FOLDERS = ("documents", "sft")
+PUBLISHED_FOLDERS = data_folders("synthesis")
 
 
 def read_input(config: InputConfig, key: str, columns: dict[str, str]) -> tuple[pa.Table, list[Path]]:

@@ -4,6 +4,6 @@ Modules, one idea each: stages/ (one module and one preset per training stage, t
 stage (what a stage declares), config (pydantic + presets), data (Ray Data inputs and contracts),
 document_attention (position ids and targets of packed CPT rows), model (tokenizer/model/LoRA
 builders), deepspeed_config, arguments, callbacks (metrics, TensorBoard, Ray reporting), worker
-(what every recipe shares: setup, data, fit and resume), launch (the TorchTrainer driver), merge
+(what every training loop shares: setup, data, fit and resume), launch (the TorchTrainer driver), merge
 (LoRA merge, chat vectors).
 """

@@ -5,20 +5,19 @@ through ``ray.train.get_dataset_shard``.
 """
 from __future__ import annotations
 
+from core.contracts import data_folders
 from core.parquet import is_remote, parquet_files, published_data_dir, require_columns
 from train.config import TrainConfig
 from train.stage import TrainingStage
 
 KEY = "data.train"
-# a published run's folder of training rows: prepare's packed train/, synth's sft/, preferences/ (synth or review)
-DATA_FOLDERS = ("train", "sft", "preferences")
 
 
 def input_files(config: TrainConfig, stage: TrainingStage) -> list[str]:
     """Every local input file holds the stage's columns; the error names the file and the column."""
     if is_remote(config.data.train):
         return [config.data.train]
-    files = parquet_files(published_data_dir(config.data.train, DATA_FOLDERS), KEY)
+    files = parquet_files(published_data_dir(config.data.train, data_folders("training")), KEY)
     require_columns(files, {column: f"the {stage.name} contract" for column in stage.columns(config)}, KEY)
     return [str(f) for f in files]
 

@@ -1,4 +1,4 @@
-"""What a training stage declares. ``train/stages/<name>.py`` holds one (its ``STAGE``) with its recipe,
+"""What a training stage declares. ``train/stages/<name>.py`` holds one (its ``STAGE``) with its training loop,
 and ``train/stages/<name>.yaml`` its preset; the CLI, the config loader, ``data`` and ``launch`` read the
 declarations from the registry (``train.stages``) and never name a stage themselves."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ class TrainingStage:
     name: str  # the CLI command (python -m train NAME) and the key of its own config section
     summary: str  # one line for --help
     input_columns: tuple[str, ...]  # the contract every input file must have
-    train_loop_per_worker: Callable[[dict], None]  # the recipe Ray Train runs on every worker
+    train_loop_per_worker: Callable[[dict], None]  # the training loop Ray Train runs on every worker
     # False: every worker reads the whole (small) set and the trainer's sampler splits it;
     # True: each worker streams a disjoint shard (corpus-sized inputs, as CPT's)
     shard_per_worker: bool = False

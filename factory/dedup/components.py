@@ -16,7 +16,8 @@ import shutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factory.dedup.partitions import read_part, run_per_partition, total, write_parts
+from core.spill import read_part, write_parts
+from factory.dedup.partitions import run_per_partition, total
 from factory.dedup.tables import CLUSTERS, EDGES, SIMILARITIES, DedupWork
 
 MAX_ROUNDS = 64  # O(log n) rounds; 2**64 documents would still converge well inside this

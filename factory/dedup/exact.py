@@ -9,8 +9,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.spill import read_part, write_parts
 from factory.dedup.components import both_directions
-from factory.dedup.partitions import batch_name, read_part, run_per_partition, total, write_parts
+from factory.dedup.partitions import batch_name, run_per_partition, total
 from factory.dedup.tables import EXACT_KEYS, DedupWork
 from factory.documents import alive_mask, document_key
 

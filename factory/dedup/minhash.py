@@ -11,21 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.hashing import splitmix64
+
 _U64 = np.uint64
 _WORD_BASE = 0x100000001B3  # odd, so it is invertible modulo 2**64
 _SHINGLE_BASE = 0x9E3779B97F4A7C15
 MAX_HASH = np.uint32(0xFFFFFFFF)
 _CHUNK_ELEMENTS = 1 << 20  # shingles x permutations hashed at once (8 MB of uint64: stays in cache)
 _POWER_CACHE: dict[int, np.ndarray] = {}
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """A strong 64-bit mixer (Steele et al.), vectorised."""
-    with np.errstate(over="ignore"):
-        x = x + _U64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
-        return x ^ (x >> _U64(31))
 
 
 def _powers(base: int, n: int) -> np.ndarray:

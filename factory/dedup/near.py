@@ -16,18 +16,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.spill import read_part, write_parts
 from factory.config import FuzzyDedupConfig
 from factory.dedup.components import both_directions
 from factory.dedup.minhash import band_keys
-from factory.dedup.partitions import batch_name, read_part, run_per_partition, total, write_parts
+from factory.dedup.partitions import batch_name, run_per_partition, total
 from factory.dedup.tables import BANDS, PAIRS, SIMILARITIES, DedupWork
 from factory.documents import alive_mask, document_key
 
 SIGNATURE_COLUMNS = ["id", "source", "reject_stage", "minhash"]
 
 
-def find_near_pairs(documents_root: str, fuzzy: FuzzyDedupConfig, work: DedupWork) -> dict:
-    """Writes ``edges`` (verified pairs, both directions) and ``similarities``; returns pair counts."""
+def find_near_pairs(documents_root: str, fuzzy: FuzzyDedupConfig, work: DedupWork) -> tuple[int, int]:
+    """Writes ``edges`` (verified pairs, both directions) and ``similarities``; returns (candidate pairs, verified
+    pairs)."""
     import ray
 
     signatures = ray.data.read_parquet(documents_root, partitioning=None).select_columns(SIGNATURE_COLUMNS)
@@ -41,7 +43,7 @@ def find_near_pairs(documents_root: str, fuzzy: FuzzyDedupConfig, work: DedupWor
                                    documents_root=documents_root)
     verified = run_per_partition(work.parts, verify_pairs, tables=tables,
                                  documents_root=documents_root, threshold=fuzzy.threshold)
-    return {"candidate_pairs": total(candidates, "pairs"), "verified_pairs": total(verified, "pairs")}
+    return total(candidates, "pairs"), total(verified, "pairs")
 
 
 def live_signatures(table: pa.Table) -> pa.Table:

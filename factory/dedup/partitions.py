@@ -12,13 +12,13 @@ small stats row per task. Task memory is one partition: the run picks enough par
 Group-bys and joins inside a task run single-threaded (``use_threads=False``): there is already one
 task per CPU, and Arrow 26's threaded Acero failed in a Ray worker ("thread index 10 is out of range").
 
-Writers are hand-written (``write_parts``) because a step writes several outputs, each partitioned
-by its own key; file names are deterministic per (step, source), so a retried Ray task overwrites
-its own files instead of adding rows twice.
+The writer and reader are ``core.spill``'s (a step writes several outputs, each partitioned by its own
+key); file names are deterministic per (step, source), so a retried Ray task overwrites its own files
+instead of adding rows twice. What is dedup's own is here: the join of documents to decisions, and one
+Ray task per partition.
 """
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -26,62 +26,17 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import xxhash
 
+from core.hashing import key_hashes
+from core.spill import read_part
 from core.watchdog import ray_tasks_watched
-from factory.dedup.minhash import splitmix64
-
-
-def key_hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """64-bit hashes of strings (xxh3 of their UTF-8 bytes) or of integers (mixed)."""
-    if pa.types.is_integer(values.type):
-        numbers = pa.chunked_array([values]) if isinstance(values, pa.Array) else values
-        return splitmix64(numbers.to_numpy().astype(np.uint64))
-    return np.fromiter((xxhash.xxh3_64_intdigest(v.encode("utf-8")) for v in values.to_pylist()),
-                       dtype=np.uint64, count=len(values))
-
-
-def part_of(values: pa.Array | pa.ChunkedArray, parts: int) -> np.ndarray:
-    """The partition of each value."""
-    return (key_hashes(values) % np.uint64(parts)).astype(np.int64)
-
-
-def part_dir(root: str | Path, part: int) -> Path:
-    return Path(root) / f"part={part}"
-
-
-def write_parts(table: pa.Table, key: str, root: str | Path, parts: int, name: str) -> int:
-    """Write ``table``'s rows into ``root/part=K/name.parquet`` by the partition of column ``key``; returns rows."""
-    if table.num_rows == 0:
-        return 0
-    part = part_of(table[key], parts)
-    order = np.argsort(part, kind="stable")
-    table, part = table.take(pa.array(order)), part[order]
-    starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
-    for begin, end in zip(starts, np.r_[starts[1:], len(part)]):
-        folder = part_dir(root, int(part[begin]))
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.parquet.tmp"
-        pq.write_table(table.slice(begin, end - begin), tmp, compression="zstd")
-        os.replace(tmp, folder / f"{name}.parquet")  # a retried task replaces its file whole
-    return table.num_rows
 
 
 def batch_name(table: pa.Table, column: str) -> str:
     """A file name that is the same each time this batch is written (a Ray retry) and differs between batches:
     a hash of all the batch's document keys (a key is in one batch only)."""
     return f"b{xxhash.xxh3_64_hexdigest(chr(1).join(table[column].to_pylist()).encode())}"
-
-
-def read_part(root: str | Path, part: int, empty: pa.Schema | None = None, columns: list[str] | None = None):
-    """Partition ``part`` of a partitioned table (only ``columns``, when given). With no rows: an empty table
-    of ``empty``, or None when no schema is given."""
-    folder = part_dir(root, part)
-    files = sorted(str(f) for f in folder.glob("*.parquet")) if folder.is_dir() else []
-    if not files:
-        return empty.empty_table() if empty is not None else None
-    return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
 
 
 @lru_cache(maxsize=8)

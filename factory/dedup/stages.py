@@ -29,10 +29,9 @@ class ExactDedup(Stage):
         self.enabled = self.whole_input = exact.enabled  # switched off, it needs no spill and passes documents on
 
     def apply(self, ds, context: StageContext):
-        context.stats["exact_duplicates"] = 0
         if not self.enabled or context.spilled is None:
             return ds
-        context.stats["exact_duplicates"] = find_exact_duplicates(context.spilled, context.dedup)
+        context.found.exact_duplicates = find_exact_duplicates(context.spilled, context.dedup)
         return ds.map_batches(MarkExactDuplicates(context.dedup), **WHOLE_BLOCKS)
 
 
@@ -50,15 +49,14 @@ class NearDedup(Stage):
     def apply(self, ds, context: StageContext):
         """(After exact dedup and the filters.) With MinHash off, clusters come from exact copies alone, and
         only the cluster columns change: no document is rejected here."""
-        exact = context.stats.get("exact_duplicates", 0)
-        context.stats.update({"near_duplicates": 0, "candidate_pairs": 0, "verified_pairs": 0})
+        found = context.found
         if self.fuzzy.enabled and context.spilled is not None:
-            context.stats.update(find_near_pairs(context.spilled, self.fuzzy, context.dedup))
-        if exact == 0 and context.stats["verified_pairs"] == 0:
+            found.candidate_pairs, found.verified_pairs = find_near_pairs(context.spilled, self.fuzzy, context.dedup)
+        if found.exact_duplicates == 0 and found.verified_pairs == 0:
             return ds
-        members, context.stats["cluster_rounds"] = cluster_duplicates(context.dedup, context.echo)
-        context.stats["near_duplicates"] = members - exact
-        context.results["clusters"] = True
+        members, found.cluster_rounds = cluster_duplicates(context.dedup, context.echo)
+        found.near_duplicates = members - found.exact_duplicates
+        found.clusters_written = True
         return ds.map_batches(MarkNearDuplicates(context.dedup), **WHOLE_BLOCKS) if self.fuzzy.enabled else ds
 
 
@@ -67,5 +65,5 @@ class DupClusters(Stage):
     drops_rows = False
 
     def apply(self, ds, context: StageContext):
-        work = context.dedup if context.results.get("clusters") else None
+        work = context.dedup if context.found.clusters_written else None
         return ds.map_batches(AddClusters(work), **WHOLE_BLOCKS)

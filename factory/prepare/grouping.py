@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from factory.prepare.embedding import vectors_of
-from factory.prepare.hashing import unit_hash
+from factory.prepare.hashing import key_fraction
 
 
 def nearest_neighbours(vectors: np.ndarray, k: int) -> np.ndarray:
@@ -61,7 +61,7 @@ def cut_into_groups(n_tokens: np.ndarray, group_tokens: int) -> np.ndarray:
 def with_groups(table: pa.Table, group_ids: list[str], positions: np.ndarray, seed: int) -> pa.Table:
     table = table.append_column("group_id", pa.array(group_ids, pa.string()))
     table = table.append_column("group_position", pa.array(positions, pa.int32()))
-    return table.append_column("group_rank", pa.array(unit_hash(group_ids, f"shuffle-{seed}"), pa.float64()))
+    return table.append_column("group_rank", pa.array(key_fraction(group_ids, f"shuffle-{seed}"), pa.float64()))
 
 
 def chain_partition(table: pa.Table, neighbours: int, group_tokens: int, seed: int) -> pa.Table:

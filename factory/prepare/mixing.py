@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factory.prepare.hashing import document_unit_hash
+from factory.prepare.hashing import document_fraction
 
 
 def token_budgets(totals: dict[str, int], domain_fraction: float | None) -> dict[str, int]:
@@ -75,7 +75,7 @@ def last_kept_bin(bin_tokens: dict[int, int], budget: int) -> int:
 
 
 def mix_bin_batch(batch: pa.Table, seed: int, bins: int) -> pa.Table:
-    bins_of = np.floor(document_unit_hash(batch, f"mix-{seed}") * bins).astype(np.int64)
+    bins_of = np.floor(document_fraction(batch, f"mix-{seed}") * bins).astype(np.int64)
     return batch.append_column("mix_bin", pa.array(bins_of, pa.int64()))
 
 

@@ -33,7 +33,8 @@ def train_tokenizer(texts: list[str], vocab_size: int, eos_token: str, save_to: 
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[eos_token], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size, special_tokens=[eos_token], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its bar is three blank lines in a log; the prepare run reports its own progress
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=eos_token).save_pretrained(str(save_to))

@@ -22,22 +22,23 @@ from typing import Any, Callable, ContextManager
 import pyarrow as pa
 from pydantic import TypeAdapter
 
-from factory.stages.document_steps import DocumentStep, run_steps
+from factory.dedup.findings import DedupFindings
+from factory.dedup.tables import DedupWork
+from factory.stages.document_steps import DocumentStep, apply_document_steps
 
 
 @dataclass
 class StageContext:
-    """What stages share during one run: Ray Data settings, and results that later stages and the
-    manifest read (for example the duplicates found, and dedup statistics)."""
+    """What stages share during one run: Ray Data settings, where dedup works, and what the dedup stages
+    found (read by the stages after them and by the manifest)."""
 
     batch: dict[str, Any]  # map_batches keyword arguments: batch_format, batch_size
-    dedup: Any  # factory.dedup.tables.DedupWork: where dedup tables go, and their partition count
+    dedup: DedupWork  # where dedup tables go, and their partition count
     timed: Callable[[str], ContextManager]
     rows_per_block: int  # documents per block when a spill is read back (config ray.rows_per_block)
     echo: Callable[[str], None] = print
     spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key
-    results: dict[str, Any] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
+    found: DedupFindings = field(default_factory=DedupFindings)
 
 
 class Stage:
@@ -96,7 +97,7 @@ class DocumentStepsStage(RowStage):
         return _built_steps(type(self), self.section_json)
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return run_steps(table, self.name, self.steps())
+        return apply_document_steps(table, self.name, self.steps())
 
 
 @lru_cache(maxsize=16)

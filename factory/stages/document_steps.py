@@ -69,7 +69,7 @@ class FilterStep:
         return Rejection(f"{self.name}:{reason}" if reason else self.name)
 
 
-def run_steps(table: pa.Table, stage: str, steps: list[DocumentStep]) -> pa.Table:
+def apply_document_steps(table: pa.Table, stage: str, steps: list[DocumentStep]) -> pa.Table:
     """Apply ``steps`` in order to each live document; the first rejection wins."""
     texts = table["text"].to_pylist()
     ids = table["id"].to_pylist()

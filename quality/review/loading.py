@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from core.blank import is_blank
+from core.contracts import data_folders
 from core.parquet import parquet_files, published_data_dir, require_columns
 from quality.review.store import ReviewStore
 
@@ -15,7 +16,7 @@ NEEDED = ("id", "prompt", "chosen", "rejected")
 
 def read_triples(path: str | Path) -> tuple[list[dict], list[str]]:
     """(rows to review, ids of rows that cannot be reviewed: a blank prompt or answer, as the gate sees blank)."""
-    files = parquet_files(published_data_dir(path, ("preferences", "reviews")), "PREFERENCES_DIR")
+    files = parquet_files(published_data_dir(path, data_folders("review")), "PREFERENCES_DIR")
     require_columns(files, {column: "the preference contract" for column in NEEDED}, "PREFERENCES_DIR")
     rows, unusable = [], []
     for file in files:  # a preference set is what people review: thousands of rows, held in memory

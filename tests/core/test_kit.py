@@ -10,6 +10,7 @@ from pydantic import Field
 
 from core.cli import run_command
 from core.config import StrictModel, load_layered
+from core.contracts import data_folders
 from core.errors import AccountingError, ConfigError, InputError, OutputExistsError
 from core.parquet import parquet_files, published_data_dir, require_columns
 
@@ -93,3 +94,15 @@ def test_a_published_run_stands_for_its_data_folder(tmp_path):
     assert published_data_dir(tmp_path / "run", ("documents",)) == tmp_path / "run"  # no manifest: not published
     (tmp_path / "run" / "manifest.json").write_text("{}")
     assert published_data_dir(tmp_path / "run", ("sft", "documents")) == tmp_path / "run" / "documents"
+
+
+def test_training_never_reads_a_held_out_split_and_evaluation_never_a_training_split(tmp_path):
+    prepare = tmp_path / "prepare"
+    for folder in ("train", "validation", "documents"):  # a prepare run also publishes its document table
+        (prepare / folder).mkdir(parents=True)
+    (prepare / "manifest.json").write_text("{}")
+    assert published_data_dir(prepare, data_folders("training")) == prepare / "train"
+    assert published_data_dir(prepare, data_folders("evaluation")) == prepare / "validation"
+    assert "validation" not in data_folders("decontamination")  # overlap is looked for in what was trained on
+    with pytest.raises(ValueError, match="no data folder is read by 'trainning'"):
+        data_folders("trainning")

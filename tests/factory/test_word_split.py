@@ -67,7 +67,7 @@ def preset_filters(preset: str) -> dict[str, DatatroveFilter]:
 
 
 def outcomes(steps, texts) -> list[tuple[str | None, str]]:
-    """(first rejection's reason or None, text after the steps) per text, as run_steps decides."""
+    """(first rejection's reason or None, text after the steps) per text, as apply_document_steps decides."""
     split_into_parts.cache_clear()  # datatrove's own memo of recent splits: start each run cold
     results = []
     for text in texts:

@@ -195,3 +195,24 @@ def test_an_edit_that_leaves_an_answer_blank_or_both_the_same_is_refused(app):
         response = decide(client, form, "edit", chosen=chosen, rejected=rejected)
         assert response.status_code == 400 and message in response.text
     assert store.decisions() == [] and next_form(client)["version"] == form["version"] == "1"
+
+
+def test_every_page_but_sign_in_sends_a_signed_out_browser_to_sign_in(app):
+    """Walks the app's own route table, so a page added later without ``require_session`` fails here."""
+    from starlette.routing import Route
+
+    from quality.review.app import ROUTES
+
+    _, url = app
+    public = {"/", "/login", "/logout"}
+    guarded = [(route.path, sorted(route.methods - {"HEAD"})[0]) for route in ROUTES
+               if isinstance(route, Route) and route.path not in public]
+    assert {path for path, _ in guarded} >= {"/review", "/review/decide", "/admin", "/admin/export"}
+    client = sign_in(url, "boss")
+    csrf, sid = hidden(client.get("/review").text, "csrf"), client.cookies["review_session"]
+    assert client.post("/logout", data={"csrf": csrf}).headers["location"] == "/login"
+    ended = httpx.Client(base_url=url, follow_redirects=False, cookies={"review_session": sid})  # a stolen old cookie
+    for browser in (httpx.Client(base_url=url, follow_redirects=False), ended):
+        for path, method in guarded:
+            response = browser.request(method, path, data={"csrf": csrf} if method == "POST" else None)
+            assert (response.status_code, response.headers.get("location")) == (303, "/login"), (path, method)

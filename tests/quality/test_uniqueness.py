@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from quality.uniqueness import ConfirmedRepeats, RepeatCounter, key_hashes
+from core.hashing import key_hashes
+from quality.uniqueness import ConfirmedRepeats, RepeatCounter
 
 
 def keys_with_repeats(n: int) -> list[str]:

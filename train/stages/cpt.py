@@ -5,6 +5,7 @@ import ray.train
 from ray.data.collate_fn import NumpyBatchCollateFn
 from transformers import Trainer, TrainingArguments
 
+from core.contracts import PACKED_CPT_INPUTS
 from train.arguments import trainer_arguments
 from train.document_attention import packed_batch
 from train.model import apply_lora, build_model, build_tokenizer
@@ -46,7 +47,7 @@ def train_loop_per_worker(config_dict: dict) -> None:
 STAGE = TrainingStage(
     name="cpt",
     summary="continual pre-training on the factory's packed Parquet (input_ids, doc_lengths)",
-    input_columns=("input_ids", "doc_lengths"),
+    input_columns=tuple(PACKED_CPT_INPUTS.names),
     train_loop_per_worker=train_loop_per_worker,
     shard_per_worker=True,
     needs_chat_template=False,

@@ -130,15 +130,15 @@ def test_report_plots_from_bounded_counts(packed, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_totals_by_streams_partial_sums(ray_session, monkeypatch):
-    from factory.prepare import prepare_run
+    from factory.prepare import totals
 
     rng = np.random.default_rng(2)
     n_tokens = rng.integers(1, 5000, 500)
     bins = rng.integers(0, 50, 500)
     ds = ray_session.data.from_items([{"n_tokens": int(n), "mix_bin": int(b)} for n, b in zip(n_tokens, bins)],
                                      override_num_blocks=8)
-    monkeypatch.setattr(prepare_run, "FOLD_ROWS", 30)  # fold several times on the way
+    monkeypatch.setattr(totals, "FOLD_ROWS", 30)  # fold several times on the way
     expected = {int(b): int(n_tokens[bins == b].sum()) for b in np.unique(bins)}
-    assert prepare_run.totals_by(ds, "mix_bin") == expected
-    assert list(prepare_run.totals_by(ds, "mix_bin")) == sorted(expected)
-    assert prepare_run.length_counts(ds) == dict(sorted(Counter(length_bins(n_tokens).tolist()).items()))
+    assert totals.totals_by(ds, "mix_bin") == expected
+    assert list(totals.totals_by(ds, "mix_bin")) == sorted(expected)
+    assert totals.length_counts(ds) == dict(sorted(Counter(length_bins(n_tokens).tolist()).items()))

@@ -13,10 +13,10 @@ from conftest import REPO
 
 from core.errors import ConfigError
 from core.manifest import file_fingerprint
-from factory.recipe.config import load_recipe_config
-from factory.recipe.lineage import RecipeManifest
-from factory.recipe.runner import run_recipe
-from factory.recipe.steps import STEP_NAMES, Wiring, resolve_references, steps_to_run
+from recipe.config import load_recipe_config
+from recipe.lineage import RecipeManifest
+from recipe.runner import run_recipe
+from recipe.steps import STEP_NAMES, Wiring, resolve_references, steps_to_run
 
 
 def recipe_file(tmp_path: Path, **changes) -> Path:
@@ -45,7 +45,7 @@ def test_a_wired_key_in_the_users_section_is_an_error_naming_it(tmp_path):
 def test_every_steps_config_is_validated_before_the_first_step_runs_with_every_problem_named(tmp_path, capsys):
     """A misspelt key in a late step (train.cpt) fails before the factory runs, named as the recipe spells it and
     with the recipe's file; every problem of every step in one error, not only the first."""
-    from factory.__main__ import main
+    from recipe.__main__ import main
 
     config = yaml.safe_load((REPO / "configs/recipe-tiny.yaml").read_text())
     config["train"]["cpt"]["optim"]["learning_rat"] = 1e-3
@@ -53,7 +53,7 @@ def test_every_steps_config_is_validated_before_the_first_step_runs_with_every_p
     config["factory"]["limits"] = {"max_charz": 10}
     config["eval"]["perplexity"]["context_length"] = "long"
     path = recipe_file(tmp_path, factory=config["factory"], train=config["train"], eval=config["eval"])
-    assert main(["recipe", str(path)]) == 2
+    assert main(["run", str(path)]) == 2
     error = capsys.readouterr().err
     assert f"{path}: 4 problem(s) found before any step ran" in error
     for problem in ("train.cpt.optim.learning_rat: unknown key", "train.common.run.save_stepz: unknown key",
@@ -65,8 +65,8 @@ def test_every_steps_config_is_validated_before_the_first_step_runs_with_every_p
 
 def test_a_valid_recipe_is_not_refused_for_outputs_its_steps_will_write(tmp_path):
     """The checks before any step accept a model, tokenizer or data path that an earlier step will publish."""
-    from factory.recipe.lineage import RecipeManifest
-    from factory.recipe.runner import check_every_step
+    from recipe.lineage import RecipeManifest
+    from recipe.runner import check_every_step
 
     recipe = load_recipe_config(recipe_file(tmp_path))
     check_every_step(steps_to_run(recipe), recipe, RecipeManifest(recipe))  # raises on any problem
@@ -129,8 +129,8 @@ def test_a_step_stops_being_current_when_its_output_or_an_external_input_changes
 
 
 def test_dpo_trains_on_reviewed_pairs_once_annotators_decided_and_on_judge_approved_ones_before(tmp_path):
-    from factory.recipe.runner import step_config
-    from factory.recipe.steps import TrainDpoStep
+    from recipe.runner import step_config
+    from recipe.steps import TrainDpoStep
 
     recipe = load_recipe_config(recipe_file(tmp_path))
     unreviewed = step_config(TrainDpoStep(), recipe, Wiring(recipe, {"review": {"facts": {"dpo_pairs": "judge_approved"}}}))
@@ -172,8 +172,8 @@ def test_a_first_run_with_no_server_at_a_synth_endpoint_fails_before_any_work(tm
 
 def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, monkeypatch):
     """The runner's skip rules on the real step graph, the jobs replaced by stand-ins that publish a new run each
-    time (the real jobs under ray job submit: tests/factory/test_recipe_job.py)."""
-    from factory.recipe import runner
+    time (the real jobs under ray job submit: tests/recipe/test_recipe_job.py)."""
+    from recipe import runner
 
     recipe = load_recipe_config(recipe_file(tmp_path))
     ran: list[str] = []

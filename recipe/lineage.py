@@ -13,7 +13,7 @@ from pathlib import Path
 from core.config import config_hash
 from core.manifest import code_version, file_fingerprint
 from core.publish import read_finished_manifest, write_json_atomically
-from factory.recipe.config import RecipeConfig
+from recipe.config import RecipeConfig
 
 MANIFEST_NAME = "recipe_manifest.json"
 

@@ -1,4 +1,4 @@
-"""``python -m factory recipe CONFIG``, top to bottom: for each step, build its job's config from the user's
+"""``python -m recipe run CONFIG``, top to bottom: for each step, build its job's config from the user's
 section and the outputs of the steps before it, write it to ``<storage>/configs/<step>.yaml`` (the same file
 the job's own CLI takes), skip the step when its output is current, else run the job's public run function,
 then record its lineage. One Ray for all steps: the cluster the recipe was submitted to, or a local one.
@@ -13,11 +13,12 @@ import yaml
 
 from core.config import deep_merge, outputs_pending
 from core.errors import ConfigError
+from core.publish import write_text_atomically
 from core.ray_runtime import init_ray
-from factory.recipe.config import RecipeConfig
-from factory.recipe.lineage import RecipeManifest, step_key
-from factory.recipe.steps import Echo, Step, Wiring, check_endpoints, resolve_references, steps_to_run
-from factory.recipe.summary import summary_page
+from recipe.config import RecipeConfig
+from recipe.lineage import RecipeManifest, step_key
+from recipe.steps import Echo, Step, Wiring, check_endpoints, resolve_references, steps_to_run
+from recipe.summary import summary_page
 
 
 def wired_keys_set_by_user(user: dict, wired: dict, prefix: str) -> list[str]:
@@ -47,9 +48,7 @@ def selected_steps(steps: list[Step], start_at: str | None, only: str | None) ->
 
 def write_step_config(path: Path, config: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    tmp.replace(path)
+    write_text_atomically(path, yaml.safe_dump(config, sort_keys=False))
     return path
 
 
@@ -66,19 +65,19 @@ def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str |
         if step.name not in selected and manifest.entries.get(step.name) is None:
             raise ConfigError(f"[{number}/{len(steps)}] {step.name}: has no published output yet, and "
                               f"--from/--only skip it; run the recipe without them first")
-    if "synth_sft" in selected and "synth_sft" not in manifest.entries:
-        check_endpoints(recipe)  # a first run fails now, not after the factory and prepare steps
+    endpoints = EndpointsCheck(recipe)
+    if any(s.uses_endpoints and s.name in selected and s.name not in manifest.entries for s in steps):
+        endpoints.ensure()  # a first run fails now, not after the factory and prepare steps
     echo(f"recipe {recipe.name}: {len(steps)} steps into {recipe.storage} "
          f"({', '.join(s.name for s in steps)}); lineage in {manifest.path}")
     init_ray(recipe.ray)  # every job below finds this Ray initialised and uses it
     for number, step in enumerate(steps, 1):
         where = f"[{number}/{len(steps)}] {step.name}"
         if step.name in selected:
-            statuses[step.name] = run_step(step, recipe, manifest, force, where, echo)
+            statuses[step.name] = run_or_skip_step(step, recipe, manifest, force, where, echo, endpoints)
     page = summary_page(recipe.name, recipe.storage, manifest.entries, statuses, manifest.path)
     summary = recipe.storage / "summary.md"
-    summary.with_suffix(".md.tmp").write_text(page)
-    summary.with_suffix(".md.tmp").replace(summary)
+    write_text_atomically(summary, page)
     echo(page)
     return manifest.data
 
@@ -114,7 +113,21 @@ def step_config(step: Step, recipe: RecipeConfig, wiring: Wiring) -> dict:
     return deep_merge(user, wired)
 
 
-def run_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest, force: bool, where: str, echo: Echo) -> str:
+class EndpointsCheck:
+    """Every synth endpoint answers, checked once per recipe run: before the first step when a step that calls
+    them has never run, else before the first such step that runs (a rerun where synth is current needs no server)."""
+
+    def __init__(self, recipe: RecipeConfig):
+        self.recipe, self.done = recipe, False
+
+    def ensure(self) -> None:
+        if not self.done:
+            check_endpoints(self.recipe)
+            self.done = True
+
+
+def run_or_skip_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest, force: bool, where: str, echo: Echo,
+             endpoints: EndpointsCheck) -> str:
     """'ran' or 'skipped'."""
     wiring = Wiring(recipe, manifest.entries)
     merged = step_config(step, recipe, wiring)
@@ -127,13 +140,15 @@ def run_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest, force: 
         echo(f"{where}: skipped, {entry['output']} holds run {entry.get('run_id') or '-'} of the same config and "
              "inputs")
         return "skipped"
+    if step.uses_endpoints:
+        endpoints.ensure()
     echo(f"{where}: running (config {config_file})")
     started = time.perf_counter()
     try:
         job_manifest = step.run(config, wiring, echo)
     except BaseException:
         echo(f"{where}: FAILED after {time.perf_counter() - started:.0f} s. Earlier steps are kept; fix the cause and "
-             f"rerun from here: python -m factory recipe CONFIG --from {step.name}")
+             f"rerun from here: python -m recipe run CONFIG --from {step.name}")
         raise
     wall = time.perf_counter() - started
     manifest.record(step.name, key=key, config_file=config_file, output=wiring.output(step.name), upstream=upstream,

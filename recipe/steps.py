@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.errors import ConfigError
-from factory.recipe.config import RecipeConfig
+from recipe.config import RecipeConfig
 
 Echo = Callable[[str], None]
 
@@ -46,6 +46,7 @@ SECTION_KEYS = {"synth_sft": "synth.sft", "synth_preferences": "synth.preference
 class Step:
     name: str
     needs: tuple[str, ...] = ()
+    uses_endpoints = False  # calls the synth endpoints: the runner checks they answer before it runs
 
     @property
     def section_key(self) -> str:
@@ -139,6 +140,7 @@ def check_endpoints(recipe: RecipeConfig) -> None:
 class SynthStep(Step):
     job: str
     folder: str
+    uses_endpoints = True
 
     def section(self, recipe):
         return getattr(recipe.synth, self.job)
@@ -149,7 +151,6 @@ class SynthStep(Step):
 
     def run(self, config, wiring, echo):
         from synth.synth_run import run_synth
-        check_endpoints(wiring.recipe)
         return run_synth(self.job, config, overwrite=True, echo=echo)
 
     def facts(self, manifest):

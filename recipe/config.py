@@ -3,7 +3,7 @@ minus the keys that wire steps together, which the recipe fills in from ``storag
 
 A string ``@STEP`` (or ``@STEP/sub/path``) anywhere in a step's section means that step's published
 output: ``perplexity: {sets: {domain: {path: "@prepare", tokenizer: "@prepare/tokenizer"}}}``.
-Defaults: ``factory/presets/recipe.yaml``, then each job's own presets when its step config is loaded.
+Defaults: ``recipe/presets/recipe.yaml``, then each job's own presets when its step config is loaded.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from core.config import StrictModel, load_layered, read_yaml
 from core.ray_runtime import RayConfig
 
-RECIPE_PRESET = Path(__file__).resolve().parents[1] / "presets" / "recipe.yaml"
+RECIPE_PRESET = Path(__file__).resolve().parent / "presets" / "recipe.yaml"
 
 
 class SynthSection(StrictModel):

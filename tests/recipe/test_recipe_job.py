@@ -1,5 +1,5 @@
 """The whole recipe submitted to a real Ray cluster, as the README's tutorial does it:
-``ray job submit --working-dir . -- python -m factory recipe CONFIG``: a tiny corpus through the factory,
+``ray job submit --working-dir . -- python -m recipe run CONFIG``: a tiny corpus through the factory,
 prepare, synth (a loopback OpenAI-protocol server), review, a tiny model trained with CPT, SFT and DPO on
 Ray Train workers of the job, and eval. A second submission skips every step."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ from core.config import deep_merge
 
 STEPS = ["factory", "prepare", "synth_sft", "synth_preferences", "review", "base_model", "train_cpt", "train_sft",
          "train_dpo", "eval"]
-PACKAGES = ["core", "factory", "synth", "quality", "train", "eval"]
+PACKAGES = ["core", "factory", "synth", "quality", "train", "eval", "recipe"]
 
 
 def tiny_corpus(data: Path) -> None:
@@ -75,7 +75,7 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
     tiny_corpus(job_dir / "data")
     (job_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe_config(server.base_url)))
     store = tmp_path / "store"  # the job's working directory is a temporary copy: outputs go where every node sees
-    command = ["python", "-m", "factory", "recipe", "recipe.yaml", "--storage-path", str(store)]
+    command = ["python", "-m", "recipe", "run", "recipe.yaml", "--storage-path", str(store)]
 
     with ray_head(tmp_path) as head:
         first = head.submit(job_dir, *command, timeout=900)
@@ -90,7 +90,7 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
         assert again.returncode == 0, head.failure(again)
         assert statuses(again.stdout) == {step: "skipped" for step in STEPS}
         assert "RayTrainWorker" not in again.stdout
-        assert run_ids(store) == ran  # which steps rerun after a deleted output: tests/factory/test_recipe_config.py
+        assert run_ids(store) == ran  # which steps rerun after a deleted output: tests/recipe/test_recipe_config.py
 
     # every artifact, each naming what it was made from
     steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]

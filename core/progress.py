@@ -1,0 +1,152 @@
+"""What a job prints while it runs. By default: one progress line per Ray Data execution (live on a terminal,
+once when it ends elsewhere, as in CI or ``ray job logs``) and the job's own summary; ``-v`` gives Ray's own
+logs and progress bars back; ``-q`` leaves only the summary. Set once per process by ``set_verbosity``."""
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import sys
+import time
+
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+_verbosity = NORMAL
+
+# notices that ask nothing of the user at the default verbosity: the local Ray's token-auth notice
+_QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
+
+
+def verbosity() -> int:
+    return _verbosity
+
+
+def set_verbosity(level: int) -> None:
+    """Set this process's verbosity (from -v/-q); Ray Data is told in ``apply_to_ray_data`` when a job starts Ray."""
+    global _verbosity
+    _verbosity = level
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if level >= VERBOSE else logging.ERROR)
+
+
+def apply_to_ray_data() -> None:
+    """This driver's Ray Data output at the process's verbosity (core.ray_runtime.init_ray calls it)."""
+    if _verbosity < VERBOSE:
+        _quiet_ray_data(show_stages=_verbosity == NORMAL)
+
+
+def _quiet_ray_data(show_stages: bool) -> None:
+    import ray.data
+    from ray.util.debug import log_once
+
+    context = ray.data.DataContext.get_current()
+    # Ray's per-operator bars and non-tty progress logs give way to StageProgress's one line
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    # said once per process; marking them said keeps them off the console. "No available CPUs" is said while
+    # a plan's own actors hold the CPUs: plans are checked up front (core.ray_runtime.cpus_left_for_data) and
+    # a real hang is named by the stall guard (core.watchdog)
+    for key in ("cpu_warning", "ray_data_progress_manager_disabled"):
+        log_once(key)
+    # INFO on the console ("Data sink Parquet finished", "execution finished") stays in Ray Data's log file
+    for handler in logging.getLogger("ray.data").handlers:
+        if handler.name == "console":
+            handler.setLevel(logging.WARNING)
+    callbacks, stage_progress = context.custom_execution_callback_classes, stage_progress_class()
+    if show_stages and stage_progress not in callbacks:
+        callbacks.append(stage_progress)
+    elif not show_stages and stage_progress in callbacks:
+        callbacks.remove(stage_progress)
+
+
+def stage_line(executor, started: float, done: bool) -> str:
+    """``spill_bands: 2,611 rows in, 2,611 out, 812 rows/s, 3.2s`` for one Ray Data execution, named by its
+    last function; the ETA (live only) comes from Ray's estimate of the rows its reads will give."""
+    ops = [op for op in executor._topology or () if op.input_dependencies]  # InputDataBuffer feeds, reads nothing
+    if not ops:
+        return ""
+    readers = [op for op in ops if op.name.startswith(("Read", "ListFiles"))] or ops[:1]
+    # rows in: what the first operator after the reads received (a read's own outputs may be files, not rows)
+    rows_in = max((op.metrics.num_row_inputs_received for op in ops if op not in readers),
+                  default=sum(op.metrics.row_outputs_taken for op in readers))
+    elapsed = max(time.monotonic() - started, 1e-9)
+    rate = rows_in / elapsed
+    line = f"{_label(ops)}: {rows_in:,} rows in"
+    rows_out = _rows_out(ops[-1])
+    if rows_out is not None:
+        line += f", {rows_out:,} out"
+    line += f", {rate:,.0f} rows/s"
+    if done:
+        return f"{line}, {elapsed:.1f}s"
+    totals = [op.num_output_rows_total() for op in readers if op.name.startswith("Read")]
+    if rate > 0 and totals and None not in totals and sum(totals) > rows_in:
+        line += f", ETA {(sum(totals) - rows_in) / rate:.0f}s"
+    return line
+
+
+def _label(ops) -> str:
+    """The last function the execution applies (``MapBatches(spill_bands)`` -> ``spill_bands``), else its last
+    operator's name; ``-> parquet`` when it ends by writing."""
+    steps = [step for op in ops for step in op.name.split("->")]
+    functions = [match.group(1) for match in map(_MAPPED.fullmatch, steps) if match]
+    label = functions[-1] if functions else steps[-1]
+    return f"{label} -> parquet" if steps[-1] == "Write" and label != "Write" else label
+
+
+_MAPPED = re.compile(r"Map(?:Batches)?\(([^()]+)\)")
+
+
+def _rows_out(last):
+    """Rows the execution gives: a plain write's input rows, a transform's output rows; None for a transform
+    fused with its write (Ray counts the write's stats rows there)."""
+    if last.name == "Write":
+        return last.metrics.num_row_inputs_received
+    if last.name.endswith("Write"):
+        return None
+    return last.metrics.rows_task_outputs_generated
+
+
+@functools.cache
+def stage_progress_class() -> type:
+    """The callback class, built on first use so that importing this module does not import Ray."""
+    from ray.data._internal.execution.execution_callback import ExecutionCallback
+
+    class StageProgress(ExecutionCallback):
+        """A Ray Data execution callback (DataContext.custom_execution_callback_classes): one line per
+        execution, rewritten in place on a terminal at most twice a second, printed once when it ends otherwise
+        (and kept only for a pass of at least MIN_SHOWN_S)."""
+
+        REFRESH_S = 0.5
+        # a pass shorter than this (a count, a small in-memory step) is no stage anyone waits for: no line
+        MIN_SHOWN_S = 1.0
+
+        def __init__(self):
+            self.started = self.shown = time.monotonic()
+            self.live = sys.stdout.isatty()
+
+        def before_execution_starts(self, executor) -> None:
+            self.started = self.shown = time.monotonic()
+
+        def on_execution_step(self, executor) -> None:
+            if self.live and time.monotonic() - self.shown >= self.REFRESH_S:
+                self.shown = time.monotonic()
+                print(f"\r\033[K{self.line(executor, done=False)}", end="", flush=True)
+
+        def after_execution_succeeds(self, executor) -> None:
+            if time.monotonic() - self.started >= self.MIN_SHOWN_S:
+                print(("\r\033[K" if self.live else "") + self.line(executor, done=True), flush=True)
+            elif self.live:
+                print("\r\033[K", end="", flush=True)
+
+        def after_execution_fails(self, executor, error: Exception) -> None:
+            if self.live:
+                print("\r\033[K", end="", flush=True)
+
+        def line(self, executor, done: bool) -> str:
+            # reads Ray Data's operator metrics, which are internal: a Ray that renamed one loses the line,
+            # never the job
+            try:
+                return stage_line(executor, self.started, done)
+            except AttributeError as exc:
+                return f"(progress unavailable: {exc})"
+
+    return StageProgress

@@ -1,0 +1,49 @@
+"""The mixing pass over the scored documents: token totals per side, the budget each side keeps, the
+mix bins it cuts, and which documents are chosen and which left out (the rules are in mixing.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from factory.prepare.config import PrepareConfig
+from factory.prepare.mixing import capped_budgets, cut_warning, last_kept_bin, left_out, mark_mixed_batch, selected, \
+    token_budgets
+from factory.prepare.selection import of_side
+from factory.prepare.totals import totals_by
+
+
+@dataclass
+class Mixed:
+    """What mixing decided, and the datasets it leaves for the later phases."""
+    totals: dict  # tokens per side before mixing
+    budgets: dict  # tokens to keep, per side that is cut
+    cutoffs: dict  # the last kept mix bin, per side that is cut
+    warning: str | None  # set when the cut is large
+    marked: object  # every document, marked chosen or left out (materialised)
+    chosen: object  # the chosen documents (materialised)
+    n_chosen: int
+    n_left_out: int
+
+
+def mixing_cutoffs(ds, config: PrepareConfig) -> tuple[dict, dict, dict, str | None]:
+    """(tokens per side, budgets, the last kept bin per cut side, a warning when the cut is large)."""
+    mixing = config.mixing
+    totals = totals_by(ds, "domain")
+    needed = token_budgets(totals, mixing.domain_token_fraction)
+    budgets = needed if mixing.mode == "exact_ratio" else capped_budgets(totals, needed, mixing.max_cut_fraction)
+    warning = cut_warning(totals, needed, budgets, mixing.max_cut_fraction, mixing.domain_token_fraction)
+    cutoffs = {}
+    for side, budget in budgets.items():
+        if budget >= totals[side]:
+            continue  # nothing to cut (a cap of 0)
+        bins = totals_by(ds.map_batches(of_side, fn_kwargs={"side": side}, batch_format="pyarrow"), "mix_bin")
+        cutoffs[side] = last_kept_bin(bins, budget)
+    return totals, budgets, cutoffs, warning
+
+
+def mix_documents(scored, config: PrepareConfig, batch: dict) -> Mixed:
+    """Marks every scored document chosen or left out by the token budgets; ``batch``: map_batches' format and size."""
+    totals, budgets, cutoffs, warning = mixing_cutoffs(scored, config)
+    marked = scored.map_batches(mark_mixed_batch, fn_kwargs={"cutoffs": cutoffs}, **batch).materialize()
+    chosen = marked.map_batches(selected, batch_format="pyarrow").materialize()
+    return Mixed(totals, budgets, cutoffs, warning, marked, chosen, n_chosen=chosen.count(),
+                 n_left_out=marked.map_batches(left_out, batch_format="pyarrow").count())

@@ -1,0 +1,20 @@
+"""Row and column selections of one pyarrow batch, for ``map_batches``."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def drop_columns(batch: pa.Table, names: list[str]) -> pa.Table:
+    """``batch`` without those of ``names`` it has (a column dropped earlier is no error)."""
+    return batch.drop_columns([n for n in names if n in batch.column_names])
+
+
+def of_side(batch: pa.Table, side: str) -> pa.Table:
+    """The rows whose ``domain`` column is ``side`` (domain or general)."""
+    return batch.filter(pc.equal(batch["domain"], side))
+
+
+def of_split(batch: pa.Table, split: str) -> pa.Table:
+    """The rows of one split (train or validation)."""
+    return batch.filter(pc.equal(batch["split"], split))
