@@ -5,7 +5,7 @@ checked equal before any time is reported.
 
     .venv/bin/python benchmarks/decontamination_search.py --eval-docs 2000 --train-docs 300 --repeats 3
 
-Data: ../shared/data/arxiv_cs_abstracts.parquet when present (else the bundled sample): the eval side is
+Data: $BENCH_DATA/arxiv_cs_abstracts.parquet (benchmarks/DATA.md) when present (else the bundled sample): the eval side is
 the first --eval-docs abstracts, the training side --train-docs rows straddling its end, so about half
 the training rows are contaminated.
 """
@@ -24,8 +24,9 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from eval.contamination import in_sorted, ngram_hashes  # noqa: E402
+from bench_data import BENCH_DATA  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data" / "arxiv_cs_abstracts.parquet"
+BENCH_CORPUS = BENCH_DATA / "arxiv_cs_abstracts.parquet"
 SAMPLE = REPO / "factory" / "sample_data" / "arxiv_cs.parquet"
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    source = SHARED if SHARED.is_file() else SAMPLE
+    source = BENCH_CORPUS if BENCH_CORPUS.is_file() else SAMPLE
     texts = pq.read_table(source, columns=["text"]).column("text").to_pylist()
     eval_texts = texts[:args.eval_docs]
     start = args.eval_docs - args.train_docs // 2

@@ -5,7 +5,7 @@ HFLM on the same items when it is installed. One run, same model, same items; re
 
     .venv/bin/python benchmarks/eval_speed.py --docs 200 --repeats 3
 
-Data: the shared data folder beside the repository: arxiv_cs_abstracts.parquet (perplexity) and mmlu_cs.parquet
+Data: $BENCH_DATA (benchmarks/DATA.md): arxiv_cs_abstracts.parquet (perplexity) and mmlu_cs.parquet
 (all 469 questions x 4).
 Model: a Llama from a config (no download) with a BPE tokenizer trained on the fly on other abstracts.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATA = REPO.parent / "shared" / "data"
+DATA = BENCH_DATA
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
@@ -32,6 +32,7 @@ from eval.config import CheckpointConfig, EvalRayConfig, ModelRuntimeConfig  # n
 from eval.streaming import model_workers  # noqa: E402
 from eval.suites import multiple_choice  # noqa: E402
 from eval.suites.common import Work, aligned  # noqa: E402
+from bench_data import BENCH_DATA  # noqa: E402
 
 CONTEXT = 512
 BATCH = 16

@@ -1,7 +1,7 @@
 """The factory at 50k, 200k and 1M documents: throughput, memory, spill, and dedup quality against
 duplicate clusters known by construction.
 
-The corpus is built from the shared arXiv CS abstracts (distinct texts only):
+The corpus is built from the arXiv CS abstracts of $BENCH_DATA (benchmarks/DATA.md) (distinct texts only):
 - each *base* document splices the first half of one abstract to the second half of another, so
   there are far more distinct bases than abstracts (two bases sharing a half have Jaccard ~1/3,
   well under the 0.8 threshold);
@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from measure import peak_rss_by_process  # noqa: E402
+from bench_data import BENCH_DATA  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = BENCH_DATA
 CAPPED_OBJECT_STORE = 100 * 2**20
 
 

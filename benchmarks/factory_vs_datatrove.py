@@ -24,7 +24,7 @@ the factory, also its near-dup precision/recall against exact Jaccard computed b
 over candidate pairs from a deliberately loose LSH (32 bands x 2 rows: pairs down to Jaccard
 ~0.3 become candidates).
 
-    .venv/bin/python benchmarks/factory_vs_datatrove.py --input ../shared/data/arxiv_cs_abstracts.parquet --runs 3
+    .venv/bin/python benchmarks/factory_vs_datatrove.py --input $DATA/arxiv_cs_abstracts.parquet --runs 3
 """
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
 from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.pipeline.dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
 from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignature, MinhashDedupBuckets,
+from bench_data import BENCH_DATA  # noqa: E402
     MinhashDedupCluster, MinhashDedupFilter)
 from datatrove.utils.hashing import HashConfig
 from factory.config import load_factory_config
@@ -319,7 +320,7 @@ def near_dup_quality(input_path: Path, n_docs: int, config_path: Path, sample_pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", default=str(ROOT.parent / "shared/data/arxiv_cs_abstracts.parquet"))
+    parser.add_argument("--input", default=str(BENCH_DATA / "arxiv_cs_abstracts.parquet"))
     parser.add_argument("--preset", default="scientific")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, help="first N documents only (quick runs)")

@@ -13,7 +13,7 @@ filter stage alone on the first --speed-rows rows, --repeats runs per variant, i
 reported. Also reported: spaCy passes per document (calls of the tokenizer's pipeline), how many
 documents reach and are rejected by each filter, and with --profile N a cProfile of N documents.
 
-    .venv/bin/python benchmarks/filter_word_split.py --input ../shared/data/arxiv_cs_abstracts.parquet
+    .venv/bin/python benchmarks/filter_word_split.py --input $DATA/arxiv_cs_abstracts.parquet
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from factory.stages.heuristic_filters import HeuristicFilters, filter_steps  # n
 from factory.stages.normalise import Normalise  # noqa: E402
 from factory.stages.redact import Redact  # noqa: E402
 from factory.stages.validate import Validate  # noqa: E402
+from bench_data import BENCH_DATA  # noqa: E402
 
 VARIANTS = ("datatrove", "shared")
 
@@ -157,7 +158,7 @@ def check_identity(checked: pa.Table, steps: dict, passes: SpacyPasses, names: l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--input", default=str(ROOT.parent / "shared/data/arxiv_cs_abstracts.parquet"))
+    parser.add_argument("--input", default=str(BENCH_DATA / "arxiv_cs_abstracts.parquet"))
     parser.add_argument("--preset", default="scientific")
     parser.add_argument("--identity-rows", type=int, default=None, help="rows checked for identity (default all)")
     parser.add_argument("--speed-rows", type=int, default=10_000)

@@ -1,7 +1,7 @@
 """Packing efficiency and tokenise+pack throughput on the arXiv corpus, against Hugging Face's `run_clm` recipe.
 
 In one run of this script:
-  1. the factory (scientific preset) cleans and deduplicates ../shared/data/arxiv_cs_abstracts.parquet
+  1. the factory (scientific preset) cleans and deduplicates $BENCH_DATA/arxiv_cs_abstracts.parquet
      (domain) and general_text.parquet (general), then `python -m factory prepare` (TF-IDF grouping,
      seq_len 2048, 80/20 mixing) turns it into a packed CPT dataset: packing efficiency (real tokens /
      all token slots) of its train and validation splits, from its manifest;
@@ -45,10 +45,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
+from bench_data import BENCH_DATA  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+DATA = BENCH_DATA
 
 
 def run_job(args: list[str]) -> None:

@@ -1,8 +1,8 @@
 """Quality gate speed and memory: `python -m quality validate` against plain Great Expectations on a pandas
 DataFrame of the same data, in one run, interleaved.
 
-Datasets: SFT rows built from the shared Alpaca sample (100k and 1M rows, every conversation distinct),
-and the factory's output on the shared 50k CS arXiv abstracts (scientific preset).
+Datasets: SFT rows built from the Alpaca sample of $BENCH_DATA (benchmarks/DATA.md) (100k and 1M rows, every conversation distinct),
+and the factory's output on the 50k CS arXiv abstracts (scientific preset).
 
 The peer is GX as its users run it for the same checks: read the Parquet files into one pandas
 DataFrame (only the columns needed), derive the columns GX cannot reach inside a list (the conversation
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import peak_rss_of  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+BENCH_CORPUS = BENCH_DATA
 SHARD_ROWS = 100_000
 
 
@@ -39,7 +39,7 @@ def build_sft(rows: int, out: Path) -> Path:
     """SFT contract rows from Alpaca instructions; the row number keeps every conversation distinct."""
     from core.contracts import SFT
 
-    alpaca = pq.read_table(SHARED / "alpaca_sample.parquet").to_pylist()
+    alpaca = pq.read_table(BENCH_CORPUS / "alpaca_sample.parquet").to_pylist()
     tasks = ["question_answering", "summary", "term_explanation", "free_form"]
     folder = out / "sft"
     folder.mkdir(parents=True)
@@ -63,7 +63,7 @@ def build_documents(out: Path) -> Path:
     config = out.parent / "factory.yaml"
     config.write_text(yaml.safe_dump({
         "output_dir": str(out), "preset": "scientific", "quality": {"gate": False},
-        "sources": [{"name": "arxiv-cs", "path": str(SHARED / "arxiv_cs_abstracts.parquet"), "text_column": "text",
+        "sources": [{"name": "arxiv-cs", "path": str(BENCH_CORPUS / "arxiv_cs_abstracts.parquet"), "text_column": "text",
                      "id_column": "id", "domain": "domain", "meta_columns": ["title"]}],
         "ray": {"num_cpus": 2},
     }))
@@ -76,6 +76,7 @@ def build_documents(out: Path) -> Path:
 
 PEER = r'''
 import sys, warnings, logging
+from bench_data import BENCH_DATA  # noqa: E402
 warnings.simplefilter("ignore")
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 import pandas as pd, pyarrow.parquet as pq, great_expectations as gx

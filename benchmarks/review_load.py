@@ -7,7 +7,7 @@ per second, and lost decisions (accepted by the app but not in the database): mu
 
     python benchmarks/review_load.py                         # 50 annotators, 1,500 pairs x overlap 2
     python benchmarks/review_load.py --screenshot docs/review_app.png    # the README's screenshot, then exit
-Pairs come from ../shared/data/preference_sample.parquet when present, else are generated.
+Pairs come from $BENCH_DATA/preference_sample.parquet when present, else are generated.
 """
 from __future__ import annotations
 
@@ -31,13 +31,14 @@ sys.path.insert(0, str(ROOT / "tests" / "quality"))
 from quality.review.auth import hash_token  # noqa: E402
 from quality.review.sqlite_store import SqliteReviewStore  # noqa: E402
 from review_helpers import decide, next_form, sign_in  # noqa: E402
+from bench_data import BENCH_DATA  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data" / "preference_sample.parquet"
+BENCH_CORPUS = BENCH_DATA / "preference_sample.parquet"
 
 
 def pairs(n: int) -> list[dict]:
-    if SHARED.is_file():
-        rows = pq.read_table(SHARED).to_pylist()
+    if BENCH_CORPUS.is_file():
+        rows = pq.read_table(BENCH_CORPUS).to_pylist()
     else:
         from quality_samples import preferences
 

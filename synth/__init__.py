@@ -1,4 +1,4 @@
 """synth: LLM-driven SFT examples and preference triples from the factory's documents.
 
-``python -m synth sft|preferences CONFIG.yaml``; see README.md (Synth) and ../shared/DESIGN.md.
+``python -m synth sft|preferences CONFIG.yaml``; see README.md (Synth) and docs/ARCHITECTURE.md.
 """
