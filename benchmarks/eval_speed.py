@@ -23,6 +23,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 DATA = BENCH_DATA
 
 import pyarrow as pa  # noqa: E402
@@ -32,7 +33,6 @@ from eval.config import CheckpointConfig, EvalRayConfig, ModelRuntimeConfig  # n
 from eval.streaming import model_workers  # noqa: E402
 from eval.suites import multiple_choice  # noqa: E402
 from eval.suites.common import Work, aligned  # noqa: E402
-from bench_data import BENCH_DATA  # noqa: E402
 
 CONTEXT = 512
 BATCH = 16

@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import peak_rss_by_process  # noqa: E402
+from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 
 PLANS = ("factory", "dt-exact", "dt-old")
 AGREE = 0.999  # Jaccard of kept ids at which a datatrove plan counts as giving the factory's result
@@ -78,7 +79,6 @@ from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
 from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.pipeline.dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
 from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignature, MinhashDedupBuckets,
-from bench_data import BENCH_DATA  # noqa: E402
     MinhashDedupCluster, MinhashDedupFilter)
 from datatrove.utils.hashing import HashConfig
 from factory.config import load_factory_config

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import peak_rss_of  # noqa: E402
+from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 
 BENCH_CORPUS = BENCH_DATA
 SHARD_ROWS = 100_000
@@ -76,7 +77,6 @@ def build_documents(out: Path) -> Path:
 
 PEER = r'''
 import sys, warnings, logging
-from bench_data import BENCH_DATA  # noqa: E402
 warnings.simplefilter("ignore")
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 import pandas as pd, pyarrow.parquet as pq, great_expectations as gx
