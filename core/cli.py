@@ -3,11 +3,15 @@ subcommand, and one map from expected errors to exit codes (core.errors.EXIT_COD
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Callable
 
+import yaml
+
 from core import progress
-from core.errors import exit_code
+from core.config import deep_merge
+from core.errors import ConfigError, exit_code
 
 
 class _SubcommandParser(argparse.ArgumentParser):
@@ -39,17 +43,54 @@ def command_parser(prog: str, description: str, epilog: str) -> tuple[argparse.A
 
 
 def add_job_arguments(command: argparse.ArgumentParser, config_help: str) -> None:
-    """CONFIG, --output-dir and --overwrite, as in ``python -m factory run CONFIG --output-dir DIR``."""
+    """CONFIG [KEY=VALUE ...], --output-dir and --overwrite, as in ``python -m train sft cfg.yaml
+    optim.learning_rate=1e-5 --output-dir DIR``."""
     command.add_argument("config", help=config_help)
+    add_override_arguments(command)
     command.add_argument("--output-dir", help="override output_dir from the config")
     command.add_argument("--overwrite", action="store_true",
                          help="replace what output_dir holds (by default a finished run of the same config "
                               "is kept and anything else is refused)")
 
 
+def add_override_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                         help="override a config key, dotted (optim.learning_rate=1e-5, filters.c4.enabled=false); "
+                              "the value is read as YAML, validated like the file, and the run's manifest holds "
+                              "the config it gives")
+
+
+# what YAML 1.1 (PyYAML) reads as text although a user means a number: 1e-5, 3E4 (it wants 1.0e-5)
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["optim.learning_rate=1e-5"]`` -> ``{"optim": {"learning_rate": 1e-05}}``. A value is YAML (numbers,
+    booleans, null, [lists]); ``1e-5``, which YAML 1.1 reads as text, is taken as the number it means."""
+    merged: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        parts = key.split(".")
+        if not sep or not all(part.strip() for part in parts):
+            raise ConfigError(f"{pair!r}: an override is KEY=VALUE with a dotted key, e.g. optim.learning_rate=1e-5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{key}: the value {raw!r} is not valid YAML: {exc}") from None
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)
+        for part in reversed(parts):
+            value = {part: value}
+        merged = deep_merge(merged, value)
+    return merged
+
+
 def output_override(args: argparse.Namespace) -> dict | None:
-    """The config overrides the common arguments ask for."""
-    return {"output_dir": args.output_dir} if getattr(args, "output_dir", None) else None
+    """The config overrides the command line asks for: KEY=VALUE pairs, then --output-dir."""
+    overrides = parse_overrides(getattr(args, "overrides", None) or [])
+    if getattr(args, "output_dir", None):
+        overrides["output_dir"] = args.output_dir
+    return overrides or None
 
 
 def run_command(action: Callable[[], int | None]) -> int:

@@ -112,7 +112,8 @@ def load_layered(
         data = deep_merge(data, layer)
     if reshape is not None:
         data = reshape(data)
-    return validate_config(model, data, str(path))
+    # a bad key may come from the command line (KEY=VALUE, --output-dir): the source says so
+    return validate_config(model, data, f"{path} + command-line overrides" if overrides else str(path))
 
 
 def config_hash(config: BaseModel) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from core.cli import command_parser, run_command
+from core.cli import add_override_arguments, command_parser, parse_overrides, run_command
 from recipe.steps import STEP_NAMES
 
 EPILOG = """examples:
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary.md is the one-page result. Starts Ray locally, or joins RAY_ADDRESS (as under ray job submit).",
     )
     run.add_argument("config", help="recipe YAML (see configs/recipe-tiny.yaml, configs/recipe-cluster.yaml)")
+    add_override_arguments(run)  # train.cpt.optim.learning_rate=1e-4
     run.add_argument("--storage-path", help="override storage_path (every node must see it on a cluster)")
     which = run.add_mutually_exclusive_group()
     which.add_argument("--from", dest="start_at", metavar="STEP", help="start at STEP (earlier steps must be published)")
@@ -41,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         from recipe.config import load_recipe_config
         from recipe.runner import run_recipe
 
-        overrides = {"storage_path": args.storage_path} if args.storage_path else None
-        run_recipe(load_recipe_config(args.config, overrides), start_at=args.start_at, only=args.only, force=args.force)
+        overrides = parse_overrides(args.overrides)
+        if args.storage_path:
+            overrides["storage_path"] = args.storage_path
+        run_recipe(load_recipe_config(args.config, overrides or None), start_at=args.start_at, only=args.only, force=args.force)
 
     return run_command(action)
 

@@ -93,7 +93,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
 
         overrides = output_override(args) or {}
         if args.max_steps:
-            overrides["optim"] = {"max_steps": args.max_steps}
+            overrides["optim"] = {**overrides.get("optim", {}), "max_steps": args.max_steps}
         run_training(load_train_config(args.config, args.command, overrides), overwrite=args.overwrite,
                      force=args.force)
 

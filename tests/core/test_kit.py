@@ -8,6 +8,8 @@ import pytest
 import yaml
 from pydantic import Field
 
+from conftest import REPO
+
 from core.cli import run_command
 from core.config import StrictModel, load_layered
 from core.contracts import data_folders
@@ -106,3 +108,25 @@ def test_training_never_reads_a_held_out_split_and_evaluation_never_a_training_s
     assert "validation" not in data_folders("decontamination")  # overlap is looked for in what was trained on
     with pytest.raises(ValueError, match="no data folder is read by 'trainning'"):
         data_folders("trainning")
+
+
+def test_command_line_overrides_reach_the_config_and_are_validated_like_the_file(capsys):
+    """``python -m JOB CMD CONFIG key=value``: dotted keys, YAML values (1e-5 a number), checked like the file."""
+    from core.cli import output_override, parse_overrides
+    from factory.__main__ import main, parser
+    from factory.config import load_factory_config
+
+    assert parse_overrides(["optim.learning_rate=1e-5", "optim.warmup_ratio=0.1", "filters.c4.enabled=false",
+                            "run.name=abc", "sources=[]"]) == {
+        "optim": {"learning_rate": 1e-5, "warmup_ratio": 0.1}, "filters": {"c4": {"enabled": False}},
+        "run": {"name": "abc"}, "sources": []}
+    for bad in ("novalue", "a..b=1", "=3"):
+        with pytest.raises(ConfigError, match="an override is KEY=VALUE"):
+            parse_overrides([bad])
+    sample = str(REPO / "configs/sample.yaml")
+    args = parser().parse_args(["run", sample, "dedup.fuzzy.threshold=0.85", "--output-dir", "elsewhere"])
+    config = load_factory_config(args.config, output_override(args))
+    assert config.dedup.fuzzy.threshold == 0.85 and config.output_dir == "elsewhere"
+    assert main(["run", sample, "dedup.fuzzy.thresholdd=0.85"]) == 2
+    error = capsys.readouterr().err
+    assert "command-line overrides" in error and "dedup.fuzzy.thresholdd: unknown key" in error
