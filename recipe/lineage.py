@@ -61,8 +61,8 @@ class RecipeManifest:
         return self.data["steps"]
 
     def identity(self, step: str) -> str | None:
-        """How a downstream key names this step's output: its run id (or, for a step that publishes nothing,
-        its key)."""
+        """How a downstream key names this step's output: its run id (or, for a step that publishes nothing, such
+        as a pre-trained base model, its key)."""
         entry = self.entries.get(step)
         return None if entry is None else entry.get("run_id") or entry["key"]
 

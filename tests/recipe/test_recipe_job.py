@@ -111,7 +111,7 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
     assert lineage["sft"]["model_from"]["run_id"] == ran["train_cpt"]
     assert lineage["dpo"]["trained_on"]["run_id"] == ran["synth_preferences"]
     assert lineage["dpo"]["model_from"]["run_id"] == ran["train_sft"]
-    assert steps["train_dpo"]["upstream"] == {"review": steps["review"]["key"], "train_sft": ran["train_sft"]}
+    assert steps["train_dpo"]["upstream"] == {"review": ran["review"], "train_sft": ran["train_sft"]}
     for stage in ("cpt", "sft", "dpo"):
         assert lineage[stage]["summary"]["steps"] == 4
         assert steps[f"train_{stage}"]["facts"]["final_loss"] is not None
