@@ -63,11 +63,14 @@ def cut_warning(totals: dict[str, int], needed: dict[str, int], kept: dict[str, 
     return None
 
 
-def last_kept_bin(bin_tokens: dict[int, int], budget: int) -> int:
-    """The bin up to which (in bin order) the running token total is closest to ``budget``; -1 keeps none."""
+def last_kept_bin(bin_tokens: dict[int, int], budget: int, at_least: bool = False) -> int:
+    """The bin up to which (in bin order) the running token total is closest to ``budget``; -1 keeps none.
+    ``at_least``: the closest total that keeps at least ``budget`` (a capped cut never leaves out more)."""
     best_bin, best_gap, running = -1, budget, 0
     for b in sorted(bin_tokens):
         running += bin_tokens[b]
+        if at_least and running >= budget:
+            return b
         gap = abs(running - budget)
         if gap < best_gap:
             best_bin, best_gap = b, gap

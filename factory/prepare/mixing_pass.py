@@ -36,7 +36,7 @@ def mixing_cutoffs(ds, config: PrepareConfig) -> tuple[dict, dict, dict, str | N
         if budget >= totals[side]:
             continue  # nothing to cut (a cap of 0)
         bins = totals_by(ds.map_batches(of_side, fn_kwargs={"side": side}, batch_format="pyarrow"), "mix_bin")
-        cutoffs[side] = last_kept_bin(bins, budget)
+        cutoffs[side] = last_kept_bin(bins, budget, at_least=budget > needed[side])  # the cap binds: keep it
     return totals, budgets, cutoffs, warning
 
 
