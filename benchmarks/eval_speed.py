@@ -29,6 +29,7 @@ DATA = BENCH_DATA
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from core import progress  # noqa: E402
 from eval.config import CheckpointConfig, EvalRayConfig, ModelRuntimeConfig  # noqa: E402
 from eval.streaming import model_workers  # noqa: E402
 from eval.suites import multiple_choice  # noqa: E402
@@ -75,17 +76,16 @@ def ours(model_dir: Path, ppl: pa.Table, mc: pa.Table, use_ray: bool) -> tuple[d
     ray_config = EvalRayConfig(enabled=use_ray, in_process_max_items=0, concurrency=1, batch_size=64,
                                num_cpus_per_actor=1, num_gpus_per_actor=0, stall_timeout_s=600)
     runtime = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=BATCH).model_dump()
-    quiet = lambda _: None  # noqa: E731
     times = {}
-    with model_workers(ray_config, runtime) as workers:
+    with model_workers(ray_config, runtime) as workers, progress.lines_to(lambda _: None):
         workers.load(CheckpointConfig(name="bench", path=str(model_dir)))  # untimed, as the other methods' loading
         start = time.perf_counter()
         scored = aligned(ppl, workers.map(Work("perplexity", "ppl", "perplexity", dict(
-            context_length=CONTEXT, stride=CONTEXT, add_special_tokens=False), ppl, ("bench",)), quiet, "ppl"))
+            context_length=CONTEXT, stride=CONTEXT, add_special_tokens=False), ppl, ("bench",)), "ppl"))
         times["perplexity"] = time.perf_counter() - start
         start = time.perf_counter()
         choices = aligned(mc, workers.map(Work("multiple_choice", "mc", "choices", dict(add_special_tokens=True), mc,
-                                               ("bench",)), quiet, "mc"))
+                                               ("bench",)), "mc"))
         times["multiple_choice"] = time.perf_counter() - start
     return times, {"nll": scored["nll"].to_pylist(), "tokens": scored["n_tokens"].to_pylist(),
                    "logprobs": choices["logprobs"].to_pylist()}

@@ -89,10 +89,12 @@ def plain_run(config, tokens_per_step: int, threads: int | None = None) -> tuple
 
 
 def ray_run(config, tokens_per_step: int) -> tuple[list[float], float]:
+    from core import progress
     from train.launch import run_training
 
     start = time.perf_counter()
-    run_training(config, echo=lambda _: None)
+    with progress.lines_to(lambda _: None):
+        run_training(config)
     history = json.loads((Path(config.output_dir) / "trainer_state.json").read_text())["log_history"]
     return step_times(history, tokens_per_step), time.perf_counter() - start
 

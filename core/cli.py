@@ -25,6 +25,19 @@ class _SubcommandParser(argparse.ArgumentParser):
         output.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=progress.QUIET,
                             help="print only the summary (no progress lines)")
 
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        # options may sit between CONFIG and its KEY=VALUE overrides (cfg.yaml --print-config a.b=1); the
+        # intermixed parse calls this method again for each of its two passes
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
 
 class _JobParser(argparse.ArgumentParser):
     """A job's top-level parser: parsing the command line also sets the process's verbosity (core.progress)."""
@@ -47,10 +60,25 @@ def add_job_arguments(command: argparse.ArgumentParser, config_help: str) -> Non
     optim.learning_rate=1e-5 --output-dir DIR``."""
     command.add_argument("config", help=config_help)
     add_override_arguments(command)
+    add_print_config_argument(command)
     command.add_argument("--output-dir", help="override output_dir from the config")
     command.add_argument("--overwrite", action="store_true",
                          help="replace what output_dir holds (by default a finished run of the same config "
                               "is kept and anything else is refused)")
+
+
+def add_print_config_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--print-config", action="store_true",
+                         help="print the fully resolved config, each value with its source (preset, file, command "
+                              "line or default), and the plan (stages, filters, steps), then exit without running")
+
+
+def print_config(title: str, config, plan: list[str]) -> int:
+    """``--print-config``'s output (core.describe) for a config just loaded; 0, the exit code."""
+    from core.describe import describe_config
+
+    print(describe_config(config, title, plan))
+    return 0
 
 
 def add_override_arguments(command: argparse.ArgumentParser) -> None:

@@ -38,6 +38,15 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+class YamlLayer(dict):
+    """A config layer read from a file: a dict that remembers its file, so ``--print-config`` can say which
+    preset or file gave each value."""
+
+    def __init__(self, data: dict, path: Path):
+        super().__init__(data)
+        self.path = path
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -47,10 +56,10 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
-        return {}
+        return YamlLayer({}, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-    return data
+    return YamlLayer(data, path)
 
 
 def validation_problems(exc: ValidationError) -> list[tuple[tuple, str]]:
@@ -106,14 +115,43 @@ def load_layered(
     ``defaults`` may be a function of the user's file, for jobs whose user file picks its preset.
     """
     user = read_yaml(path)
-    layers = defaults(user) if callable(defaults) else defaults
+    layers = [*(defaults(user) if callable(defaults) else defaults), user, overrides or {}]
     data: dict = {}
-    for layer in [*layers, user, overrides or {}]:
+    for layer in layers:
         data = deep_merge(data, layer)
     if reshape is not None:
         data = reshape(data)
     # a bad key may come from the command line (KEY=VALUE, --output-dir): the source says so
-    return validate_config(model, data, f"{path} + command-line overrides" if overrides else str(path))
+    config = validate_config(model, data, f"{path} + command-line overrides" if overrides else str(path))
+    remember_layers(config, [(layer_label(layer, path), layer) for layer in layers[:-1]] + [("command line", layers[-1])])
+    return config
+
+
+def layer_label(layer: dict, user_path: str | Path) -> str:
+    """``file my.yaml`` for the user's file, ``preset factory/presets/web.yaml`` for a job's own, ``defaults``
+    for a layer built in code."""
+    path = getattr(layer, "path", None)
+    if path is None:
+        return "defaults"
+    if Path(path) == Path(user_path):
+        return f"file {user_path}"
+    here = Path(path).resolve()
+    root = Path(__file__).resolve().parent.parent
+    return f"preset {here.relative_to(root) if root in here.parents else here}"
+
+
+# the layers of the last config ``load_layered`` gave, for ``--print-config`` (core.describe) to say where each
+# value came from; one entry, so nothing grows with the number of loads
+_last_layers: list = [None, []]
+
+
+def remember_layers(config: BaseModel, layers: list[tuple[str, dict]]) -> None:
+    _last_layers[:] = [config, layers]
+
+
+def layers_of(config: BaseModel) -> list[tuple[str, dict]]:
+    """[(label, layer)] in merge order for a config ``load_layered`` just gave; [] for any other."""
+    return _last_layers[1] if _last_layers[0] is config else []
 
 
 def config_hash(config: BaseModel) -> str:

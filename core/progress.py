@@ -1,6 +1,7 @@
 """What a job prints while it runs. By default: one progress line per Ray Data execution (live on a terminal,
-once when it ends elsewhere, as in CI or ``ray job logs``) and the job's own summary; ``-v`` gives Ray's own
-logs and progress bars back; ``-q`` leaves only the summary. Set once per process by ``set_verbosity``."""
+once when it ends elsewhere, as in CI or ``ray job logs``), the job's own status lines (``say``) and its
+summary (``summary``); ``-v`` gives Ray's own logs and progress bars back; ``-q`` leaves only the summary.
+Set once per process by ``set_verbosity``; ``lines_to`` sends a block's lines elsewhere (a test, a web page)."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +9,9 @@ import logging
 import re
 import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 _verbosity = NORMAL
@@ -26,6 +30,45 @@ def set_verbosity(level: int) -> None:
     _verbosity = level
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if level >= VERBOSE else logging.ERROR)
+
+
+# where say/summary lines go when a block took them (lines_to); None: stdout, at the process's verbosity.
+# A context variable, so that one thread's block (the review app exporting for its admin page, or its
+# silent warm-up export) leaves other threads' lines alone
+_sink: ContextVar[Callable[[str], None] | None] = ContextVar("progress_sink", default=None)
+
+
+def say(line: str) -> None:
+    """A job's own progress or status line ("run <id>: 120 documents ..."): printed unless -q."""
+    sink = _sink.get()
+    if sink is not None:
+        sink(line)
+    elif _verbosity >= NORMAL:
+        print(line)
+
+
+def summary(line: str) -> None:
+    """A line printed even with -q: the end-of-run summary (funnel, gate verdict, what was written where),
+    or "nothing to do"."""
+    (_sink.get() or print)(line)
+
+
+def warn(line: str) -> None:
+    """A warning about the run that goes on (``--force`` past a plan that does not fit, DPO on unreviewed pairs):
+    printed even with -q, on stdout with the job's other lines."""
+    summary(line)
+
+
+@contextmanager
+def lines_to(sink: Callable[[str], None]) -> Iterator[None]:
+    """Every ``say``/``summary`` line of this block (in this thread) goes to ``sink`` instead of stdout, whatever
+    the verbosity (which is the console's): ``lines_to(lines.append)`` keeps them for a page or a test,
+    ``lines_to(lambda _: None)`` drops them."""
+    token = _sink.set(sink)
+    try:
+        yield
+    finally:
+        _sink.reset(token)
 
 
 def apply_to_ray_data() -> None:

@@ -1,6 +1,6 @@
 """One published run: the steps every job takes around its work, written once.
 
-    run = PublishedRun(config.output_dir, config, "run", overwrite=overwrite, echo=echo)
+    run = PublishedRun(config.output_dir, config, "run", overwrite=overwrite)
     if run.finished:                   # this config's output is already published: nothing to do
         return run.finished
     ...check inputs...
@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from pydantic import BaseModel
 
+from core import progress
 from core.config import config_hash
 from core.errors import OutputExistsError
 from core.manifest import base_manifest, new_run_id
@@ -39,9 +40,9 @@ class PublishedRun:
     """
 
     def __init__(self, output_dir: str | Path, config: BaseModel, job: str, *, overwrite: bool = False,
-                 echo: Callable[[str], None] = print, upstream: dict | None = None):
+                 upstream: dict | None = None):
         self.output = Path(output_dir).expanduser()
-        self.config, self.job, self.echo = config, job, echo
+        self.config, self.job = config, job
         self.digest = config_hash(config)
         self.upstream = upstream or {}
         self.run_id: str | None = None
@@ -58,11 +59,13 @@ class PublishedRun:
             if not stale:
                 on = "".join(f" on {key.replace('_', ' ')} {value['run_id']}" for key, value in self.upstream.items()
                              if isinstance(value, dict) and "run_id" in value)  # e.g. " on factory run <id>"
-                self.echo(f"{self.output} already holds a finished {self.job} of this config{on} (hash {self.digest}, "
-                          f"run {finished['run_id']}); nothing to do. Pass --overwrite to run again.")
+                # the whole outcome of this run: said even with -q
+                progress.summary(f"{self.output} already holds a finished {self.job} of this config{on} (hash "
+                                 f"{self.digest}, run {finished['run_id']}); nothing to do. Pass --overwrite to run "
+                                 "again.")
                 return finished
-            self.echo(f"{self.output} was made from an earlier {', '.join(k.replace('_', ' ') for k in stale)}; "
-                      "running again")
+            progress.say(f"{self.output} was made from an earlier {', '.join(k.replace('_', ' ') for k in stale)}; "
+                         "running again")
             return None
         if self.output.exists() and not overwrite:
             what = "a finished run with a different config" if finished else "files that are not a finished run"
@@ -78,7 +81,7 @@ class PublishedRun:
         partial directory, with its manifest, stays for inspection and nothing is published.
         """
         for stale in remove_stale_partials(self.output):
-            self.echo(f"removed unfinished output of an earlier crashed run: {stale}")
+            progress.say(f"removed unfinished output of an earlier crashed run: {stale}")
         self.run_id = new_run_id()
         self.manifest = {**base_manifest(self.run_id, self.config, inputs), **self.upstream}
         self.partial = make_partial_dir(self.output, self.run_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from core.cli import add_job_arguments, command_parser, output_override, run_command
+from core.cli import add_job_arguments, command_parser, output_override, print_config, run_command
 
 EPILOG = """examples:
   python -m eval run configs/eval.yaml
@@ -22,11 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     add_job_arguments(run, "eval config YAML (checkpoints, eval sets; eval/presets/defaults.yaml has the rest)")
     args = top.parse_args(argv)
 
-    def action() -> None:
+    def action() -> int | None:
         from eval.config import load_eval_config
         from eval.eval_run import run_eval
 
-        run_eval(load_eval_config(args.config, output_override(args)), overwrite=args.overwrite)
+        config = load_eval_config(args.config, output_override(args))
+        if args.print_config:
+            from eval.describe import eval_plan
+
+            return print_config(f"python -m eval run {args.config}", config, eval_plan(config))
+        run_eval(config, overwrite=args.overwrite)
+        return None
 
     return run_command(action)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
+from core import progress
 from core.contracts import data_folders
 from core.errors import InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir
@@ -99,7 +100,7 @@ def eval_grams(items: dict[tuple[str, str], pa.Table], n: int) -> tuple[dict[int
     return owners, too_short
 
 
-def find_matches(config: DecontaminationConfig, ray_config: EvalRayConfig, hashes: np.ndarray, echo) -> list[pa.Table]:
+def find_matches(config: DecontaminationConfig, ray_config: EvalRayConfig, hashes: np.ndarray) -> list[pa.Table]:
     """Matching (hash, training id, source) rows from every training dataset."""
     found = []
     for entry in config.training_data:
@@ -123,19 +124,19 @@ def find_matches(config: DecontaminationConfig, ray_config: EvalRayConfig, hashe
             for file in files:
                 for batch in open_parquet(file, entry.path).iter_batches(columns=columns, batch_size=config.batch_size):
                     found.append(overlaps(pa.Table.from_batches([batch]), **args))
-        echo(f"  decontamination: scanned {entry.path} ({kind}, {rows} rows, "
-             f"{'Ray Data' if on_ray else 'in this process'})")
+        progress.say(f"  decontamination: scanned {entry.path} ({kind}, {rows} rows, "
+                     f"{'Ray Data' if on_ray else 'in this process'})")
     return found
 
 
 def find_contamination(items: dict[tuple[str, str], pa.Table], config: DecontaminationConfig,
-                       ray_config: EvalRayConfig, echo) -> tuple[pa.Table, dict]:
+                       ray_config: EvalRayConfig) -> tuple[pa.Table, dict]:
     """(contaminated items: suite, set, item_id, a training row that shares an n-gram with it, and how many
     (n-gram, training row) matches it has; counts per suite/set)."""
     owners, too_short = eval_grams(items, config.ngram)
     hashes = np.array(sorted(owners), dtype=np.uint64)  # sorted: overlaps() binary-searches it
     example: dict[tuple, tuple[str, str, int]] = {}
-    for table in find_matches(config, ray_config, hashes, echo) if len(hashes) else []:
+    for table in find_matches(config, ray_config, hashes) if len(hashes) else []:
         for gram, training_id, source in zip(table.column("hash").to_pylist(), table.column("training_id").to_pylist(),
                                              table.column("training_source").to_pylist()):
             for owner in owners[gram]:

@@ -7,12 +7,12 @@ checkpoint's path and hash.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from core import progress
 from core.errors import ConfigError
 from core.parquet import parquet_files, published_data_dir
 from core.publish import published_run_ref
@@ -85,15 +85,15 @@ def checkpoint_entries(config: EvalConfig, digests: dict[str, str]) -> list[dict
             for c in config.checkpoints]
 
 
-def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
+def run_eval(config: EvalConfig, *, overwrite: bool = False) -> dict:
     for i, checkpoint in enumerate(config.checkpoints):
         check_checkpoint(checkpoint, f"checkpoints[{i}] ({checkpoint.name})")
         if config.perplexity.enabled:
             check_context_length(checkpoint, config.perplexity.context_length, f"checkpoints[{i}] ({checkpoint.name})")
-    echo(f"hashing {len(config.checkpoints)} checkpoint(s)")
+    progress.say(f"hashing {len(config.checkpoints)} checkpoint(s)")
     digests = {c.name: checkpoint_digest(c) for c in config.checkpoints}
     # a checkpoint retrained in place (same path, new weights) makes a finished report stale
-    run = PublishedRun(config.output_dir, config, "eval", overwrite=overwrite, echo=echo,
+    run = PublishedRun(config.output_dir, config, "eval", overwrite=overwrite,
                        upstream={"checkpoint_sha256": digests})
     if run.finished:
         return run.finished
@@ -103,15 +103,15 @@ def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str
                           "or lm_eval")
     inputs = [f for path in set_paths(config) for f in parquet_files(published_data_dir(path, eval_items.DATA_FOLDERS),
                                                                      path)]
-    echo(f"eval run -> {run.output}: {len(config.checkpoints)} checkpoint(s), "
-         + ", ".join(f"{s}/{n} {t.num_rows} items" for (s, n), t in sets.items()))
-    config = placed(config, sets, echo)  # ray.enabled: auto decided; the published config keeps "auto"
+    progress.say(f"eval run -> {run.output}: {len(config.checkpoints)} checkpoint(s), "
+                 + ", ".join(f"{s}/{n} {t.num_rows} items" for (s, n), t in sets.items()))
+    config = placed(config, sets)  # ray.enabled: auto decided; the published config keeps "auto"
     with run.writing(inputs) as partial:
         results: dict = {"checkpoints": checkpoint_entries(config, digests), "confidence": config.confidence,
                          "decoding": config.decoding.model_dump(), "run_id": run.run_id}
         if config.decontamination.enabled and sets:
             with run.timed("decontamination"):
-                contaminated, counts = find_contamination(sets, config.decontamination, config.ray, echo)
+                contaminated, counts = find_contamination(sets, config.decontamination, config.ray)
                 pq.write_table(contaminated, partial / "contamination.parquet")  # bounded: rows are eval items
                 results["decontamination"] = {
                     "ngram": config.decontamination.ngram, "decontaminate": config.decontamination.decontaminate,
@@ -119,11 +119,11 @@ def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str
                 if config.decontamination.decontaminate:
                     sets = without(sets, contaminated)
                     for suite, name in [key for key, table in sets.items() if table.num_rows == 0]:
-                        echo(f"  decontamination removed every item of {suite}/{name}: it is not scored")
+                        progress.warn(f"  decontamination removed every item of {suite}/{name}: it is not scored")
                         del sets[(suite, name)]
         work = model_work(config, sets)
         with run.timed("models"):
-            scored = score_checkpoints(config, work, echo) if work else {}
+            scored = score_checkpoints(config, work) if work else {}
         for name, suite in SCORED_SUITES:
             if suite_sets(sets, name):
                 with run.timed(name):
@@ -131,14 +131,14 @@ def run_eval(config: EvalConfig, *, overwrite: bool = False, echo: Callable[[str
         if ("judge", "prompts") in sets:
             with run.timed("judge"):
                 results["judge"], run.manifest["judge_requests"] = judge.run(
-                    config, sets[("judge", "prompts")], scored, partial, echo)
+                    config, sets[("judge", "prompts")], scored, partial)
         if config.lm_eval.enabled:
             with run.timed("lm_eval"):
-                results["lm_eval"] = lm_eval_adapter.run(config, echo)
+                results["lm_eval"] = lm_eval_adapter.run(config)
         run.manifest["checkpoints"] = results["checkpoints"]
         run.manifest["outputs"] = write_report(partial, results, f"Eval: {', '.join(c.name for c in config.checkpoints)}")
-    echo(summary(results))
-    echo(f"report: {run.output / 'report.md'} and {run.output / 'report.html'}")
+    progress.summary(summary(results))
+    progress.summary(f"report: {run.output / 'report.md'} and {run.output / 'report.html'}")
     return run.manifest
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from core import progress
 from core.errors import ConfigError
 from eval.checkpoints import adapter_base, is_adapter, tokenizer_dir
 from eval.config import EvalConfig
@@ -35,7 +36,7 @@ def scores(results: dict) -> dict[str, dict[str, float]]:
     return table
 
 
-def run(config: EvalConfig, echo) -> dict:
+def run(config: EvalConfig) -> dict:
     if not available():
         raise ConfigError("lm_eval.enabled: the lm-evaluation-harness is not installed "
                           "(pip install -e '.[lm-eval]'), or set lm_eval.enabled: false")
@@ -47,7 +48,7 @@ def run(config: EvalConfig, echo) -> dict:
     device = {"auto": None, "cpu": "cpu", "cuda": "cuda"}[config.model.device]
     results = {}
     for checkpoint in config.checkpoints:
-        echo(f"  lm-eval {', '.join(settings.tasks)} / {checkpoint.name}")
+        progress.say(f"  lm-eval {', '.join(settings.tasks)} / {checkpoint.name}")
         output = lm_eval.simple_evaluate(
             model="hf", model_args=model_args(checkpoint, config.model.dtype), tasks=list(settings.tasks),
             num_fewshot=settings.num_fewshot, batch_size=settings.batch_size, limit=settings.limit, device=device,

@@ -2,10 +2,9 @@
 10-20 s each, which dwarfs small work on a CPU; a GPU, or much work, is worth it."""
 from __future__ import annotations
 
-from typing import Callable
-
 import pyarrow as pa
 
+from core import progress
 from eval.config import EvalConfig
 
 Sets = dict[tuple[str, str], pa.Table]
@@ -24,7 +23,7 @@ def gpu_visible() -> bool:
     return torch.cuda.is_available()
 
 
-def placed(config: EvalConfig, sets: Sets, echo: Callable[[str], None]) -> EvalConfig:
+def placed(config: EvalConfig, sets: Sets) -> EvalConfig:
     """The config with ``ray.enabled`` decided (true or false), the choice and its reason said."""
     ray = config.ray
     if ray.enabled != "auto":
@@ -34,8 +33,8 @@ def placed(config: EvalConfig, sets: Sets, echo: Callable[[str], None]) -> EvalC
     if on_ray:
         why = ("a GPU is there to use" if gpu else
                f"{size} items x checkpoints > ray.in_process_max_items ({ray.in_process_max_items})")
-        echo(f"ray.enabled: auto -> model actors on Ray ({why})")
+        progress.say(f"ray.enabled: auto -> model actors on Ray ({why})")
     else:
-        echo(f"ray.enabled: auto -> scoring in this process (no GPU, {size} items x checkpoints <= "
-             f"ray.in_process_max_items {ray.in_process_max_items}; ray.enabled: true forces Ray)")
+        progress.say(f"ray.enabled: auto -> scoring in this process (no GPU, {size} items x checkpoints <= "
+                     f"ray.in_process_max_items {ray.in_process_max_items}; ray.enabled: true forces Ray)")
     return config.model_copy(update={"ray": ray.model_copy(update={"enabled": on_ray})})

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pyarrow as pa
 
+from core import progress
 from core.errors import ConfigError, StalledError
 from core.ray_runtime import cpus_left_for_data, init_ray, local_resources
 from eval.config import CheckpointConfig, EvalConfig, EvalRayConfig
 from eval.scorers import ModelWorker
 from eval.suites.common import Work, aligned
-
-Echo = Callable[[str], None]
 
 
 def check_actors_fit(ray_config: EvalRayConfig) -> None:
@@ -51,12 +50,12 @@ class LocalWorkers:
     def load(self, checkpoint: CheckpointConfig) -> None:
         self.worker.load(checkpoint.model_dump())
 
-    def map(self, work: Work, echo: Echo, label: str) -> pa.Table:
+    def map(self, work: Work, label: str) -> pa.Table:
         start, parts = time.perf_counter(), []
         for batch in batches(work.inputs, self.batch_size):
             parts.append(self.worker.score(work.task, work.settings, batch))
-            echo(f"  {label}: {sum(p.num_rows for p in parts)}/{work.inputs.num_rows} items "
-                 f"({time.perf_counter() - start:.1f}s)")
+            progress.say(f"  {label}: {sum(p.num_rows for p in parts)}/{work.inputs.num_rows} items "
+                         f"({time.perf_counter() - start:.1f}s)")
         return pa.concat_tables(parts)
 
     def close(self) -> None:
@@ -90,7 +89,7 @@ class RayWorkers:
             raise StalledError(f"loading {checkpoint.name}: no progress for {self.config.stall_timeout_s:g}s; "
                                f"{self.hint}") from None
 
-    def map(self, work: Work, echo: Echo, label: str) -> pa.Table:
+    def map(self, work: Work, label: str) -> pa.Table:
         from ray.util import ActorPool
 
         start, pool = time.perf_counter(), ActorPool(self.actors)
@@ -102,8 +101,8 @@ class RayWorkers:
                 parts.append(pool.get_next_unordered(timeout=self.config.stall_timeout_s))
             except TimeoutError:
                 raise StalledError(f"{label}: no progress for {self.config.stall_timeout_s:g}s; {self.hint}") from None
-        echo(f"  {label}: {work.inputs.num_rows} items on {len(self.actors)} actor(s) in "
-             f"{time.perf_counter() - start:.1f}s")
+        progress.say(f"  {label}: {work.inputs.num_rows} items on {len(self.actors)} actor(s) in "
+                     f"{time.perf_counter() - start:.1f}s")
         return pa.concat_tables(parts)
 
     def close(self) -> None:
@@ -122,7 +121,7 @@ def model_workers(ray_config: EvalRayConfig, runtime: dict, seed: int = 0) -> It
         workers.close()
 
 
-def score_checkpoints(config: EvalConfig, work: list[Work], echo: Echo) -> dict[tuple[str, str, str], pa.Table]:
+def score_checkpoints(config: EvalConfig, work: list[Work]) -> dict[tuple[str, str, str], pa.Table]:
     """{(suite, set, checkpoint): scored rows in the items' order} for every piece of work and every checkpoint
     it names, each checkpoint loaded once for all of them."""
     scored = {}
@@ -133,8 +132,8 @@ def score_checkpoints(config: EvalConfig, work: list[Work], echo: Echo) -> dict[
                 continue
             start = time.perf_counter()
             workers.load(checkpoint)
-            echo(f"  {checkpoint.name}: loaded in {time.perf_counter() - start:.1f}s")
+            progress.say(f"  {checkpoint.name}: loaded in {time.perf_counter() - start:.1f}s")
             for w in mine:
-                rows = workers.map(w, echo, f"{w.label} / {checkpoint.name}")
+                rows = workers.map(w, f"{w.label} / {checkpoint.name}")
                 scored[(w.suite, w.name, checkpoint.name)] = aligned(w.inputs, rows)
     return scored

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_job_arguments, command_parser, output_override, run_command
+from core.cli import add_job_arguments, command_parser, output_override, print_config, run_command
 
 EPILOG = """examples:
   python -m factory run configs/sample.yaml
@@ -56,16 +56,25 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def dispatch(args: argparse.Namespace) -> None:
+def dispatch(args: argparse.Namespace) -> int | None:
     if args.command == "prepare":
         from factory.prepare.config import load_prepare_config
         from factory.prepare.prepare_run import run_prepare
 
-        run_prepare(load_prepare_config(args.config, output_override(args)), overwrite=args.overwrite)
-        return
+        prepare = load_prepare_config(args.config, output_override(args))
+        if args.print_config:
+            from factory.describe import prepare_plan
+
+            return print_config(f"python -m factory prepare {args.config}", prepare, prepare_plan(prepare))
+        run_prepare(prepare, overwrite=args.overwrite)
+        return None
     from factory.config import load_factory_config
 
     config = load_factory_config(args.config, output_override(args))
+    if getattr(args, "print_config", False):
+        from factory.describe import factory_plan
+
+        return print_config(f"python -m factory run {args.config}", config, factory_plan(config))
     if args.command == "run":
         from factory.factory_run import run_factory
 
@@ -74,6 +83,7 @@ def dispatch(args: argparse.Namespace) -> None:
         from factory.calibrate import calibrate_command
 
         calibrate_command(config, args)
+    return None
 
 
 MOVED = {"recipe": "`python -m factory recipe` is now `python -m recipe run` (same arguments): the recipe drives every "

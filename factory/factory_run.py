@@ -8,6 +8,7 @@ import shutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import progress
 from core.contracts import FACTORY_DOCUMENTS, REJECTS
 from core.parquet import write_dataset
 from core.publish import MANIFEST
@@ -24,24 +25,24 @@ from factory.stages.base import Stage, StageContext
 from quality.gate import gate_before_publish
 
 
-def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -> dict:
-    run = PublishedRun(config.output_dir, config, "run", overwrite=overwrite, echo=echo)
+def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
+    run = PublishedRun(config.output_dir, config, "run", overwrite=overwrite)
     if run.finished:
         return run.finished
     stages = build_stages(config)  # reading plans every source: a missing file or column fails here, before any work
     plans = next(stage for stage in stages if isinstance(stage, ReadSources)).plans
     inputs = {plan["source"].name: plan["rows"] for plan in plans}
 
-    gate = gate_before_publish("documents", config.quality, echo, publish_to=run.output)
+    gate = gate_before_publish("documents", config.quality, publish_to=run.output)
     with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate) as partial:
-        echo(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
+        progress.say(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
         with run.timed("ray_init"):
             init_ray(config.ray)
         configure_ray_data(config.ray)
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
             dedup=DedupWork(partial / "_work", dedup_partitions(config, sum(inputs.values()))),
-            timed=run.timed, echo=echo, rows_per_block=config.ray.rows_per_block,
+            timed=run.timed, rows_per_block=config.ray.rows_per_block,
         )
         documents = run_stages(stages, context)
         with run.timed("write"):
@@ -67,13 +68,12 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False, echo=print) -
         })
 
     total = sum(inputs.values())
-    echo("")
-    echo(format_funnel(run.manifest["stages"]))
-    echo("")
-    echo(f"kept {n_kept} of {total} documents ({n_kept / max(total, 1):.1%}), "
-         f"rejected {n_rejected}; in = kept + rejected holds for every source")
-    echo(f"wrote {run.output}/documents, {run.output}/rejects and {run.output}/{MANIFEST} in "
-         f"{run.timings['total']} s")
+    for line in ("", format_funnel(run.manifest["stages"]), "",
+                 f"kept {n_kept} of {total} documents ({n_kept / max(total, 1):.1%}), "
+                 f"rejected {n_rejected}; in = kept + rejected holds for every source",
+                 f"wrote {run.output}/documents, {run.output}/rejects and {run.output}/{MANIFEST} in "
+                 f"{run.timings['total']} s"):
+        progress.summary(line)
     return run.manifest
 
 

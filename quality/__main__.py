@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli import command_parser, run_command
+from core.cli import add_print_config_argument, command_parser, print_config, run_command
 from quality.config import KINDS
 
 EPILOG = """examples:
@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("path", help="a published run directory, a directory of Parquet files, or one file")
     validate.add_argument("--config", help="YAML with thresholds on top of quality/presets/defaults.yaml")
     validate.add_argument("--docs-dir", help="where the Data Docs go (default PATH/quality/)")
+    add_print_config_argument(validate)
 
     annotators = commands.add_parser("annotators", help="add or list the annotators of the review app")
     annotator_commands = annotators.add_subparsers(dest="action", required=True)
@@ -81,7 +82,13 @@ def validate_command(args: argparse.Namespace) -> int:
     from quality.config import load_quality_config
     from quality.gate import validate
 
-    result = validate(args.kind, args.path, load_quality_config(args.config), args.docs_dir)
+    config = load_quality_config(args.config)
+    if args.print_config:
+        return print_config(f"python -m quality validate {args.kind} {args.path}", config, [
+            f"validate {args.path} as {args.kind}: its contract's schema, then the thresholds above "
+            f"(sections {args.kind}: and examples:), checked by Great Expectations",
+            f"Data Docs: {args.docs_dir or Path(args.path) / 'quality'}; exit 1 when an expectation fails"])
+    result = validate(args.kind, args.path, config, args.docs_dir)
     print(result.summary())
     root = Path(args.path)
     manifest = read_finished_manifest(root) if root.is_dir() else None

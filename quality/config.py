@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from core.config import StrictModel, load_layered, read_yaml
+from core.config import StrictModel, layer_label, load_layered, read_yaml, remember_layers
 
 DEFAULTS = Path(__file__).parent / "presets" / "defaults.yaml"
 KINDS = ("documents", "cpt", "sft", "preferences", "reviews")
@@ -75,7 +75,10 @@ class QualityConfig(StrictModel):
 def load_quality_config(path: str | Path | None = None) -> QualityConfig:
     """The defaults, under ``path`` when given."""
     if path is None:
-        return QualityConfig.model_validate(read_yaml(DEFAULTS))
+        defaults = read_yaml(DEFAULTS)
+        config = QualityConfig.model_validate(defaults)
+        remember_layers(config, [(layer_label(defaults, ""), defaults)])  # for --print-config
+        return config
     return load_layered(QualityConfig, path, [read_yaml(DEFAULTS)])
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
+from core import progress
 from core.errors import QualityGateError
 from quality.charts import write_charts
 from quality.checks import Check
@@ -103,8 +103,7 @@ def validate(kind: str, path: str | Path, config: QualityConfig | None = None, d
     return GateResult(kind, dataset.root, rows, verdicts, docs / "index.html")
 
 
-def gate_before_publish(kind: str, settings: GateSettings, echo: Callable[[str], None] = print,
-                        publish_to: Path | None = None):
+def gate_before_publish(kind: str, settings: GateSettings, publish_to: Path | None = None):
     """The ``before_publish`` hook of a job's ``PublishedRun.writing``, or None when the gate is off.
     ``publish_to``: where the output goes when it passes, so the summary names the Data Docs' final place."""
     if not settings.gate:
@@ -115,7 +114,7 @@ def gate_before_publish(kind: str, settings: GateSettings, echo: Callable[[str],
         manifest["quality"] = result.manifest_entry()
         if result.success and publish_to is not None:
             result.path, result.docs = publish_to, publish_to / result.docs.relative_to(partial)
-        echo(result.summary())
+        progress.summary(result.summary())  # the gate's verdict: shown even with -q
         if not result.success:
             raise QualityGateError(
                 f"the {kind} output breaks {len(result.failed)} quality expectation(s); nothing was published. "

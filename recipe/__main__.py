@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from core.cli import add_override_arguments, command_parser, parse_overrides, run_command
+from core.cli import add_override_arguments, add_print_config_argument, command_parser, parse_overrides, print_config, run_command
 from recipe.steps import STEP_NAMES
 
 EPILOG = """examples:
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("config", help="recipe YAML (see configs/recipe-tiny.yaml, configs/recipe-cluster.yaml)")
     add_override_arguments(run)  # train.cpt.optim.learning_rate=1e-4
+    add_print_config_argument(run)
     run.add_argument("--storage-path", help="override storage_path (every node must see it on a cluster)")
     which = run.add_mutually_exclusive_group()
     which.add_argument("--from", dest="start_at", metavar="STEP", help="start at STEP (earlier steps must be published)")
@@ -38,14 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="rerun the selected steps even when current")
     args = top.parse_args(argv)
 
-    def action() -> None:
+    def action() -> int | None:
         from recipe.config import load_recipe_config
         from recipe.runner import run_recipe
 
         overrides = parse_overrides(args.overrides)
         if args.storage_path:
             overrides["storage_path"] = args.storage_path
-        run_recipe(load_recipe_config(args.config, overrides or None), start_at=args.start_at, only=args.only, force=args.force)
+        recipe = load_recipe_config(args.config, overrides or None)
+        if args.print_config:
+            from recipe.describe import recipe_plan
+
+            return print_config(f"python -m recipe run {args.config}", recipe, recipe_plan(recipe))
+        run_recipe(recipe, start_at=args.start_at, only=args.only, force=args.force)
+        return None
 
     return run_command(action)
 

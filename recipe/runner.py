@@ -11,13 +11,14 @@ from pathlib import Path
 
 import yaml
 
+from core import progress
 from core.config import deep_merge, outputs_pending
 from core.errors import ConfigError
 from core.publish import write_text_atomically
 from core.ray_runtime import init_ray
 from recipe.config import RecipeConfig
 from recipe.lineage import RecipeManifest, step_key
-from recipe.steps import Echo, Step, Wiring, check_endpoints, resolve_references, steps_to_run
+from recipe.steps import Step, Wiring, check_endpoints, resolve_references, steps_to_run
 from recipe.summary import summary_page
 
 
@@ -52,8 +53,8 @@ def write_step_config(path: Path, config: dict) -> Path:
     return path
 
 
-def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str | None = None, force: bool = False,
-               echo: Echo = print) -> dict:
+def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str | None = None,
+               force: bool = False) -> dict:
     """Runs (or skips) each step; returns the recipe manifest. ``start_at``/``only`` limit the steps looked at
     (the ones before must be published); ``force`` reruns the selected steps even when current."""
     manifest = RecipeManifest(recipe)
@@ -68,17 +69,17 @@ def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str |
     endpoints = EndpointsCheck(recipe)
     if any(s.uses_endpoints and s.name in selected and s.name not in manifest.entries for s in steps):
         endpoints.ensure()  # a first run fails now, not after the factory and prepare steps
-    echo(f"recipe {recipe.name}: {len(steps)} steps into {recipe.storage} "
-         f"({', '.join(s.name for s in steps)}); lineage in {manifest.path}")
+    progress.say(f"recipe {recipe.name}: {len(steps)} steps into {recipe.storage} "
+                 f"({', '.join(s.name for s in steps)}); lineage in {manifest.path}")
     init_ray(recipe.ray)  # every job below finds this Ray initialised and uses it
     for number, step in enumerate(steps, 1):
         where = f"[{number}/{len(steps)}] {step.name}"
         if step.name in selected:
-            statuses[step.name] = run_or_skip_step(step, recipe, manifest, force, where, echo, endpoints)
+            statuses[step.name] = run_or_skip_step(step, recipe, manifest, force, where, endpoints)
     page = summary_page(recipe.name, recipe.storage, manifest.entries, statuses, manifest.path)
     summary = recipe.storage / "summary.md"
     write_text_atomically(summary, page)
-    echo(page)
+    progress.summary(page)
     return manifest.data
 
 
@@ -126,8 +127,8 @@ class EndpointsCheck:
             self.done = True
 
 
-def run_or_skip_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest, force: bool, where: str, echo: Echo,
-             endpoints: EndpointsCheck) -> str:
+def run_or_skip_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest, force: bool, where: str,
+                     endpoints: EndpointsCheck) -> str:
     """'ran' or 'skipped'."""
     wiring = Wiring(recipe, manifest.entries)
     merged = step_config(step, recipe, wiring)
@@ -137,21 +138,22 @@ def run_or_skip_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest,
     config = step.load(config_file)  # the job's own loader: its presets, validation and input checks
     if not force and manifest.is_current(step.name, key):
         entry = manifest.entries[step.name]
-        echo(f"{where}: skipped, {entry['output']} holds run {entry.get('run_id') or '-'} of the same config and "
-             "inputs")
+        progress.say(f"{where}: skipped, {entry['output']} holds run {entry.get('run_id') or '-'} of the same config "
+                     "and inputs")
         return "skipped"
     if step.uses_endpoints:
         endpoints.ensure()
-    echo(f"{where}: running (config {config_file})")
+    progress.say(f"{where}: running (config {config_file})")
     started = time.perf_counter()
     try:
-        job_manifest = step.run(config, wiring, echo)
+        job_manifest = step.run(config, wiring)
     except BaseException:
-        echo(f"{where}: FAILED after {time.perf_counter() - started:.0f} s. Earlier steps are kept; fix the cause and "
-             f"rerun from here: python -m recipe run CONFIG --from {step.name}")
+        # where to pick up again: said with -q too, before the error itself
+        progress.warn(f"{where}: FAILED after {time.perf_counter() - started:.0f} s. Earlier steps are kept; fix the "
+                      f"cause and rerun from here: python -m recipe run CONFIG --from {step.name}")
         raise
     wall = time.perf_counter() - started
     manifest.record(step.name, key=key, config_file=config_file, output=wiring.output(step.name), upstream=upstream,
                     manifest=job_manifest, facts=step.facts(job_manifest), wall_s=wall)
-    echo(f"{where}: done in {wall:.1f} s")
+    progress.say(f"{where}: done in {wall:.1f} s")
     return "ran"

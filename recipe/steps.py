@@ -5,12 +5,11 @@ job's internals. ``facts`` pick, from the published manifest, the numbers the su
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from core import progress
 from core.errors import ConfigError
 from recipe.config import RecipeConfig
-
-Echo = Callable[[str], None]
 
 
 class Wiring:
@@ -76,7 +75,7 @@ class Step:
     def load(self, path: Path):
         raise NotImplementedError
 
-    def run(self, config, wiring: Wiring, echo: Echo) -> dict:
+    def run(self, config, wiring: Wiring) -> dict:
         raise NotImplementedError
 
     def facts(self, manifest: dict) -> dict:
@@ -90,9 +89,9 @@ class FactoryStep(Step):
         from factory.config import load_factory_config
         return load_factory_config(path)
 
-    def run(self, config, wiring, echo):
+    def run(self, config, wiring):
         from factory.factory_run import run_factory
-        return run_factory(config, overwrite=True, echo=echo)
+        return run_factory(config, overwrite=True)
 
     def facts(self, manifest):
         accounting = manifest.get("accounting", {})
@@ -115,9 +114,9 @@ class PrepareStep(Step):
         from factory.prepare.config import load_prepare_config
         return load_prepare_config(path)
 
-    def run(self, config, wiring, echo):
+    def run(self, config, wiring):
         from factory.prepare.prepare_run import run_prepare
-        return run_prepare(config, overwrite=True, echo=echo)
+        return run_prepare(config, overwrite=True)
 
     def facts(self, manifest):
         outputs = manifest.get("outputs", {})
@@ -149,9 +148,9 @@ class SynthStep(Step):
         from synth.config import load_synth_config
         return load_synth_config(path, self.job)
 
-    def run(self, config, wiring, echo):
+    def run(self, config, wiring):
         from synth.synth_run import run_synth
-        return run_synth(self.job, config, overwrite=True, echo=echo)
+        return run_synth(self.job, config, overwrite=True)
 
     def facts(self, manifest):
         outputs = manifest.get("outputs", {})
@@ -201,26 +200,27 @@ class ReviewStep(Step):
         decisions = SqliteReviewStore(wiring.review_db()).decisions()
         return {"decisions": len(decisions), "last": max((d.decided_at for d in decisions), default=None)}
 
-    def run(self, config, wiring, echo):
+    def run(self, config, wiring):
         from quality.review.export import export
         from quality.review.loading import load
         from quality.review.sqlite_store import SqliteReviewStore
 
         store = SqliteReviewStore(config.db)
-        added, existing = load(store, wiring.output("synth_preferences"), wiring.recipe.review.overlap, echo)
+        added, existing = load(store, wiring.output("synth_preferences"), wiring.recipe.review.overlap)
         if store.decisions():
-            manifest = export(store, config, overwrite=True, echo=echo)
+            manifest = export(store, config, overwrite=True)
             return {**manifest, "dpo_pairs": "reviewed", "items": added + existing}
         if wiring.recipe.review.require_reviews:
             raise ConfigError(f"review: no pair in {config.db} has a decision yet and review.require_reviews is true; "
                               f"serve the review app (python -m quality review serve --db {config.db}), then run the "
                               "recipe again")
         banner = "!" * 100
-        echo(f"{banner}\nNO HUMAN REVIEWS in {config.db} ({added + existing} pairs loaded): DPO trains on the "
-             "JUDGE-APPROVED pairs of synth_preferences, unreviewed.\nReview them with `python -m quality review "
-             f"serve --db {config.db}`, then run the recipe again: review, DPO and eval rerun.\n{banner}")
+        progress.warn(f"{banner}\nNO HUMAN REVIEWS in {config.db} ({added + existing} pairs loaded): DPO trains on "
+                      "the JUDGE-APPROVED pairs of synth_preferences, unreviewed.\nReview them with `python -m quality "
+                      f"review serve --db {config.db}`, then run the recipe again: review, DPO and eval "
+                      f"rerun.\n{banner}")
         from quality.review.unreviewed import publish_unreviewed
-        return publish_unreviewed(config, wiring.output("synth_preferences"), added + existing, echo=echo)
+        return publish_unreviewed(config, wiring.output("synth_preferences"), added + existing)
 
     def facts(self, manifest):
         facts = {"dpo_pairs": manifest.get("dpo_pairs"), "items": manifest.get("items")}
@@ -243,9 +243,9 @@ class BaseModelStep(Step):
         from train.init_model import load_init_config
         return load_init_config(path)
 
-    def run(self, config, wiring, echo):
+    def run(self, config, wiring):
         from train.init_model import run_init_model
-        return run_init_model(config, overwrite=True, echo=echo)
+        return run_init_model(config, overwrite=True)
 
     def facts(self, manifest):
         return {"parameters": manifest.get("summary", {}).get("parameters")}
@@ -280,9 +280,9 @@ class TrainStep(Step):
         from train.config import load_train_config
         return load_train_config(path, self.stage)
 
-    def run(self, config, wiring, echo):
+    def run(self, config, wiring):
         from train.launch import run_training
-        return run_training(config, overwrite=True, echo=echo)
+        return run_training(config, overwrite=True)
 
     def facts(self, manifest):
         summary = manifest.get("summary", {})
@@ -335,9 +335,9 @@ class EvalStep(Step):
         from eval.config import load_eval_config
         return load_eval_config(path)
 
-    def run(self, config, wiring, echo):
+    def run(self, config, wiring):
         from eval.eval_run import run_eval
-        return run_eval(config, overwrite=True, echo=echo)
+        return run_eval(config, overwrite=True)
 
 
 STEPS: list[Step] = [FactoryStep(), PrepareStep(), SynthSftStep(), SynthPreferencesStep(), ReviewStep(),

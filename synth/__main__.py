@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_job_arguments, command_parser, output_override, run_command
+from core.cli import add_job_arguments, command_parser, output_override, print_config, run_command
 
 EPILOG = """examples:
   python -m synth sft configs/synth_sft.yaml
@@ -38,12 +38,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def dispatch(args: argparse.Namespace) -> None:
+def dispatch(args: argparse.Namespace) -> int | None:
     from synth.config import load_synth_config
     from synth.synth_run import run_synth
 
-    run_synth(args.command, load_synth_config(args.config, args.command, output_override(args)),
-              overwrite=args.overwrite)
+    config = load_synth_config(args.config, args.command, output_override(args))
+    if args.print_config:
+        from synth.describe import synth_plan
+
+        return print_config(f"python -m synth {args.command} {args.config}", config, synth_plan(args.command, config))
+    run_synth(args.command, config, overwrite=args.overwrite)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

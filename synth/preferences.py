@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
+from core import progress
 from core.blank import is_blank
 from core.contracts import PREFERENCE
 from core.errors import ConfigError
@@ -82,7 +83,7 @@ def both_verdicts(answers: dict[str, Parsed], pair_id: str):
     return parsed, None
 
 
-def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> JobResult:
+def run_preferences(plan: PreferencePlan, config: SynthConfig) -> JobResult:
     prefs = config.preferences
     judge_model = config.endpoints[prefs.judge].model
     rows, rejects = [], list(plan.rejects)
@@ -93,10 +94,11 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
                                   {"temperature": g.temperature, "max_tokens": prefs.max_tokens}, prompt=p["prompt"])
         for p in plan.prompts for k, g in enumerate(prefs.generators)
     ]
-    echo(f"sample: {len(plan.prompts)} prompts x {len(prefs.generators)} generators = {len(sample_requests)} requests")
+    progress.say(f"sample: {len(plan.prompts)} prompts x {len(prefs.generators)} generators = "
+                 f"{len(sample_requests)} requests")
     candidates: dict[str, dict[int, str]] = {p["id"]: {} for p in plan.prompts}
     by_prompt = {p["id"]: p for p in plan.prompts}
-    for request, result in zip(sample_requests, resolve(sample_requests, config.llm_settings(), echo, "sample")):
+    for request, result in zip(sample_requests, resolve(sample_requests, config.llm_settings(), "sample")):
         stats["sample"].add(result)
         prompt_id, k = request.item_id.rsplit("/c", 1)
         source = by_prompt[prompt_id]["source_doc_id"]
@@ -124,10 +126,10 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
                 judge_requests.append(ChatRequest.from_template(
                     f"{pair_id}/{order}", prefs.judge, judge_model, plan.judge, prefs.judge_sampling.model_dump(),
                     prompt=prompt["prompt"], reference=prompt["reference"], response_a=answers[a], response_b=answers[b]))
-    echo(f"judge: {len(pairs)} pairs, both orders = {len(judge_requests)} requests")
+    progress.say(f"judge: {len(pairs)} pairs, both orders = {len(judge_requests)} requests")
     answers = resolve_parsed(judge_requests, config.llm_settings(),
                              lambda request, text: parse_json_answer(text, plan.judge.response_schema),
-                             config.max_parse_retries, stats["judge"], echo, "judge")
+                             config.max_parse_retries, stats["judge"], "judge")
     verdicts = {request.item_id: answer for request, answer in zip(judge_requests, answers)}
 
     for pair_id, prompt_id, i, j in pairs:
@@ -162,7 +164,7 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig, echo=print) -> Jo
     rows, duplicates = FirstOfEach(PREFERENCE, SAME_EXAMPLE["preferences"]).split(rows, "judge")
     rejects += duplicates
     if duplicates:
-        echo(f"repeats: {len(duplicates)} duplicate triple(s) rejected before the gate")
+        progress.say(f"repeats: {len(duplicates)} duplicate triple(s) rejected before the gate")
     counts = {"prompts": len(plan.prompts) + len(plan.rejects), "pairs_judged": len(pairs), "triples": len(rows),
               "duplicates": len(duplicates)}
     return JobResult(rows, rejects, stats, counts)

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import progress
 from core.blank import is_blank
 from core.contracts import SFT
 from core.llm.requests import ChatRequest, RequestStats
@@ -103,7 +104,7 @@ def with_first_instruction(messages: list[dict], instruction: str) -> list[dict]
     return [{"role": "user", "content": instruction}] + messages[1:]
 
 
-def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
+def run_sft(plan: SftPlan, config: SynthConfig) -> JobResult:
     sft, generator_model = config.sft, config.endpoints[config.sft.generator].model
     rows, rejects = [], list(plan.rejects)
     stats = {"generate": RequestStats(), "variant": RequestStats()}
@@ -111,7 +112,7 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
     turns = {t.task_type: t.turns for t in sft.tasks}
 
     requests = generation_requests(plan, config)
-    echo(f"generate: {len(plan.documents)} documents x {len(sft.tasks)} task types = {len(requests)} requests")
+    progress.say(f"generate: {len(plan.documents)} documents x {len(sft.tasks)} task types = {len(requests)} requests")
 
     def conversation(request: ChatRequest, text: str):
         doc_id, task_type, _ = request.item_id.rsplit("/", 2)
@@ -119,7 +120,7 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
                                   sft.grounding_min_overlap)
 
     answers = resolve_parsed(requests, config.llm_settings(), conversation, config.max_parse_retries,
-                             stats["generate"], echo, "generate")
+                             stats["generate"], "generate")
     for request, answer in zip(requests, answers):
         doc_id, task_type, _ = request.item_id.rsplit("/", 2)
         if not answer.result.ok:
@@ -163,12 +164,12 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
                     item_id, sft.generator, generator_model, template, sft.sampling.model_dump(),
                     instruction=example["messages"][0]["content"], **variant.params)))
     if variant_requests:
-        echo(f"variant: {len(variant_requests)} instruction rewrites")
+        progress.say(f"variant: {len(variant_requests)} instruction rewrites")
     variant_of = {request.item_id: name for _, name, request in variant_requests}
     answers = resolve_parsed(
         [r for _, _, r in variant_requests], config.llm_settings(),
         lambda request, text: parse_json_answer(text, plan.variants[variant_of[request.item_id]].response_schema),
-        config.max_parse_retries, stats["variant"], echo, "variant")
+        config.max_parse_retries, stats["variant"], "variant")
     for (example, name, request), answer in zip(variant_requests, answers):
         template = plan.variants[name]
         if not answer.result.ok:
@@ -186,8 +187,8 @@ def run_sft(plan: SftPlan, config: SynthConfig, echo=print) -> JobResult:
     rejects += duplicates
     reasons = Counter(r["reason"] for r in rejects)
     if reasons["duplicate"] or reasons["variant_unchanged"]:
-        echo(f"repeats: {reasons['duplicate']} duplicate conversation(s) and {reasons['variant_unchanged']} "
-             f"unchanged variant(s) rejected before the gate")
+        progress.say(f"repeats: {reasons['duplicate']} duplicate conversation(s) and {reasons['variant_unchanged']} "
+                     f"unchanged variant(s) rejected before the gate")
     counts = {"documents": len(plan.documents) + len(plan.rejects), "examples": len(rows),
               "variant_examples": len(variant_rows), "duplicates": reasons["duplicate"],
               "variants_unchanged": reasons["variant_unchanged"]}

@@ -11,6 +11,7 @@ from typing import Callable
 
 import pyarrow as pa
 
+from core import progress
 from core.contracts import PREFERENCE, SFT, SYNTH_REJECTS
 from core.llm.requests import RequestStats
 from core.parquet import write_rows
@@ -25,7 +26,7 @@ from synth.sft import plan_sft, run_sft
 @dataclass(frozen=True)
 class SynthJob:
     plan: Callable  # (config) -> plan; raises before any request
-    run: Callable[..., JobResult]  # (plan, config, echo) -> JobResult
+    run: Callable[..., JobResult]  # (plan, config) -> JobResult
     folder: str  # output folder of its rows
     schema: pa.Schema  # the rows' contract
     kind: str  # the quality suite its output must pass
@@ -48,17 +49,17 @@ def total_stats(stages: dict[str, RequestStats]) -> dict:
     return {**total.to_dict(), "by_stage": {name: s.to_dict() for name, s in stages.items()}}
 
 
-def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False, echo=print) -> dict:
+def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False) -> dict:
     job = JOBS[job_name]
-    run = PublishedRun(config.output_dir, config, f"{job_name} run", overwrite=overwrite, echo=echo)
+    run = PublishedRun(config.output_dir, config, f"{job_name} run", overwrite=overwrite)
     if run.finished:
         return run.finished
     plan = job.plan(config)
-    gate = gate_before_publish(job.kind, config.quality, echo, publish_to=run.output)
+    gate = gate_before_publish(job.kind, config.quality, publish_to=run.output)
     with run.writing(plan.files, before_publish=gate) as partial:
-        echo(f"synth {job_name} run {run.run_id} -> {run.output} (answer cache: {config.cache_file()})")
+        progress.say(f"synth {job_name} run {run.run_id} -> {run.output} (answer cache: {config.cache_file()})")
         with run.timed("resolve"):
-            result = job.run(plan, config, echo)
+            result = job.run(plan, config)
         rows = write_rows(result.rows, job.schema, partial / job.folder)
         rejected = write_rows(result.rejects, SYNTH_REJECTS, partial / "rejects")
         requests = total_stats(result.stats)
@@ -71,12 +72,14 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False, ec
             "outputs": {job.folder: {"path": job.folder, "rows": rows},
                         "rejects": {"path": "rejects", "rows": rejected}},
         })
-    echo(f"wrote {rows} {job.folder} rows and {rejected} rejects to {run.output} in {run.timings['resolve']} s")
-    echo(f"requests: {requests['requests']} needed, {requests['cached_hits']} from cache, "
-         f"{requests['http_attempts']} sent ({requests['retries']} transport retries, "
-         f"{requests['parse_retries']} asked again after an unparseable answer), "
-         f"failures {requests['failures_by_reason'] or 'none'}, "
-         f"tokens {requests['prompt_tokens']} in / {requests['completion_tokens']} out")
+    progress.summary(f"wrote {rows} {job.folder} rows and {rejected} rejects to {run.output} in "
+                     f"{run.timings['resolve']} s")
+    progress.summary(f"requests: {requests['requests']} needed, {requests['cached_hits']} from cache, "
+                     f"{requests['http_attempts']} sent ({requests['retries']} transport retries, "
+                     f"{requests['parse_retries']} asked again after an unparseable answer), "
+                     f"failures {requests['failures_by_reason'] or 'none'}, "
+                     f"tokens {requests['prompt_tokens']} in / {requests['completion_tokens']} out")
     if run.manifest["rejects_by_reason"]:
-        echo("rejects by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(run.manifest["rejects_by_reason"].items())))
+        progress.summary("rejects by reason: "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(run.manifest["rejects_by_reason"].items())))
     return run.manifest

@@ -146,12 +146,14 @@ def read_output(output_dir: Path, log: list[str] | None = None) -> RunResult:
 
 def run_pipeline(config_path: Path, *, overwrite: bool = False) -> RunResult:
     """``run_factory(load_factory_config(path))`` and what it published."""
+    from core import progress
     from factory.config import load_factory_config
     from factory.factory_run import run_factory
 
     config = load_factory_config(config_path)
     log: list[str] = []
-    returned = run_factory(config, overwrite=overwrite, echo=log.append)
+    with progress.lines_to(log.append):
+        returned = run_factory(config, overwrite=overwrite)
     result = read_output(Path(config.output_dir), log)
     assert returned["run_id"] == result.manifest["run_id"]
     return result

@@ -55,7 +55,7 @@ def score(model_dir, task: str, settings: dict, items: pa.Table, ray_config=None
     runtime = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=3).model_dump()
     with model_workers(ray_config or in_process(), runtime) as workers:
         workers.load(CheckpointConfig(name="m", path=str(model_dir)))
-        return aligned(items, workers.map(Work("test", "test", task, settings, items, ("m",)), lambda _: None, "test"))
+        return aligned(items, workers.map(Work("test", "test", task, settings, items, ("m",)), "test"))
 
 
 def question_rows() -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_job_arguments, command_parser, output_override, run_command
+from core.cli import add_job_arguments, command_parser, output_override, print_config, run_command
 
 EPILOG = """examples:
   python -m train cpt configs/train_cpt.yaml
@@ -15,13 +15,13 @@ EPILOG = """examples:
   python -m train merge out/models/sft-lora out/models/sft-merged
   python -m train chat-vector --base BASE --chat CHAT --target out/models/cpt out/models/cpt-chat
 
-A stage is a module and a preset in train/stages/ (more folders: TRAIN_STAGE_DIRS).
+A training method (stage) is a module and a preset in train/methods/ (more folders: TRAIN_STAGE_DIRS).
 exit codes: 0 done (or already done), 2 bad config or input, or an output that must not be replaced.
 """
 
 
 def parser() -> argparse.ArgumentParser:
-    from train.stages import all_stages
+    from train.methods import all_stages
 
     top, commands = command_parser(
         "python -m train", "Train domain LLMs on Ray Train with DeepSpeed: continual pre-training (cpt), "
@@ -82,7 +82,12 @@ def dispatch(args: argparse.Namespace) -> int | None:
     elif args.command == "init":
         from train.init_model import load_init_config, run_init_model
 
-        run_init_model(load_init_config(args.config, output_override(args)), overwrite=args.overwrite)
+        init = load_init_config(args.config, output_override(args))
+        if args.print_config:
+            return print_config(f"python -m train init {args.config}", init,
+                                [f"a randomly initialised {init.architecture.get('config_class')} (seed {init.seed}) with the "
+                                 f"tokenizer {init.tokenizer}, published to {init.output_dir}"])
+        run_init_model(init, overwrite=args.overwrite)
     elif args.command == "chat-vector":
         from train.merge import chat_vector
 
@@ -94,8 +99,14 @@ def dispatch(args: argparse.Namespace) -> int | None:
         overrides = output_override(args) or {}
         if args.max_steps:
             overrides["optim"] = {**overrides.get("optim", {}), "max_steps": args.max_steps}
-        run_training(load_train_config(args.config, args.command, overrides), overwrite=args.overwrite,
-                     force=args.force)
+        # --print-config describes a run whose inputs an earlier step has yet to write
+        config = load_train_config(args.config, args.command, overrides, check_inputs=not args.print_config)
+        if args.print_config:
+            from train.describe import train_plan
+
+            return print_config(f"python -m train {args.command} {args.config}", config, train_plan(config))
+        run_training(config, overwrite=args.overwrite, force=args.force)
+    return None
 
 
 def plan_command(args: argparse.Namespace) -> int:

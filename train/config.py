@@ -1,7 +1,7 @@
 """The train job's config: pydantic models loaded from YAML on top of presets.
 
 Numbers (learning rates, LoRA rank, DPO beta, ...) live in presets: ``train/presets/base.yaml``
-for every stage, then the stage's own ``train/stages/<stage>.yaml``; the user's file has the
+for every stage, then the stage's own ``train/methods/<stage>.yaml``; the user's file has the
 last word. A stage's own options sit in a section named after it (``dpo:``), typed by the stage
 module. Problems that would only show up on the workers (QLoRA on CPU, a missing model
 directory) are raised here, before Ray starts.
@@ -132,7 +132,7 @@ class TrainConfig(StrictModel):
 @lru_cache(maxsize=None)
 def config_model(stage: str) -> type[TrainConfig]:
     """TrainConfig plus the stage's own section, typed by its module (``dpo: DpoOptions``)."""
-    from train.stages import get_stage  # the registry imports the stage modules, which import this one
+    from train.methods import get_stage  # the registry imports the stage modules, which import this one
 
     options = get_stage(stage).options
     if options is None:
@@ -142,7 +142,7 @@ def config_model(stage: str) -> type[TrainConfig]:
 
 def load_train_config(path: str | Path, stage: str, overrides: dict | None = None, check_inputs: bool = True) -> TrainConfig:
     """Preset ``base`` + the stage's preset + the user's YAML (+ CLI overrides), checked before Ray starts."""
-    from train.stages import get_stage, stage_preset
+    from train.methods import get_stage, stage_preset
 
     spec = get_stage(stage)
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 from core.contracts import data_folders
 from core.parquet import is_remote, parquet_files, published_data_dir, require_columns
 from train.config import TrainConfig
-from train.stage import TrainingStage
+from train.method import TrainingMethod
 
 KEY = "data.train"
 
 
-def input_files(config: TrainConfig, stage: TrainingStage) -> list[str]:
+def input_files(config: TrainConfig, stage: TrainingMethod) -> list[str]:
     """Every local input file holds the stage's columns; the error names the file and the column."""
     if is_remote(config.data.train):
         return [config.data.train]
@@ -22,7 +22,7 @@ def input_files(config: TrainConfig, stage: TrainingStage) -> list[str]:
     return [str(f) for f in files]
 
 
-def train_dataset(config: TrainConfig, stage: TrainingStage):
+def train_dataset(config: TrainConfig, stage: TrainingMethod):
     import ray.data
 
     ds = ray.data.read_parquet(input_files(config, stage), columns=stage.columns(config))
@@ -35,6 +35,6 @@ def train_dataset(config: TrainConfig, stage: TrainingStage):
     return ds
 
 
-def datasets_to_split(stage: TrainingStage) -> list[str]:
+def datasets_to_split(stage: TrainingMethod) -> list[str]:
     """A sharding stage streams a disjoint shard per worker; the others give each worker the whole set."""
     return ["train"] if stage.shard_per_worker else []

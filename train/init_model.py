@@ -7,10 +7,11 @@ any model stage, so later stages and eval read it as a model directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import Field, field_validator
 
+from core import progress
 from core.config import StrictModel, load_layered, pending_output, read_yaml
 from core.errors import ConfigError
 from core.run import PublishedRun
@@ -74,14 +75,14 @@ def build_initial_model(config: InitModelConfig, destination: Path) -> dict:
             "architecture": type(model).__name__}
 
 
-def run_init_model(config: InitModelConfig, *, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
-    run = PublishedRun(config.output_dir, config, "model init", overwrite=overwrite, echo=echo)
+def run_init_model(config: InitModelConfig, *, overwrite: bool = False) -> dict:
+    run = PublishedRun(config.output_dir, config, "model init", overwrite=overwrite)
     if run.finished:
         return run.finished
     tokenizer_files = sorted(p for p in Path(config.tokenizer).expanduser().iterdir() if p.is_file())
     with run.writing(tokenizer_files) as partial:
         with run.timed("init"):
             run.manifest["summary"] = build_initial_model(config, partial)
-    echo(f"initialised {run.manifest['summary']['architecture']} with {run.manifest['summary']['parameters']:,} "
-         f"parameters in {run.output}")
+    progress.summary(f"initialised {run.manifest['summary']['architecture']} with "
+                     f"{run.manifest['summary']['parameters']:,} parameters in {run.output}")
     return run.manifest

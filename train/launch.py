@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Callable
 
+from core import progress
 from core.adapters import is_adapter
 from core.errors import ConfigError, StalledError
 from core.parquet import is_remote
@@ -21,8 +21,8 @@ from train.config import TrainConfig
 from train.data import datasets_to_split, input_files, train_dataset
 from train.heartbeat import heartbeat_file
 from train.plan import check_plan_fits
-from train.stage import TrainingStage
-from train.stages import get_stage
+from train.method import TrainingMethod
+from train.methods import get_stage
 
 # Trainer-only state: the published model is what the next stage or `merge` loads.
 NOT_PUBLISHED = ("global_step", "optimizer.pt", "scheduler.pt", "rng_state", "latest", "zero_to_fp32.py", "zero_to_torch.py",
@@ -69,7 +69,7 @@ def storage_uri(config: TrainConfig) -> str:
     return path if is_remote(path) else str(Path(path).expanduser().resolve())
 
 
-def build_trainer(config: TrainConfig, stage: TrainingStage):
+def build_trainer(config: TrainConfig, stage: TrainingMethod):
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -133,12 +133,12 @@ def name_start_adapter_as_base(adapter_dir: Path, start_adapter: str) -> None:
     config_file.write_text(json.dumps(adapter_config, indent=2))
 
 
-def fit_watched(trainer, config: TrainConfig, stage_name: str, echo):
+def fit_watched(trainer, config: TrainConfig, stage_name: str):
     """``trainer.fit()`` under the stall watchdog: no step finished for ``run.stall_timeout_s`` (a data
     pipeline waiting for CPUs, a hung collective, a worker that never starts) is a StalledError naming the run."""
     heartbeat = heartbeat_file(config)
     if heartbeat is None:
-        echo("run.storage_path is remote: the stall watchdog (a local heartbeat file) is off")
+        progress.warn("run.storage_path is remote: the stall watchdog (a local heartbeat file) is off")
         return trainer.fit()
     heartbeat.unlink(missing_ok=True)  # a previous attempt's beat is not progress of this one
     stage = f"train {stage_name} (run {config.run.name})"
@@ -151,11 +151,10 @@ def fit_watched(trainer, config: TrainConfig, stage_name: str, echo):
             raise
 
 
-def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = False,
-                 echo: Callable[[str], None] = print) -> dict:
+def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = False) -> dict:
     stage = get_stage(config.stage)
     # checks, before Ray starts
-    check_plan_fits(config, force, echo)
+    check_plan_fits(config, force)
     files = input_files(config, stage)
     if stage.needs_chat_template:
         check_chat_template(config)
@@ -163,7 +162,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
     # lineage: the model's manifest names the dataset and model runs it was made from, and the same
     # config on a newer dataset or base model trains again
     lineage = {"trained_on": published_run_ref(config.data.train), "model_from": published_run_ref(config.model.path)}
-    run = PublishedRun(config.output_dir, config, f"{stage.name} run", overwrite=overwrite, echo=echo,
+    run = PublishedRun(config.output_dir, config, f"{stage.name} run", overwrite=overwrite,
                        upstream={k: v for k, v in lineage.items() if v is not None})
     if run.finished:
         return run.finished
@@ -172,7 +171,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
         with run.timed("ray_init"):
             start_ray(config)
         with run.timed("fit"):
-            result = fit_watched(build_trainer(config, stage), config, stage.name, echo)
+            result = fit_watched(build_trainer(config, stage), config, stage.name)
         if result.checkpoint is None:
             raise RuntimeError(f"run {config.run.name} finished without a checkpoint (run.save_steps > optim.max_steps?)")
         # the model, without optimizer state, is published with the manifest
@@ -180,5 +179,5 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
         run.manifest["summary"] = copy_model(result.checkpoint, partial)
         if is_adapter(config.model.path) and is_adapter(partial):
             name_start_adapter_as_base(partial, config.model.path)
-    echo(f"{stage.name} done: model in {run.output}; summary {json.dumps(run.manifest['summary'])}")
+    progress.summary(f"{stage.name} done: model in {run.output}; summary {json.dumps(run.manifest['summary'])}")
     return run.manifest

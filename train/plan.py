@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core import progress
 from core.adapters import model_chain
 from core.errors import ConfigError
 from train.config import TrainConfig
@@ -200,7 +201,7 @@ def describe(plan: MemoryPlan, config: TrainConfig) -> str:
     return "\n".join(lines)
 
 
-def check_plan_fits(config: TrainConfig, force: bool, echo=print) -> None:
+def check_plan_fits(config: TrainConfig, force: bool) -> None:
     """What ``train cpt|sft|dpo`` does first on GPUs: refuse a plan that cannot fit, unless forced."""
     if not config.scaling.use_gpu or config.plan.gpu_memory_gb is None:
         return
@@ -209,4 +210,4 @@ def check_plan_fits(config: TrainConfig, force: bool, echo=print) -> None:
         message = describe(plan, config)
         if not force:
             raise ConfigError(f"{message}\n(--force runs it anyway)")
-        echo(f"{message}\n--force: running anyway")
+        progress.warn(f"{message}\n--force: running anyway")

@@ -37,7 +37,7 @@ class Parsed:
 
 
 def resolve_parsed(requests: list[ChatRequest], settings: LLMSettings, parse: Parse, max_parse_retries: int,
-                   stats: RequestStats, echo=print, label: str = "requests") -> list[Parsed]:
+                   stats: RequestStats, label: str = "requests") -> list[Parsed]:
     """One ``Parsed`` per request, in order; unparseable answers are asked again in rounds."""
     final: dict[int, Parsed] = {}
     failed: dict[int, list[str]] = defaultdict(list)
@@ -46,7 +46,7 @@ def resolve_parsed(requests: list[ChatRequest], settings: LLMSettings, parse: Pa
         if not pending:
             break
         asked = [request if retry == 0 else request.asked_again(retry) for _, request in pending]
-        results = resolve(asked, settings, echo, label if retry == 0 else f"{label} (parse retry {retry})")
+        results = resolve(asked, settings, label if retry == 0 else f"{label} (parse retry {retry})")
         again = []
         for (index, request), result in zip(pending, results):
             stats.add(result)

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
+from core import progress
 from core.llm.cache import AnswerCache, StoredAnswer
 from core.llm.client import EndpointClient, RequestFailed
 from core.llm.requests import ChatRequest, ChatResult
@@ -88,7 +89,7 @@ def results_for(requests: list[ChatRequest], answered: list[ChatResult]) -> list
     return results
 
 
-def progress_printer(echo, label: str, every_s: float = 5.0):
+def progress_printer(label: str, every_s: float = 5.0):
     """A progress callback that prints at most every ``every_s`` seconds, and at the end."""
     last = [0.0]
     start = time.perf_counter()
@@ -98,6 +99,6 @@ def progress_printer(echo, label: str, every_s: float = 5.0):
         if done == total or now - last[0] >= every_s:
             last[0] = now
             rate = done / max(now - start, 1e-9)
-            echo(f"  {label}: {done}/{total} answered ({rate:.1f}/s)")
+            progress.say(f"  {label}: {done}/{total} answered ({rate:.1f}/s)")
 
     return report

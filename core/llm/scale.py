@@ -12,6 +12,7 @@ import pickle
 
 import pyarrow as pa
 
+from core import progress
 from core.ray_runtime import init_ray
 from core.llm.cache import AnswerCache
 from core.llm.requests import ChatRequest, ChatResult
@@ -57,14 +58,14 @@ def resolve_with_ray(requests: list[ChatRequest], settings: LLMSettings) -> list
     return results_for(requests, [ChatResult(**json.loads(row["result"])) for row in answered.iter_rows()])
 
 
-def resolve(requests: list[ChatRequest], settings: LLMSettings, echo=print, label: str = "requests") -> list[ChatResult]:
+def resolve(requests: list[ChatRequest], settings: LLMSettings, label: str = "requests") -> list[ChatResult]:
     if not requests:
         return []
     if settings.pool.enabled:
-        echo(f"  {label}: {len(requests)} requests on Ray Data, {settings.pool.actors} actors")
+        progress.say(f"  {label}: {len(requests)} requests on Ray Data, {settings.pool.actors} actors")
         return resolve_with_ray(requests, settings)
     resolver = Resolver(settings)
     try:
-        return resolver.resolve(requests, progress_printer(echo, label))
+        return resolver.resolve(requests, progress_printer(label))
     finally:
         resolver.close()

@@ -90,7 +90,7 @@ def work(config: EvalConfig, items: pa.Table) -> list[Work]:
     return [answers_work(config, "judge", "answers", items, names)]
 
 
-def run(config: EvalConfig, items: pa.Table, scored: dict, output, echo) -> tuple[dict, dict]:
+def run(config: EvalConfig, items: pa.Table, scored: dict, output) -> tuple[dict, dict]:
     """(results per pair, request stats) for every pair in ``judge.pairs``."""
     names = sorted({name for pair in config.judge.pairs for name in pair})
     answers = {name: scored[("judge", "answers", name)].column("completion").to_pylist() for name in names}
@@ -102,7 +102,7 @@ def run(config: EvalConfig, items: pa.Table, scored: dict, output, echo) -> tupl
             requests.append(verdict_request(config, f"{a}_vs_{b}/{item_id}", "ba", question, answers[b][i], answers[a][i]))
     stats = RequestStats()
     verdict_answers = resolve_parsed(requests, config.judge_settings(), winner_or_problem,
-                                     config.judge.max_parse_retries, stats, echo, "judge")
+                                     config.judge.max_parse_retries, stats, "judge")
     outcome, per_pair = {}, len(item_ids) * 2
     for p, (a, b) in enumerate(config.judge.pairs):
         pair = verdict_answers[p * per_pair:(p + 1) * per_pair]

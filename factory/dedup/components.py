@@ -16,6 +16,7 @@ import shutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import progress
 from core.spill import read_part, write_parts
 from factory.dedup.partitions import run_per_partition, total
 from factory.dedup.tables import CLUSTERS, EDGES, SIMILARITIES, DedupWork
@@ -80,7 +81,7 @@ def cluster_rows(part: int, edges_root: str, similarities_root: str, clusters_ro
     return {"members": members.num_rows}
 
 
-def cluster_duplicates(work: DedupWork, echo=print) -> tuple[int, int]:
+def cluster_duplicates(work: DedupWork) -> tuple[int, int]:
     """Writes ``clusters`` and ``best_similarity``; returns how many documents are not their cluster's keeper,
     and the rounds it took."""
     current = work.table("edges")
@@ -91,7 +92,7 @@ def cluster_duplicates(work: DedupWork, echo=print) -> tuple[int, int]:
         for done in (current, large):
             shutil.rmtree(done, ignore_errors=True)  # each round's input is spent: keep the disk at one edge table
         current = small
-        echo(f"dedup clusters: round {round_}, {changed} edges changed")
+        progress.say(f"dedup clusters: round {round_}, {changed} edges changed")
         if changed == 0:
             break
     else:

@@ -54,7 +54,7 @@ class NearDedup(Stage):
             found.candidate_pairs, found.verified_pairs = find_near_pairs(context.spilled, self.fuzzy, context.dedup)
         if found.exact_duplicates == 0 and found.verified_pairs == 0:
             return ds
-        members, found.cluster_rounds = cluster_duplicates(context.dedup, context.echo)
+        members, found.cluster_rounds = cluster_duplicates(context.dedup)
         found.near_duplicates = members - found.exact_duplicates
         found.clusters_written = True
         return ds.map_batches(MarkNearDuplicates(context.dedup), **WHOLE_BLOCKS) if self.fuzzy.enabled else ds

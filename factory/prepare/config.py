@@ -37,10 +37,11 @@ class TokenizerConfig(StrictModel):
 class MixingConfig(StrictModel):
     domain_token_fraction: float | None = Field(gt=0, lt=1, description="Target share of domain tokens; null keeps all.")
     mode: Literal["capped", "exact_ratio"] = Field(
-        description="capped: a side loses at most max_cut_fraction of its tokens, missing the target if it must; "
-                    "exact_ratio: cut to the target whatever it costs. A cut beyond max_cut_fraction is warned of.")
-    max_cut_fraction: float = Field(ge=0, le=1, description="The share of one side's tokens mixing may leave out "
-                                                           "(mode capped) or leaves out without a warning.")
+        description="capped: the domain (or general) text loses at most max_cut_fraction of its tokens, missing the "
+                    "target if it must; exact_ratio: cut to the target whatever it costs. A cut beyond "
+                    "max_cut_fraction is warned of.")
+    max_cut_fraction: float = Field(ge=0, le=1, description="The share of the domain (or general) tokens mixing may "
+                                                           "leave out (mode capped) or leaves out without a warning.")
     bins: int = Field(gt=0, description="Resolution of the token-budget cut.")
 
 

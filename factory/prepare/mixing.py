@@ -1,13 +1,14 @@
 """Domain/general mixing at a target share of tokens.
 
 Ray Data's ``mix`` interleaves streams by row counts; we need a token ratio over the whole set,
-and the global curriculum sort decides the interleaving anyway. So the over-represented side is
-subsampled to a token budget: every document gets a fixed random bin (by id hash), per-bin token
-sums are added up per block and combined on the driver, and the side keeps the bins whose running total lands
-closest to the budget. Which documents are kept never depends on block layout.
+and the global curriculum sort decides the interleaving anyway. So the documents of the over-represented
+domain label (the ``domain`` column: ``domain`` or ``general``) are subsampled to a token budget: every
+document gets a fixed random bin (by id hash), per-bin token sums are added up per block and combined on the
+driver, and that label keeps the bins whose running total lands closest to the budget. Which documents are
+kept never depends on block layout.
 
 When the target needs a large cut (little general text), ``mixing.mode: capped`` (the default) limits the cut to
-``max_cut_fraction`` of the side's tokens and misses the target; ``exact_ratio`` cuts to it. Both say so loudly.
+``max_cut_fraction`` of that label's tokens and misses the target; ``exact_ratio`` cuts to it. Both say so loudly.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from factory.prepare.hashing import document_fraction
 
 
 def token_budgets(totals: dict[str, int], domain_fraction: float | None) -> dict[str, int]:
-    """{side: tokens to keep} for the side that must shrink; empty when nothing is cut."""
+    """{domain_label: tokens to keep} for the label that must shrink; empty when nothing is cut."""
     domain, general = totals.get("domain", 0), totals.get("general", 0)
     if domain_fraction is None or domain == 0 or general == 0:
         return {}
@@ -31,13 +32,14 @@ def token_budgets(totals: dict[str, int], domain_fraction: float | None) -> dict
 
 
 def capped_budgets(totals: dict[str, int], budgets: dict[str, int], max_cut_fraction: float) -> dict[str, int]:
-    """``budgets`` with each side's cut limited to ``max_cut_fraction`` of its tokens (the target may be missed)."""
-    return {side: max(budget, math.ceil(totals[side] * (1 - max_cut_fraction))) for side, budget in budgets.items()}
+    """``budgets`` with each label's cut limited to ``max_cut_fraction`` of its tokens (the target may be missed)."""
+    return {domain_label: max(budget, math.ceil(totals[domain_label] * (1 - max_cut_fraction)))
+            for domain_label, budget in budgets.items()}
 
 
 def planned_share(totals: dict[str, int], budgets: dict[str, int]) -> float | None:
     """The domain token share the budgets give (the target, or what a capped cut reaches)."""
-    after = {side: min(tokens, budgets.get(side, tokens)) for side, tokens in totals.items()}
+    after = {domain_label: min(tokens, budgets.get(domain_label, tokens)) for domain_label, tokens in totals.items()}
     total = after.get("domain", 0) + after.get("general", 0)
     return round(after.get("domain", 0) / total, 6) if total else None
 
@@ -45,20 +47,21 @@ def planned_share(totals: dict[str, int], budgets: dict[str, int]) -> float | No
 def cut_warning(totals: dict[str, int], needed: dict[str, int], kept: dict[str, int], max_cut_fraction: float,
                 domain_fraction: float | None) -> str | None:
     """A sentence with the numbers when reaching the target share needs cutting more than ``max_cut_fraction`` of
-    a side: the user expects their corpus to be trained on, so a large cut is never silent."""
-    for side, budget in needed.items():
-        share_cut = 1 - budget / totals[side]
+    one domain label's tokens: the user expects their corpus to be trained on, so a large cut is never silent."""
+    for domain_label, budget in needed.items():
+        share_cut = 1 - budget / totals[domain_label]
         if share_cut <= max_cut_fraction:
             continue
-        other = "general" if side == "domain" else "domain"
-        after = {**totals, side: kept[side]}
+        other = "general" if domain_label == "domain" else "domain"
+        after = {**totals, domain_label: kept[domain_label]}
         planned = after["domain"] / (after["domain"] + after["general"])
         what = (f"cut to {budget:,} tokens ({share_cut:.1%} left out) as mixing.mode exact_ratio asks"
-                if kept[side] == budget else
+                if kept[domain_label] == budget else
                 f"cut by at most mixing.max_cut_fraction {max_cut_fraction:.0%} (mixing.mode capped), to "
-                f"{kept[side]:,} tokens; domain token share {planned:.3f} instead of {domain_fraction}")
+                f"{kept[domain_label]:,} tokens; domain token share {planned:.3f} instead of {domain_fraction}")
         return (f"mixing: reaching domain_token_fraction {domain_fraction} needs leaving out {share_cut:.1%} of the "
-                f"{side} tokens ({totals[side]:,} {side} vs {totals[other]:,} {other}); {side} {what}. "
+                f"{domain_label} tokens ({totals[domain_label]:,} {domain_label} vs {totals[other]:,} {other}); "
+                f"{domain_label} {what}. "
                 f"More {other} text, another domain_token_fraction, or mixing.mode/max_cut_fraction change this")
     return None
 
@@ -83,12 +86,12 @@ def mix_bin_batch(batch: pa.Table, seed: int, bins: int) -> pa.Table:
 
 
 def mark_mixed_batch(batch: pa.Table, cutoffs: dict[str, int]) -> pa.Table:
-    """``in_mix``: the document is part of the CPT set (its side is not cut, or its bin is within the cut)."""
+    """``in_mix``: the document is part of the CPT set (its domain label is not cut, or its bin is within the cut)."""
     keep = np.ones(batch.num_rows, dtype=bool)
     domains = batch["domain"].to_numpy(zero_copy_only=False)
     bins = batch["mix_bin"].to_numpy()
-    for side, cutoff in cutoffs.items():
-        keep &= (domains != side) | (bins <= cutoff)
+    for domain_label, cutoff in cutoffs.items():
+        keep &= (domains != domain_label) | (bins <= cutoff)
     return batch.append_column("in_mix", pa.array(keep))
 
 

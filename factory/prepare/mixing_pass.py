@@ -1,5 +1,6 @@
-"""The mixing pass over the scored documents: token totals per side, the budget each side keeps, the
-mix bins it cuts, and which documents are chosen and which left out (the rules are in mixing.py)."""
+"""The mixing pass over the scored documents: token totals per domain label (domain, general), the budget
+the over-represented one keeps, the mix bins it cuts, and which documents are chosen and which left out (the
+rules are in mixing.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,16 +8,16 @@ from dataclasses import dataclass
 from factory.prepare.config import PrepareConfig
 from factory.prepare.mixing import capped_budgets, cut_warning, last_kept_bin, left_out, mark_mixed_batch, selected, \
     token_budgets
-from factory.prepare.selection import of_side
+from factory.prepare.selection import of_domain_label
 from factory.prepare.totals import totals_by
 
 
 @dataclass
 class Mixed:
     """What mixing decided, and the datasets it leaves for the later phases."""
-    totals: dict  # tokens per side before mixing
-    budgets: dict  # tokens to keep, per side that is cut
-    cutoffs: dict  # the last kept mix bin, per side that is cut
+    totals: dict  # tokens per domain label before mixing
+    budgets: dict  # tokens to keep, per domain label that is cut
+    cutoffs: dict  # the last kept mix bin, per domain label that is cut
     warning: str | None  # set when the cut is large
     marked: object  # every document, marked chosen or left out (materialised)
     chosen: object  # the chosen documents (materialised)
@@ -25,18 +26,20 @@ class Mixed:
 
 
 def mixing_cutoffs(ds, config: PrepareConfig) -> tuple[dict, dict, dict, str | None]:
-    """(tokens per side, budgets, the last kept bin per cut side, a warning when the cut is large)."""
+    """(tokens per domain label, budgets, the last kept bin per cut label, a warning when the cut is large)."""
     mixing = config.mixing
     totals = totals_by(ds, "domain")
     needed = token_budgets(totals, mixing.domain_token_fraction)
     budgets = needed if mixing.mode == "exact_ratio" else capped_budgets(totals, needed, mixing.max_cut_fraction)
     warning = cut_warning(totals, needed, budgets, mixing.max_cut_fraction, mixing.domain_token_fraction)
     cutoffs = {}
-    for side, budget in budgets.items():
-        if budget >= totals[side]:
+    for domain_label, budget in budgets.items():
+        if budget >= totals[domain_label]:
             continue  # nothing to cut (a cap of 0)
-        bins = totals_by(ds.map_batches(of_side, fn_kwargs={"side": side}, batch_format="pyarrow"), "mix_bin")
-        cutoffs[side] = last_kept_bin(bins, budget, at_least=budget > needed[side])  # the cap binds: keep it
+        rows = ds.map_batches(of_domain_label, fn_kwargs={"domain_label": domain_label}, batch_format="pyarrow")
+        bins = totals_by(rows, "mix_bin")
+        # when the cap binds, keep at least the budget (a capped cut never leaves out more)
+        cutoffs[domain_label] = last_kept_bin(bins, budget, at_least=budget > needed[domain_label])
     return totals, budgets, cutoffs, warning
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from core import progress
 from core.parquet import write_dataset
 from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
@@ -35,23 +36,23 @@ from quality.gate import gate_before_publish
 HEAVY_COLUMNS = ["token_ids", "embedding"]  # not written with the document table
 
 
-def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -> dict:
+def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
     factory_manifest = check_factory_output(config.input_dir)
     factory_run = {k: factory_manifest.get(k) for k in ("run_id", "config_hash", "code_version")}
     # the same config on a newer factory output is prepared again: this output is ours to refresh
-    run = PublishedRun(config.output_dir, config, "prepare run", overwrite=overwrite, echo=echo,
+    run = PublishedRun(config.output_dir, config, "prepare run", overwrite=overwrite,
                        upstream={"factory_run": factory_run})
     if run.finished:
         return run.finished
 
-    gate = gate_before_publish("cpt", config.quality, echo, publish_to=run.output)
+    gate = gate_before_publish("cpt", config.quality, publish_to=run.output)
     with run.writing(document_files(config.input_dir), before_publish=gate) as partial:
         with run.timed("ray_init"):
             init_ray(config.ray)
         configure_ray_data(config.ray)  # Ray Data's no-progress guard skips its sort/groupby passes
         batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}  # every per-row pass's blocks
         documents, n_input = read_documents(config, batch)
-        echo(f"prepare run {run.run_id}: {n_input} documents from {config.input_dir} -> {run.output}")
+        progress.say(f"prepare run {run.run_id}: {n_input} documents from {config.input_dir} -> {run.output}")
         with run.timed("tokenizer"):
             tokenizer_path = tokenizer_for(documents, n_input, config, partial)
         with run.timed("score_tokenize"):
@@ -59,7 +60,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
         with run.timed("mix"):
             mixed = mix_documents(scored, config, batch)
             if mixed.warning:
-                echo(f"WARNING {mixed.warning}")
+                progress.say(f"WARNING {mixed.warning}")  # said again in the summary, where -q shows it
         with run.timed("curriculum"):
             bucketed, edges = curriculum(mixed, config, batch)
         with run.timed("group"):
@@ -78,7 +79,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False, echo=print) -
                     "path": write_report(partial, run.manifest, factory_manifest, length_counts(scored), packed)}
 
     for line in summary_lines(config, run.manifest, run.output, run.timings["total"]):
-        echo(line)
+        progress.summary(line)
     return run.manifest
 
 

@@ -10,9 +10,9 @@ def drop_columns(batch: pa.Table, names: list[str]) -> pa.Table:
     return batch.drop_columns([n for n in names if n in batch.column_names])
 
 
-def of_side(batch: pa.Table, side: str) -> pa.Table:
-    """The rows whose ``domain`` column is ``side`` (domain or general)."""
-    return batch.filter(pc.equal(batch["domain"], side))
+def of_domain_label(batch: pa.Table, domain_label: str) -> pa.Table:
+    """The rows whose ``domain`` column is ``domain_label`` (domain or general)."""
+    return batch.filter(pc.equal(batch["domain"], domain_label))
 
 
 def of_split(batch: pa.Table, split: str) -> pa.Table:

@@ -15,8 +15,9 @@ def manifest_sections(config: PrepareConfig, tokenizer_path: str, n_input: int, 
                       grouping_info: dict, packed: PackedSplits) -> dict:
     """The run's own manifest sections: tokenizer, mixing (planned and achieved), curriculum, grouping,
     splits, outputs."""
-    achieved = {side: sum(packed[split].stats.domain_tokens.get(side, 0) for split in (TRAIN, VALIDATION))
-                for side in ("domain", "general")}
+    achieved = {domain_label: sum(packed[split].stats.domain_tokens.get(domain_label, 0)
+                                  for split in (TRAIN, VALIDATION))
+                for domain_label in ("domain", "general")}
     total_tokens = sum(achieved.values())
     similarity = packed.row_neighbour_similarity
     grouping_info["row_neighbour_similarity"] = round(similarity, 4) if similarity is not None else None

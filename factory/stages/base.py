@@ -36,7 +36,6 @@ class StageContext:
     dedup: DedupWork  # where dedup tables go, and their partition count
     timed: Callable[[str], ContextManager]
     rows_per_block: int  # documents per block when a spill is read back (config ray.rows_per_block)
-    echo: Callable[[str], None] = print
     spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key
     found: DedupFindings = field(default_factory=DedupFindings)
 

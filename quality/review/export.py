@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from core import progress
 from core.config import StrictModel
 from core.contracts import REVIEWED_PREFERENCE
 from core.parquet import write_rows
@@ -61,16 +62,16 @@ def reviewed(store: ReviewStore) -> tuple[list[dict], dict]:
     return rows, {"outcome": dict(outcome), "ties": ties}
 
 
-def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False, echo=print) -> dict:
+def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False) -> dict:
     decisions = store.decisions()
     snapshot = {"decisions": len(decisions), "last_decision_at": max((d.decided_at for d in decisions), default=None),
                 "items": len(store.items())}
     # the same database with new decisions is exported again; unchanged, it is a no-op
-    run = PublishedRun(config.output_dir, config, "review export", overwrite=overwrite, echo=echo,
+    run = PublishedRun(config.output_dir, config, "review export", overwrite=overwrite,
                        upstream={"review_db": snapshot})
     if run.finished:
         return run.finished
-    gate = gate_before_publish("reviews", config.quality, echo, publish_to=run.output)
+    gate = gate_before_publish("reviews", config.quality, publish_to=run.output)
     with run.writing([Path(config.db)], before_publish=gate) as partial:
         rows, summary = reviewed(store)
         written = write_rows(rows, REVIEWED_PREFERENCE, partial / FOLDER)
@@ -81,6 +82,6 @@ def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False,
             **summary,
             "outputs": {FOLDER: {"path": FOLDER, "rows": written}},
         })
-    echo(f"exported {written} approved pair(s) to {run.output}/{FOLDER}: {summary['outcome']}; "
-         f"{len(summary['ties'])} tie(s) left out (listed in the manifest)")
+    progress.summary(f"exported {written} approved pair(s) to {run.output}/{FOLDER}: {summary['outcome']}; "
+                     f"{len(summary['ties'])} tie(s) left out (listed in the manifest)")
     return run.manifest

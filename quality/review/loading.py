@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from core import progress
 from core.blank import is_blank
 from core.contracts import data_folders
 from core.parquet import parquet_files, published_data_dir, require_columns
@@ -28,11 +29,12 @@ def read_triples(path: str | Path) -> tuple[list[dict], list[str]]:
     return rows, unusable
 
 
-def load(store: ReviewStore, path: str | Path, overlap: int, echo=print) -> tuple[int, int]:
+def load(store: ReviewStore, path: str | Path, overlap: int) -> tuple[int, int]:
     rows, unusable = read_triples(path)
     added, existing = store.load_items(rows, overlap)
-    echo(f"loaded {added} new item(s) from {path} with overlap {overlap}; {existing} were loaded before")
+    # what loading did, and the rows it could not use: the command's whole outcome, shown even with -q
+    progress.summary(f"loaded {added} new item(s) from {path} with overlap {overlap}; {existing} were loaded before")
     if unusable:
-        echo(f"left out {len(unusable)} row(s) with a blank id, prompt or answer: {', '.join(unusable[:5])}"
-             + (" ..." if len(unusable) > 5 else ""))
+        progress.summary(f"left out {len(unusable)} row(s) with a blank id, prompt or answer: "
+                         f"{', '.join(unusable[:5])}" + (" ..." if len(unusable) > 5 else ""))
     return added, existing

@@ -11,10 +11,10 @@ from core.run import PublishedRun
 from quality.review.export import ExportConfig
 
 
-def publish_unreviewed(config: ExportConfig, preferences_dir: str, items: int, *, echo=print) -> dict:
+def publish_unreviewed(config: ExportConfig, preferences_dir: str, items: int) -> dict:
     """Publishes ``config.output_dir`` naming the preferences run DPO uses as they are; returns the manifest."""
     pairs = published_run_ref(preferences_dir) or {"path": str(preferences_dir), "run_id": None}
-    run = PublishedRun(config.output_dir, config, "review (no decisions yet)", overwrite=True, echo=echo,
+    run = PublishedRun(config.output_dir, config, "review (no decisions yet)", overwrite=True,
                        upstream={"preferences_run": pairs, "review_db": {"decisions": 0, "items": items}})
     with run.writing([Path(config.db)]):
         run.manifest.update({

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from typing import Callable
 
+from core import progress
 from core.errors import exit_code
 from quality.review.export import ExportConfig, export
 from quality.review.store import ReviewStore
@@ -16,11 +18,12 @@ class WarmExport:
         self.store = store
         self.lock = threading.Lock()  # one export at a time: same folder, and the gate's charts are not thread-safe
 
-    def run(self, to: ExportConfig, echo) -> str | None:
-        """Export; the message of an expected error that stopped it (a failed gate, a folder it must not replace)."""
-        with self.lock:
+    def run(self, to: ExportConfig, show: Callable[[str], None]) -> str | None:
+        """Export, its lines to ``show`` (the admin page's list); the message of an expected error that stopped it
+        (a failed gate, a folder it must not replace)."""
+        with self.lock, progress.lines_to(show):
             try:
-                export(self.store, to, echo=echo)
+                export(self.store, to)
             except Exception as error:
                 if exit_code(error) is None:
                     raise
@@ -29,7 +32,7 @@ class WarmExport:
 
     def warm_up(self, to: ExportConfig) -> None:
         with tempfile.TemporaryDirectory(prefix="review-warm-up-") as scratch:
-            self.run(to.model_copy(update={"output_dir": f"{scratch}/reviewed"}), echo=lambda _: None)
+            self.run(to.model_copy(update={"output_dir": f"{scratch}/reviewed"}), show=lambda _: None)
 
     def start_warm_up(self, to: ExportConfig) -> None:
         threading.Thread(target=self.warm_up, args=(to,), name="warm-up-export", daemon=True).start()

@@ -1,11 +1,14 @@
 """What a job prints while Ray Data runs: by default one line per execution (rows read, rows reaching its last
-operator, rate) instead of Ray's progress logs; -q leaves only the job's own summary; every job takes -v/-q."""
+operator, rate) instead of Ray's progress logs, and the job's own lines; -q leaves only the job's summary;
+every job takes -v/-q."""
 from __future__ import annotations
 
 import pytest
 
 from core import progress
+from core.config import StrictModel
 from core.ray_runtime import RayConfig, init_ray
+from core.run import PublishedRun
 
 
 @pytest.fixture
@@ -44,3 +47,47 @@ def test_quiet_prints_no_progress(ray_session, capsys, verbosity_restored):
     init_ray(RayConfig())
     run_pipeline(ray_session)
     assert capsys.readouterr().out == ""
+
+
+class Toy(StrictModel):
+    output_dir: str
+
+
+def publish(config: Toy, overwrite: bool = False) -> None:
+    """A job's skeleton, through the run kit every job publishes with."""
+    run = PublishedRun(config.output_dir, config, "toy run", overwrite=overwrite)
+    if not run.finished:
+        with run.writing([]) as partial:
+            (partial / "data.txt").write_text("x")
+
+
+def crash_then_publish_twice(tmp_path) -> None:
+    """A crashed run's leftovers, removed by the next run (a progress line), then the same run again (its whole
+    outcome: "nothing to do")."""
+    config = Toy(output_dir=str(tmp_path / "out"))
+    run = PublishedRun(config.output_dir, config, "toy run")
+    with pytest.raises(RuntimeError):
+        with run.writing([]):
+            raise RuntimeError("crash")
+    publish(config)
+    publish(config)
+
+
+@pytest.mark.parametrize("level, shown", [(progress.NORMAL, ["removed unfinished output", "nothing to do"]),
+                                          (progress.QUIET, ["nothing to do"])])
+def test_quiet_prints_only_the_summary(tmp_path, capsys, verbosity_restored, level, shown):
+    progress.set_verbosity(level)
+    crash_then_publish_twice(tmp_path)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(shown) and all(s in line for s, line in zip(shown, out)), out
+
+
+def test_a_block_takes_every_line_whatever_the_verbosity(tmp_path, capsys, verbosity_restored):
+    """What the review app's export page and the tests see: the lines the default verbosity prints, not on stdout."""
+    progress.set_verbosity(progress.QUIET)
+    lines: list[str] = []
+    with progress.lines_to(lines.append):
+        crash_then_publish_twice(tmp_path)
+    assert capsys.readouterr().out == ""
+    assert "removed unfinished output of an earlier crashed run" in lines[0] and "nothing to do" in lines[1]
+    assert len(lines) == 2

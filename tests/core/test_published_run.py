@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from core import progress
 from core.config import StrictModel
 from core.errors import OutputExistsError
 from core.run import PublishedRun
@@ -17,14 +18,15 @@ class Toy(StrictModel):
 
 
 def publish_once(config: Toy, log: list[str], **kwargs) -> dict:
-    run = PublishedRun(config.output_dir, config, "toy run", echo=log.append, **kwargs)
-    if run.finished:
-        return run.finished
-    with run.writing([]) as partial:
-        with run.timed("work"):
-            (partial / "data.txt").write_text("x" * config.size)
-        run.manifest["outputs"] = {"data": {"path": "data.txt", "rows": config.size}}
-    return run.manifest
+    with progress.lines_to(log.append):
+        run = PublishedRun(config.output_dir, config, "toy run", **kwargs)
+        if run.finished:
+            return run.finished
+        with run.writing([]) as partial:
+            with run.timed("work"):
+                (partial / "data.txt").write_text("x" * config.size)
+            run.manifest["outputs"] = {"data": {"path": "data.txt", "rows": config.size}}
+        return run.manifest
 
 
 def test_a_run_publishes_its_output_with_the_manifest(tmp_path):
@@ -61,7 +63,7 @@ def test_a_directory_that_is_not_a_finished_run_is_refused(tmp_path):
 def test_a_crash_publishes_nothing_and_the_next_run_clears_its_partial(tmp_path):
     config = Toy(output_dir=str(tmp_path / "out"), size=2)
     first = publish_once(config, [])
-    run = PublishedRun(config.output_dir, config, "toy run", overwrite=True, echo=lambda _: None)
+    run = PublishedRun(config.output_dir, config, "toy run", overwrite=True)
     with pytest.raises(RuntimeError, match="disk on fire"):
         with run.writing([]) as partial:
             (partial / "data.txt").write_text("half")

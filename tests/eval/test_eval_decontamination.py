@@ -6,6 +6,7 @@ import json
 
 import pyarrow.parquet as pq
 
+from core import progress
 from eval.config import ChoiceSetConfig, DecontaminationConfig
 from eval.contamination import find_contamination
 from eval.items import choice_items
@@ -42,7 +43,7 @@ def test_planted_overlaps_are_found_and_nothing_else(tmp_path, monkeypatch):
                                    training_data=[
         {"path": str(tmp_path / "factory")}, {"path": str(sft)}, {"path": str(preferences)}])
 
-    found, counts = find_contamination({("multiple_choice", "cs"): items}, config, IN_PROCESS, lambda _: None)
+    found, counts = find_contamination({("multiple_choice", "cs"): items}, config, IN_PROCESS)
 
     flagged = {r["item_id"]: r for r in found.to_pylist()}
     assert set(flagged) == {in_document["item_id"], in_sft["item_id"]}
@@ -60,7 +61,8 @@ def test_planted_overlaps_are_found_and_nothing_else(tmp_path, monkeypatch):
     said = []
     small = config.model_copy(update={"in_process_max_rows": preset_section(DecontaminationConfig, "decontamination")
                                       .in_process_max_rows})
-    again, _ = find_contamination({("multiple_choice", "cs"): items}, small, in_process(enabled=True), said.append)
+    with progress.lines_to(said.append):
+        again, _ = find_contamination({("multiple_choice", "cs"): items}, small, in_process(enabled=True))
     assert again.equals(found) and all("in this process" in line for line in said)
 
 

@@ -12,6 +12,7 @@ import yaml
 from scipy.stats import binom
 from transformers import AutoConfig
 
+from core import progress
 from eval.config import EvalRayConfig, PerplexityConfig
 from eval.items import choice_items
 from eval.loglik import sliding_windows
@@ -216,17 +217,18 @@ def test_ray_auto_scores_small_work_without_a_gpu_in_this_process_and_says_so(tm
     sets = {("multiple_choice", "cs"): pa.table({"item_id": [str(i) for i in range(40)]}),
             ("perplexity", "domain"): pa.table({"item_id": [str(i) for i in range(18)]})}
     said = []
-    monkeypatch.setattr(eval.placement, "gpu_visible", lambda: False)
-    assert config().ray.enabled == "auto"
-    assert eval.placement.placed(config(), sets, said.append).ray.enabled is False
-    assert "this process" in said[-1] and "174 items x checkpoints" in said[-1]
-    assert eval.placement.placed(config(in_process_max_items=100), sets, said.append).ray.enabled is True
-    assert "174 items x checkpoints > ray.in_process_max_items (100)" in said[-1]
-    assert eval.placement.placed(config(num_gpus_per_actor=1), sets, said.append).ray.enabled is True
-    assert eval.placement.placed(config(enabled=False, in_process_max_items=0), sets, said.append).ray.enabled is False
-    monkeypatch.setattr(eval.placement, "gpu_visible", lambda: True)
-    assert eval.placement.placed(config(), sets, said.append).ray.enabled is True
-    assert "GPU" in said[-1]
+    with progress.lines_to(said.append):
+        monkeypatch.setattr(eval.placement, "gpu_visible", lambda: False)
+        assert config().ray.enabled == "auto"
+        assert eval.placement.placed(config(), sets).ray.enabled is False
+        assert "this process" in said[-1] and "174 items x checkpoints" in said[-1]
+        assert eval.placement.placed(config(in_process_max_items=100), sets).ray.enabled is True
+        assert "174 items x checkpoints > ray.in_process_max_items (100)" in said[-1]
+        assert eval.placement.placed(config(num_gpus_per_actor=1), sets).ray.enabled is True
+        assert eval.placement.placed(config(enabled=False, in_process_max_items=0), sets).ray.enabled is False
+        monkeypatch.setattr(eval.placement, "gpu_visible", lambda: True)
+        assert eval.placement.placed(config(), sets).ray.enabled is True
+        assert "GPU" in said[-1]
 
 
 def test_acc_norm_divides_by_the_choice_not_the_scored_continuation():

@@ -25,6 +25,7 @@ from conftest import (
     write_parquet,
 )
 
+from core import progress
 from core.config import config_hash
 from core.errors import AccountingError, InputError, OutputExistsError
 from factory.config import load_factory_config
@@ -313,7 +314,7 @@ def assert_nothing_written(output_dir: Path):
 def input_error(config_path: Path) -> str:
     config = load_factory_config(config_path)
     with pytest.raises(InputError) as info:
-        run(config, echo=lambda *_: None)
+        run(config)
     assert_nothing_written(Path(config.output_dir))
     return str(info.value)
 
@@ -377,7 +378,8 @@ def test_rerun_with_the_same_config_is_a_noop(main_run):
     config = load_factory_config(main_run.output_dir.parent / "config.yaml")
     before = snapshot(main_run.output_dir)
     log = []
-    again = run(config, echo=log.append)
+    with progress.lines_to(log.append):
+        again = run(config)
     assert again["run_id"] == main_run.manifest["run_id"]
     assert "nothing to do" in " ".join(log)
     assert snapshot(main_run.output_dir) == before
@@ -391,7 +393,7 @@ def test_a_different_config_needs_overwrite(main_run, tmp_path, run_factory):
     config_path = tiny_config(tmp_path, out, PARAGRAPHS[:2])
     before = snapshot(out)
     with pytest.raises(OutputExistsError, match="overwrite"):
-        run(load_factory_config(config_path), echo=lambda *_: None)
+        run(load_factory_config(config_path))
     assert snapshot(out) == before
 
     result = run_factory(config_path, overwrite=True)
@@ -406,7 +408,7 @@ def test_a_directory_that_is_not_a_finished_run_is_not_replaced(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(OutputExistsError, match="not a finished run"):
-        run(load_factory_config(tiny_config(tmp_path, out, PARAGRAPHS[:1])), echo=lambda *_: None)
+        run(load_factory_config(tiny_config(tmp_path, out, PARAGRAPHS[:1])))
     assert (out / "notes.txt").read_text() == "mine"
 
 
@@ -426,7 +428,7 @@ def test_unfinished_output_is_never_published_and_is_removed_by_the_next_run(tmp
 
     monkeypatch.setattr("factory.factory_run.check_invariant", broken_invariant)
     with pytest.raises(AccountingError):
-        run(config, echo=lambda *_: None)
+        run(config)
     assert not out.exists()
     assert not leftover.exists()
     crashed = list(tmp_path.glob("out.partial-*"))
@@ -434,7 +436,8 @@ def test_unfinished_output_is_never_published_and_is_removed_by_the_next_run(tmp
 
     monkeypatch.undo()
     log = []
-    result = run(config, echo=log.append)
+    with progress.lines_to(log.append):
+        result = run(config)
     assert result["run_id"] not in {"20200101T000000Z-dead00", crashed[0].name.split("partial-")[1]}
     assert any(str(crashed[0]) in line for line in log)
     assert not list(tmp_path.glob("out.*"))

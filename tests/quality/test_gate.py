@@ -79,7 +79,7 @@ def test_a_factory_run_that_breaks_its_gate_publishes_nothing(tmp_path, run_fact
     strict.write_text(yaml.safe_dump({"documents": {"text_chars": {"min": 1, "max": 100}}}))
     config = factory_config(tmp_path, quality={"config": str(strict)})
     with pytest.raises(QualityGateError, match="nothing was published"):
-        run(load_factory_config(config), echo=lambda _: None)
+        run(load_factory_config(config))
     assert not (tmp_path / "out").exists()
     partial = next(tmp_path.glob("out.partial-*"))
     manifest = json.loads((partial / "manifest.json").read_text())

@@ -95,7 +95,7 @@ def test_an_annotator_judges_with_clicks_and_shortcuts_and_the_export_holds_exac
         assert all(d.chosen_left == (shown_left[i] == "chosen") for i, d in decisions.items())  # order recorded
     finally:
         served.stop()
-    export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")), echo=lambda _: None)
+    export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")))
     out = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "preferences").to_pylist()}
     assert set(out) == {"p0", "p1", "p2", "p5", "p6"}
     assert (out["p0"]["chosen"], out["p0"]["rejected"]) == (rows[0]["chosen"], rows[0]["rejected"])

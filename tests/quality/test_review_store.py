@@ -150,8 +150,7 @@ def test_export_applies_the_majority_swaps_and_edits_and_lists_ties(tmp_path):
         for _ in plan:
             lease = store.next_lease(who, 60)
             store.submit(who, lease.item.id, lease.item.version, plan[lease.item.id][column], None)
-    manifest = export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")),
-                      echo=lambda _: None)
+    manifest = export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")))
     out = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "preferences").to_pylist()}
     assert set(out) == {"p0", "p1"}
     assert (out["p0"]["chosen"], out["p0"]["rejected"]) == (rows[0]["chosen"], rows[0]["rejected"])
@@ -185,13 +184,13 @@ def test_train_dpo_takes_the_export_as_it_is(tmp_path):
 
     from train.config import load_train_config
     from train.data import input_files
-    from train.stages import get_stage
+    from train.methods import get_stage
 
     store = review_store(tmp_path / "r.sqlite", {"ann": False}, items=3)
     (ann,) = people(store, "ann")
     while (lease := store.next_lease(ann, 60)) is not None:
         store.submit(ann, lease.item.id, lease.item.version, "keep", None)
-    export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "reviewed")), echo=lambda _: None)
+    export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "reviewed")))
     model = tf.tiny_model_dir(tmp_path / "model")
     path = tf.write_train_config(tmp_path / "dpo.yaml", model_path=model, data_path=tmp_path / "reviewed",
                                  root=tmp_path, name="dpo", dpo={"review_status": ["approved"]})

@@ -38,7 +38,7 @@ def test_a_wired_key_in_the_users_section_is_an_error_naming_it(tmp_path):
     config["train"]["sft"]["model"] = {"path": "/somewhere/else"}
     recipe = load_recipe_config(recipe_file(tmp_path, train=config["train"]))
     with pytest.raises(ConfigError, match=r"train\.sft\.model\.path: set by the recipe"):
-        run_recipe(recipe, echo=lambda _: None)
+        run_recipe(recipe)
     assert not (tmp_path / "store" / "factory").exists()  # refused before any work
 
 
@@ -89,9 +89,9 @@ def test_recipe_level_errors(tmp_path):
         load_recipe_config(recipe_file(tmp_path, storage_path="s3://bucket/recipe"))
     recipe = load_recipe_config(recipe_file(tmp_path))
     with pytest.raises(ConfigError, match="--from train_spt: not a step"):
-        run_recipe(recipe, start_at="train_spt", echo=lambda _: None)
+        run_recipe(recipe, start_at="train_spt")
     with pytest.raises(ConfigError, match=r"\[1/10\] factory: has no published output yet"):
-        run_recipe(recipe, only="eval", echo=lambda _: None)
+        run_recipe(recipe, only="eval")
 
 
 def test_a_pretrained_base_model_needs_no_step(tmp_path):
@@ -152,7 +152,7 @@ def test_the_review_step_publishes_a_run_naming_the_judge_approved_pairs_when_no
     (preferences / "manifest.json").write_text(json.dumps({"run_id": "prefs-1", "config_hash": "h"}))
     SqliteReviewStore(str(tmp_path / "reviews.sqlite"))  # the step has loaded the pairs into it
     config = ExportConfig(db=str(tmp_path / "reviews.sqlite"), output_dir=str(tmp_path / "review"))
-    published = publish_unreviewed(config, str(preferences), items=7, echo=lambda _: None)
+    published = publish_unreviewed(config, str(preferences), items=7)
     on_disk = json.loads((tmp_path / "review" / "manifest.json").read_text())
     assert on_disk["run_id"] == published["run_id"] and on_disk["dpo_pairs"] == "judge_approved"
     assert on_disk["preferences_run"]["run_id"] == "prefs-1" and on_disk["items"] == 7 and on_disk["decisions"] == 0
@@ -166,7 +166,7 @@ def test_a_first_run_with_no_server_at_a_synth_endpoint_fails_before_any_work(tm
     synth["endpoints"]["local"]["base_url"] = f"http://127.0.0.1:{free_ports(1)[0]}/v1"  # nothing listens
     recipe = load_recipe_config(recipe_file(tmp_path, synth=synth))
     with pytest.raises(ConfigError, match=r"synth.endpoints: nothing answers at local \(http://127.0.0.1:\d+/v1\)"):
-        run_recipe(recipe, echo=lambda _: None)
+        run_recipe(recipe)
     assert not (tmp_path / "store" / "factory").exists()
 
 
@@ -178,7 +178,7 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
     recipe = load_recipe_config(recipe_file(tmp_path))
     ran: list[str] = []
 
-    def publish(step, config, wiring, echo):
+    def publish(step, config, wiring):
         manifest = {"run_id": f"{step.name}-{len(ran)}"}
         if step.name == "review":  # no annotator decided: a run naming the judge-approved pairs
             manifest["dpo_pairs"] = "judge_approved"
@@ -196,7 +196,7 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
 
     def run_once() -> list[str]:
         ran.clear()
-        run_recipe(recipe, echo=lambda _: None)
+        run_recipe(recipe)
         return list(ran)
 
     assert run_once() == STEP_NAMES

@@ -25,7 +25,7 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArgum
 from core.config import StrictModel
 from train.arguments import trainer_arguments
 from train.model import build_model, build_tokenizer
-from train.stage import TrainingStage
+from train.method import TrainingMethod
 from train.worker import fit, setup_worker, whole_dataset
 
 
@@ -50,7 +50,7 @@ def train_loop_per_worker(config_dict: dict) -> None:
     fit(trainer, worker.scratch)
 
 
-STAGE = TrainingStage(
+STAGE = TrainingMethod(
     name="toy",
     summary="causal-LM fine-tuning on plain text (a toy stage)",
     input_columns=("text",),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from core import progress
 from train.__main__ import main
 from train.config import load_train_config
 from train.plan import check_plan_fits, plan_memory
@@ -82,5 +83,6 @@ def test_plan_command_and_the_refusal_before_ray_starts(tmp_path, llama_7b, caps
     err = capsys.readouterr().err
     assert "does NOT fit in 80 GB per GPU" in err and "--force runs it anyway" in err
     messages = []
-    check_plan_fits(load_train_config(too_big, "sft"), force=True, echo=messages.append)
+    with progress.lines_to(messages.append):
+        check_plan_fits(load_train_config(too_big, "sft"), force=True)
     assert "--force: running anyway" in messages[0]

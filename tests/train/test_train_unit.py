@@ -58,7 +58,7 @@ def test_packed_loss_equals_the_same_documents_unpacked(tiny):
 def test_sft_labels_keep_only_the_assistant_tokens(tiny, tmp_path, packing):
     import datasets
 
-    from train.stages.sft import build_trainer as build_sft_trainer
+    from train.methods.sft import build_trainer as build_sft_trainer
 
     root, model_dir, tokenizer = tiny
     data = tf.write_sft(tmp_path / "sft.parquet")
@@ -179,7 +179,7 @@ def test_cluster_yaml_passes_rays_own_validation():
 def test_example_configs_are_valid_on_top_of_the_presets(stage):
     from core.config import deep_merge, read_yaml, validate_config
     from train.config import BASE_PRESET, config_model
-    from train.stages import stage_preset
+    from train.methods import stage_preset
 
     data = deep_merge(read_yaml(BASE_PRESET), read_yaml(stage_preset(stage)))
     config = validate_config(config_model(stage), {**deep_merge(data, read_yaml(REPO / "configs" / f"train_{stage}.yaml")),

@@ -29,23 +29,23 @@ def domain_share(table: pa.Table) -> float:
     return tokens[domains == "domain"].sum() / tokens.sum()
 
 
-def side_tokens(table: pa.Table) -> dict[str, int]:
+def tokens_per_domain_label(table: pa.Table) -> dict[str, int]:
     return {d: int(table.filter(pc.equal(table["domain"], d))["n_tokens"].to_numpy().sum()) for d in ("domain", "general")}
 
 
 def mixed(table: pa.Table, fraction: float, bins: int = 65536, max_cut: float | None = None) -> pa.Table:
     table = mix_bin_batch(table, seed=0, bins=bins)
-    totals = side_tokens(table)
+    totals = tokens_per_domain_label(table)
     needed = budgets = token_budgets(totals, fraction)
     if max_cut is not None:
         budgets = capped_budgets(totals, needed, max_cut)
     cutoffs = {}
-    for side, budget in budgets.items():
-        rows = table.filter(pc.equal(table["domain"], side))
+    for domain_label, budget in budgets.items():
+        rows = table.filter(pc.equal(table["domain"], domain_label))
         per_bin: dict[int, int] = {}
         for b, n in zip(rows["mix_bin"].to_pylist(), rows["n_tokens"].to_pylist()):
             per_bin[b] = per_bin.get(b, 0) + n
-        cutoffs[side] = last_kept_bin(per_bin, budget, at_least=budget > needed[side])
+        cutoffs[domain_label] = last_kept_bin(per_bin, budget, at_least=budget > needed[domain_label])
     return mark_mixed_batch(table, cutoffs)
 
 
@@ -53,21 +53,21 @@ def mixed(table: pa.Table, fraction: float, bins: int = 65536, max_cut: float | 
 def test_mixing_reaches_the_token_ratio_within_two_percent(n_domain, n_general, fraction):
     table = mixed(corpus_table(n_domain, n_general), fraction)
     assert abs(domain_share(table) - fraction) < 0.02
-    # only the over-represented side is cut
+    # only the over-represented domain label is cut
     kept = table.filter(table["in_mix"])
     assert set(kept["domain"].to_pylist()) == {"domain", "general"}
-    cut_sides = {d for d, k in zip(table["domain"].to_pylist(), table["in_mix"].to_pylist()) if not k}
-    assert len(cut_sides) == 1
+    cut_domain_labels = {d for d, k in zip(table["domain"].to_pylist(), table["in_mix"].to_pylist()) if not k}
+    assert len(cut_domain_labels) == 1
 
 
 def test_scarce_general_text_keeps_the_domain_corpus_and_says_what_share_it_reached():
     """2,000 domain documents and 20 general ones: a 0.8 share would leave out most of the domain corpus. The
     capped default leaves out at most max_cut_fraction of it and warns with the numbers; exact_ratio cuts, warned."""
     table = corpus_table(2000, 20, seed=1)
-    totals = side_tokens(table)
+    totals = tokens_per_domain_label(table)
     needed = token_budgets(totals, 0.8)
     capped = mixed(table, 0.8, max_cut=0.1)
-    kept = side_tokens(capped.filter(capped["in_mix"]))
+    kept = tokens_per_domain_label(capped.filter(capped["in_mix"]))
     assert 0.9 <= kept["domain"] / totals["domain"] <= 0.92  # never more than the 10% cap, not a 97% cut
     assert last_kept_bin({0: 5, 1: 5, 2: 5}, 7) == 0 and last_kept_bin({0: 5, 1: 5, 2: 5}, 7, at_least=True) == 1
     assert kept["general"] == totals["general"]
@@ -80,7 +80,7 @@ def test_scarce_general_text_keeps_the_domain_corpus_and_says_what_share_it_reac
     assert "as mixing.mode exact_ratio asks" in exact
     assert abs(domain_share(mixed(table, 0.8)) - 0.8) < 0.02  # exact_ratio still reaches the target
     # a cut within the allowance is silent and exact
-    balanced = side_tokens(corpus_table(900, 300))
+    balanced = tokens_per_domain_label(corpus_table(900, 300))
     near = round(balanced["domain"] / sum(balanced.values()) - 0.01, 3)  # a target just below the corpus's share
     small = token_budgets(balanced, near)
     assert capped_budgets(balanced, small, 0.1) == small and cut_warning(balanced, small, small, 0.1, near) is None
@@ -97,7 +97,7 @@ def test_mixing_choice_does_not_depend_on_row_order():
     assert keep_f == keep_b
 
 
-def test_no_budget_when_a_side_is_missing_or_mixing_is_off():
+def test_no_budget_when_a_domain_label_is_missing_or_mixing_is_off():
     assert token_budgets({"domain": 100}, 0.8) == {}
     assert token_budgets({"domain": 100, "general": 50}, None) == {}
     assert token_budgets({"domain": 800, "general": 200}, 0.8) in ({"domain": 800}, {"general": 200})

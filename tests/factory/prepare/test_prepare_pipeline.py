@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from core import progress
 from factory.prepare.config import load_prepare_config
 from factory.prepare.prepare_run import run_prepare as run
 from factory.prepare.tokenize import encode
@@ -41,7 +42,8 @@ def prepared(tmp_path_factory, ray_session):
     }))
     config = load_prepare_config(config_path)
     log: list[str] = []
-    manifest = run(config, echo=log.append)
+    with progress.lines_to(log.append):
+        manifest = run(config)
     return {"config": config, "manifest": manifest, "out": Path(config.output_dir), "topics": topics,
             "tokenizer": str(tokenizer), "config_path": config_path, "log": log}
 
@@ -156,5 +158,6 @@ def test_report_manifest_and_rerun_is_a_no_op(prepared):
     assert sum(s["documents"] for s in splits) == manifest["outputs"]["documents"]["rows"]  # all packed, counted once
     assert [s["rows"] for s in splits] == [manifest["outputs"][split]["rows"] for split in ("train", "validation")]
     log: list[str] = []
-    again = run(load_prepare_config(prepared["config_path"]), echo=log.append)
+    with progress.lines_to(log.append):
+        again = run(load_prepare_config(prepared["config_path"]))
     assert again["run_id"] == manifest["run_id"] and "nothing to do" in log[0]

@@ -9,7 +9,7 @@ from core.contracts import PACKED_CPT_INPUTS
 from train.arguments import trainer_arguments
 from train.document_attention import packed_batch
 from train.model import apply_lora, build_model, build_tokenizer
-from train.stage import TrainingStage
+from train.method import TrainingMethod
 from train.worker import fit, setup_worker
 
 
@@ -44,7 +44,7 @@ def train_loop_per_worker(config_dict: dict) -> None:
     fit(trainer, worker.scratch)
 
 
-STAGE = TrainingStage(
+STAGE = TrainingMethod(
     name="cpt",
     summary="continual pre-training on the factory's packed Parquet (input_ids, doc_lengths)",
     input_columns=tuple(PACKED_CPT_INPUTS.names),

@@ -11,7 +11,7 @@ from core.config import StrictModel
 from train.arguments import trainer_arguments
 from train.config import TrainConfig
 from train.model import build_model, trl_trainer_parts
-from train.stage import TrainingStage
+from train.method import TrainingMethod
 from train.worker import fit, setup_worker, whole_dataset
 
 
@@ -84,7 +84,7 @@ def train_loop_per_worker(config_dict: dict) -> None:
     fit(trainer, worker.scratch)
 
 
-STAGE = TrainingStage(
+STAGE = TrainingMethod(
     name="dpo",
     summary="DPO on the preference contract (prompt, chosen, rejected)",
     input_columns=("prompt", "chosen", "rejected"),
