@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from core.config import config_hash
+from core.storage import Location, is_uri
 
 
 def new_run_id() -> str:
@@ -36,7 +37,14 @@ def code_version() -> str:
             return "unknown"
 
 
-def file_fingerprint(path: Path, chunk_size: int = 1 << 20) -> dict:
+def file_fingerprint(path: Path | Location, chunk_size: int = 1 << 20) -> dict:
+    """Path, size and sha256 of an input file. A file in object storage gives its size and modification time
+    instead: hashing it would pull the whole corpus through the driver."""
+    if isinstance(path, Location):
+        if is_uri(path.uri):
+            info = path.info()
+            return {"path": path.uri, "bytes": info.size, "modified": info.mtime.isoformat() if info.mtime else None}
+        path = Path(path.uri)
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(chunk_size):

@@ -6,18 +6,22 @@ from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
 from core.errors import InputError
 from core.publish import MANIFEST
+from core.storage import Location, expand, is_uri, locate
 
 
-def is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def parquet_files(path: str | Path, key: str) -> list[Path]:
-    """The Parquet files at ``path``: a file, or every ``*.parquet`` below a directory. ``key`` is the config
-    key that named the path, for the error."""
+def parquet_files(path: str | Path, key: str) -> list[Path | str]:
+    """The Parquet files at ``path``: a file, or every ``*.parquet`` below a directory; a URI (s3://...) gives
+    URIs, which pyarrow and Ray Data open themselves. ``key`` is the config key that named the path, for the
+    error."""
+    if is_uri(path):
+        files = [f.uri for f in expand(locate(path, key), key, (".parquet",))]
+        if not files:
+            raise InputError(f"{key}: {path} holds no .parquet files")
+        return files
     root = Path(path).expanduser()
     if root.is_file():
         return [root]
@@ -29,9 +33,16 @@ def parquet_files(path: str | Path, key: str) -> list[Path]:
     raise InputError(f"{key}: {path} does not exist")
 
 
-def published_data_dir(path: str | Path, folders: tuple[str, ...]) -> Path:
+def published_data_dir(path: str | Path, folders: tuple[str, ...]) -> Path | str:
     """A published run's data folder (the first of ``folders`` it has), else ``path`` itself: so a config may
     name a factory or synth output directory where it means the Parquet inside it."""
+    if is_uri(path):
+        where = locate(path, "path")
+        if where.child(MANIFEST).info().type == FileType.File:
+            for folder in folders:
+                if where.child(folder).info().type == FileType.Directory:
+                    return where.child(folder).uri
+        return str(path)
     root = Path(path).expanduser()
     if root.is_dir() and (root / MANIFEST).is_file():
         for folder in folders:
@@ -40,12 +51,18 @@ def published_data_dir(path: str | Path, folders: tuple[str, ...]) -> Path:
     return root
 
 
-def open_parquet(path: Path, key: str) -> pq.ParquetFile:
-    """A Parquet file opened for reading; a corrupt or non-Parquet file is an ``InputError`` naming it."""
+def open_parquet(path: Path | str | Location, key: str) -> pq.ParquetFile:
+    """A Parquet file (a local path or a ``core.storage.Location``) opened for reading; a corrupt or
+    non-Parquet file is an ``InputError`` naming it."""
+    if not isinstance(path, Location) and is_uri(path):
+        path = locate(path, key)
+    name = path.uri if isinstance(path, Location) else path
     try:
+        if isinstance(path, Location):
+            return pq.ParquetFile(path.filesystem.open_input_file(path.path))
         return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt or non-Parquet file
-        raise InputError(f"{key}: {path}: not a readable Parquet file ({exc})") from None
+        raise InputError(f"{key}: {name}: not a readable Parquet file ({exc})") from None
 
 
 def require_columns(files: list[Path], columns: Mapping[str, str], key: str) -> None:

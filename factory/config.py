@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from core.config import StrictModel, load_layered, read_yaml
 from core.errors import ConfigError
 from core.ray_runtime import RayConfig
+from core.storage import StorageConfig, default_storage
 from quality.config import GateSettings
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -164,6 +165,9 @@ class FactoryConfig(StrictModel):
     )
     dedup: DedupConfig
     ray: FactoryRayConfig
+    # how s3:// and other URIs are reached: it cannot change the output, so it stays out of the config hash
+    storage: StorageConfig = Field(default_factory=default_storage, exclude=True,
+                                   description="How s3:// and other URIs are reached (core/presets/storage.yaml).")
     quality: GateSettings = GateSettings()
 
     @field_validator("sources")

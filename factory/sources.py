@@ -17,55 +17,64 @@ import xxhash
 
 from core.errors import InputError
 from core.parquet import open_parquet
+from core.storage import Location, StorageConfig, expand, is_uri, local_location, locate, read_bytes
 from factory.config import SourceConfig
 from factory.documents import IN_FLIGHT_SCHEMA
 from factory.stages.base import Stage, StageContext
 
 READ_STAGE = "read"  # the stage of rows that could not be read as documents
-EXTENSIONS = {"parquet": (".parquet",), "jsonl": (".jsonl", ".json", ".ndjson")}
+JSONL = (".jsonl", ".json", ".ndjson")
+COMPRESSIONS = (".gz", ".zst")  # JSONL may be compressed; the name says how, and pyarrow decompresses it
+EXTENSIONS = {"parquet": (".parquet",), "jsonl": JSONL + tuple(e + c for e in JSONL for c in COMPRESSIONS)}
+ALL_EXTENSIONS = sum(EXTENSIONS.values(), ())
 
 
-def source_files(source: SourceConfig, index: int) -> list[Path]:
+def source_files(source: SourceConfig, index: int, storage: StorageConfig | None = None) -> list[Location]:
+    """Every file a source's path names (files, folders, globs; local or URIs), checked to exist."""
+    key = f"sources[{index}] ({source.name}).path"
     patterns = [source.path] if isinstance(source.path, str) else source.path
-    files: list[Path] = []
+    files: list[Location] = []
     for pattern in patterns:
         path = Path(pattern)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in sum(EXTENSIONS.values(), ()))
+        if is_uri(pattern):
+            files += expand(locate(pattern, key, storage), key, ALL_EXTENSIONS)
+        elif path.is_dir():
+            files += [local_location(p) for p in sorted(path.rglob("*")) if p.is_file() and p.name.endswith(ALL_EXTENSIONS)]
         elif any(ch in pattern for ch in "*?["):
-            files += sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+            files += [local_location(p) for p in sorted(glob.glob(pattern, recursive=True)) if Path(p).is_file()]
         elif path.is_file():
-            files.append(path)
+            files.append(local_location(path))
         else:
-            raise InputError(f"sources[{index}] ({source.name}).path: {pattern} does not exist")
+            raise InputError(f"{key}: {pattern} does not exist")
     if not files:
-        raise InputError(f"sources[{index}] ({source.name}).path: no input files match {source.path}")
+        raise InputError(f"{key}: no input files match {source.path}")
     return files
 
 
-def file_labels(files: list[Path]) -> dict[str, str]:
+def file_labels(files: list[Location]) -> dict[str, str]:
     """How a file is named in fallback ids and reject details: its name, or its path below the
-    files' common folder where two files share a name (so fallback ids never repeat)."""
-    absolute = [os.path.abspath(f) for f in files]
+    files' common folder where two files share a name (so fallback ids never repeat). Keyed by the path
+    Ray's reader gives (absolute locally, bucket/key on object storage)."""
+    absolute = [f.path for f in files]
     if len({Path(f).name for f in absolute}) == len(absolute):
         return {f: Path(f).name for f in absolute}
     root = os.path.commonpath([os.path.dirname(f) for f in absolute])
     return {f: os.path.relpath(f, root) for f in absolute}
 
 
-def source_format(source: SourceConfig, files: list[Path], index: int) -> str:
+def source_format(source: SourceConfig, files: list[Location], index: int) -> str:
     if source.format:
         return source.format
     for fmt, extensions in EXTENSIONS.items():
-        if all(f.suffix in extensions for f in files):
+        if all(f.name.endswith(extensions) for f in files):
             return fmt
     raise InputError(
         f"sources[{index}] ({source.name}).format: cannot infer from extensions "
-        f"{sorted({f.suffix for f in files})}; set format: parquet or jsonl"
+        f"{sorted({Path(f.name).suffix for f in files})}; set format: parquet or jsonl"
     )
 
 
-def check_parquet(source: SourceConfig, files: list[Path], index: int) -> int:
+def check_parquet(source: SourceConfig, files: list[Location], index: int) -> int:
     """Read every footer (cheap): a corrupt file or a missing column fails here. Returns the row count."""
     rows = 0
     wanted = {source.text_column: "text_column", **{c: "meta_columns" for c in source.meta_columns}}
@@ -78,7 +87,7 @@ def check_parquet(source: SourceConfig, files: list[Path], index: int) -> int:
         for column, key in wanted.items():
             if column not in names:
                 raise InputError(
-                    f"{path}: column {column!r} (sources[{index}].{key}) not found; the file has columns {names}"
+                    f"{path.uri}: column {column!r} (sources[{index}].{key}) not found; the file has columns {names}"
                 )
         rows += metadata.num_rows
     return rows
@@ -91,13 +100,10 @@ def jsonl_records(data: bytes):
             yield lineno, line
 
 
-def check_jsonl(source: SourceConfig, files: list[Path], index: int) -> int:
+def check_jsonl(source: SourceConfig, files: list[Location], index: int) -> int:
     rows = 0
     for path in files:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc})") from None
+        data = read_bytes(path, f"sources[{index}] ({source.name}).path")  # .gz and .zst come decompressed
         records = list(jsonl_records(data))
         rows += len(records)
         first = next(iter(records), None)
@@ -109,7 +115,7 @@ def check_jsonl(source: SourceConfig, files: list[Path], index: int) -> int:
             continue  # a bad first line is a row problem: it becomes a reject
         if isinstance(record, dict) and source.text_column not in record:
             raise InputError(
-                f"{path}: line {first[0]} has no field {source.text_column!r} "
+                f"{path.uri}: line {first[0]} has no field {source.text_column!r} "
                 f"(sources[{index}].text_column); fields are {sorted(record)}"
             )
     return rows
@@ -187,8 +193,8 @@ def jsonl_file_to_contract(batch: dict, source: SourceConfig, labels: dict[str, 
     """One JSONL file (read as bytes by Ray) to contract rows, one per non-blank line."""
     ids, texts, metas, reasons = [], [], [], []
     for path, data in zip(batch["path"], batch["bytes"]):
-        stem = labels.get(os.path.abspath(path), path)
-        for lineno, line in jsonl_records(data):
+        stem = labels.get(path) or labels.get(os.path.abspath(path), path)
+        for lineno, line in jsonl_records(data):  # Ray decompresses .gz and .zst as it reads
             fallback_id = f"{stem}:{lineno}"
             reason = None
             try:
@@ -218,11 +224,11 @@ def jsonl_file_to_contract(batch: dict, source: SourceConfig, labels: dict[str, 
     return contract_table(ids, texts, source, pa.array(metas, pa.string()), reasons)
 
 
-def plan_sources(sources: list[SourceConfig]) -> list[dict]:
+def plan_sources(sources: list[SourceConfig], storage: StorageConfig | None = None) -> list[dict]:
     """Check every source before work starts; returns files, format and exact row count per source."""
     plans = []
     for index, source in enumerate(sources):
-        files = source_files(source, index)
+        files = source_files(source, index, storage)
         fmt = source_format(source, files, index)
         rows = check_parquet(source, files, index) if fmt == "parquet" else check_jsonl(source, files, index)
         plans.append({"source": source, "files": files, "format": fmt, "rows": rows})
@@ -234,14 +240,31 @@ def read_source(plan: dict):
     import ray.data
 
     source: SourceConfig = plan["source"]
-    paths = [str(p) for p in plan["files"]]
-    if plan["format"] == "parquet":
-        columns = list(dict.fromkeys([source.id_column, source.text_column, *source.meta_columns]))
-        ds = ray.data.read_parquet(paths).select_columns(columns)
-        return ds.map_batches(parquet_batch_to_contract, batch_format="pyarrow", fn_kwargs={"source": source})
-    ds = ray.data.read_binary_files(paths, include_paths=True)
-    return ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy",
-                          fn_kwargs={"source": source, "labels": file_labels(plan["files"])})
+    parts = []
+    for filesystem, files in by_filesystem(plan["files"]):  # one Ray read takes one filesystem
+        paths = [f.path for f in files]
+        if plan["format"] == "parquet":
+            columns = list(dict.fromkeys([source.id_column, source.text_column, *source.meta_columns]))
+            ds = ray.data.read_parquet(paths, filesystem=filesystem).select_columns(columns)
+            parts.append(ds.map_batches(parquet_batch_to_contract, batch_format="pyarrow", fn_kwargs={"source": source}))
+        else:
+            ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem)
+            parts.append(ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy",
+                                        fn_kwargs={"source": source, "labels": file_labels(plan["files"])}))
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def by_filesystem(files: list[Location]) -> list[tuple[object, list[Location]]]:
+    """The files grouped by the filesystem that holds them, in their order (a source may list a local
+    folder and a bucket)."""
+    groups: list[tuple[object, list[Location]]] = []
+    for f in files:
+        group = next((g for g in groups if g[0].equals(f.filesystem)), None)
+        if group is None:
+            groups.append((f.filesystem, [f]))
+        else:
+            group[1].append(f)
+    return groups
 
 
 class ReadSources(Stage):
@@ -256,7 +279,7 @@ class ReadSources(Stage):
     @classmethod
     def from_config(cls, config):
         """Plans (and so checks) every source: a missing file or column is an error before any work."""
-        return cls(plan_sources(config.sources), config.ray.rows_per_block)
+        return cls(plan_sources(config.sources, config.storage), config.ray.rows_per_block)
 
     def apply(self, ds, context: StageContext):
         datasets = [read_source(plan) for plan in self.plans]

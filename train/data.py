@@ -6,7 +6,7 @@ through ``ray.train.get_dataset_shard``.
 from __future__ import annotations
 
 from core.contracts import data_folders
-from core.parquet import is_remote, parquet_files, published_data_dir, require_columns
+from core.parquet import parquet_files, published_data_dir, require_columns
 from train.config import TrainConfig
 from train.method import TrainingMethod
 
@@ -14,9 +14,7 @@ KEY = "data.train"
 
 
 def input_files(config: TrainConfig, stage: TrainingMethod) -> list[str]:
-    """Every local input file holds the stage's columns; the error names the file and the column."""
-    if is_remote(config.data.train):
-        return [config.data.train]
+    """Every input file (local or a URI) holds the stage's columns; the error names the file and the column."""
     files = parquet_files(published_data_dir(config.data.train, data_folders("training")), KEY)
     require_columns(files, {column: f"the {stage.name} contract" for column in stage.columns(config)}, KEY)
     return [str(f) for f in files]

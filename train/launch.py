@@ -12,7 +12,7 @@ from pathlib import Path
 from core import progress
 from core.adapters import is_adapter
 from core.errors import ConfigError, StalledError
-from core.parquet import is_remote
+from core.storage import is_uri, locate
 from core.publish import published_run_ref
 from core.ray_runtime import cpus_left_for_data, init_ray
 from core.run import PublishedRun
@@ -66,7 +66,7 @@ def start_ray(config: TrainConfig) -> None:
 
 def storage_uri(config: TrainConfig) -> str:
     path = config.run.storage_path
-    return path if is_remote(path) else str(Path(path).expanduser().resolve())
+    return path if is_uri(path) else str(Path(path).expanduser().resolve())
 
 
 def build_trainer(config: TrainConfig, stage: TrainingMethod):
@@ -166,7 +166,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
                        upstream={k: v for k, v in lineage.items() if v is not None})
     if run.finished:
         return run.finished
-    with run.writing([Path(f) for f in files if not is_remote(f)]) as partial:
+    with run.writing([locate(f, "data.train") for f in files]) as partial:  # remote: size and date, not a hash
         # Ray and the trainer
         with run.timed("ray_init"):
             start_ray(config)

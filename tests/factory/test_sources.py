@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 
 from factory.config import SourceConfig
+from core.storage import local_location
 from factory.sources import file_labels, jsonl_file_to_contract, parquet_batch_to_contract
 
 
@@ -15,7 +16,7 @@ def test_jsonl_fallback_ids_stay_distinct_for_files_of_the_same_name(tmp_path):
         path.parent.mkdir()
         path.write_bytes(b'{"body": "no id here"}\n')
         files.append(path)
-    labels = file_labels(files)
+    labels = file_labels([local_location(f) for f in files])
     assert sorted(labels.values()) == ["2024/news.jsonl", "2025/news.jsonl"]
     source = SourceConfig(name="news", path=str(tmp_path), text_column="body", id_column="doc_id", domain="general")
     batch = {"path": np.array([str(f) for f in files]), "bytes": np.array([f.read_bytes() for f in files])}
@@ -26,7 +27,8 @@ def test_jsonl_fallback_ids_stay_distinct_for_files_of_the_same_name(tmp_path):
 
 
 def test_unique_file_names_are_shown_without_folders(tmp_path):
-    assert list(file_labels([tmp_path / "a" / "x.jsonl", tmp_path / "b" / "y.jsonl"]).values()) == ["x.jsonl", "y.jsonl"]
+    files = [local_location(tmp_path / "a" / "x.jsonl"), local_location(tmp_path / "b" / "y.jsonl")]
+    assert list(file_labels(files).values()) == ["x.jsonl", "y.jsonl"]
 
 
 def test_parquet_rows_without_an_id_get_distinct_ids_and_a_reject(tmp_path):
