@@ -1,29 +1,42 @@
 """LoRA adapters on disk, shared by train and eval: an adapter directory names its base model, and that base
 may itself be an adapter (DPO trained on the SFT adapter merged into the CPT model). Loading follows the
-chain and merges each adapter into its base, in order, as training did."""
+chain and merges each adapter into its base, in order, as training did.
+
+A path may name a published output (``<out>``, or ``<out>/tokenizer``): it is read in the output's current
+run (``core.publish.resolve``), never in ``<out>`` itself, which holds only versions and their pointer."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+from core.publish import resolve
 
 ADAPTER_CONFIG = "adapter_config.json"
 MAX_CHAIN = 16  # adapters naming each other in a cycle must not loop forever
 
 
+def local_path(path: str | Path) -> str:
+    """``path`` as it is read: ``~`` expanded and a published output replaced by its current run's folder;
+    a hub id, a URI or a plain directory comes back as it is."""
+    return str(resolve(os.path.expanduser(str(path))))
+
+
 def is_adapter(path: str | Path) -> bool:
-    return (Path(path).expanduser() / ADAPTER_CONFIG).is_file()
+    return (Path(local_path(path)) / ADAPTER_CONFIG).is_file()
 
 
 def named_base(adapter: str | Path) -> str:
-    return json.loads((Path(adapter).expanduser() / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+    """The base ``adapter`` names, as recorded (a published output is resolved where it is read)."""
+    return json.loads((Path(local_path(adapter)) / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
 
 
 def model_chain(path: str) -> list[str]:
-    """``path`` and, while it is an adapter, the base it names: the directories whose weights make the model;
-    the last one holds the full model (or is a hub id)."""
-    chain = [path]
+    """``path`` and, while it is an adapter, the base it names: the directories whose weights make the model
+    (published outputs as their current runs); the last one holds the full model (or is a hub id)."""
+    chain = [local_path(path)]
     while is_adapter(chain[-1]) and len(chain) < MAX_CHAIN:
-        chain.append(named_base(chain[-1]))
+        chain.append(local_path(named_base(chain[-1])))
     return chain
 
 
@@ -32,6 +45,7 @@ def load_merged(path: str, **kwargs):
     ``from_pretrained`` of the full model at the chain's end)."""
     from transformers import AutoModelForCausalLM
 
+    path = local_path(path)
     if not is_adapter(path):
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     from peft import PeftModel

@@ -9,46 +9,44 @@ import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
 from core.errors import InputError
-from core.publish import MANIFEST
+from core.publish import current_run_dir, listed_files_under, resolve
 from core.storage import Location, expand, is_uri, locate
 
 
 def parquet_files(path: str | Path, key: str) -> list[Path | str]:
-    """The Parquet files at ``path``: a file, or every ``*.parquet`` below a directory; a URI (s3://...) gives
-    URIs, which pyarrow and Ray Data open themselves. ``key`` is the config key that named the path, for the
-    error."""
-    if is_uri(path):
+    """The Parquet files at ``path``: a file, or every ``*.parquet`` below a folder (in a published run, the
+    ones its manifest lists); a URI (s3://...) gives URIs, which pyarrow and Ray Data open themselves. ``key``
+    is the config key that named the path, for the error."""
+    listed = listed_files_under(path) if is_uri(path) or Path(path).expanduser().is_dir() else None
+    if listed is not None:
+        files = [f for f in listed if str(f).endswith(".parquet")]
+    elif is_uri(path):
         files = [f.uri for f in expand(locate(path, key), key, (".parquet",))]
-        if not files:
-            raise InputError(f"{key}: {path} holds no .parquet files")
-        return files
-    root = Path(path).expanduser()
-    if root.is_file():
-        return [root]
-    if root.is_dir():
+    else:
+        root = Path(path).expanduser()
+        if root.is_file():
+            return [root]
+        if not root.is_dir():
+            raise InputError(f"{key}: {path} does not exist")
         files = sorted(root.rglob("*.parquet"))
-        if files:
-            return files
+    if not files:
         raise InputError(f"{key}: {path} holds no .parquet files")
-    raise InputError(f"{key}: {path} does not exist")
+    return files
 
 
 def published_data_dir(path: str | Path, folders: tuple[str, ...]) -> Path | str:
-    """A published run's data folder (the first of ``folders`` it has), else ``path`` itself: so a config may
-    name a factory or synth output directory where it means the Parquet inside it."""
-    if is_uri(path):
-        where = locate(path, "path")
-        if where.child(MANIFEST).info().type == FileType.File:
-            for folder in folders:
-                if where.child(folder).info().type == FileType.Directory:
-                    return where.child(folder).uri
-        return str(path)
-    root = Path(path).expanduser()
-    if root.is_dir() and (root / MANIFEST).is_file():
-        for folder in folders:
-            if (root / folder).is_dir():
-                return root / folder
-    return root
+    """A published output's data folder in its current run (the first of ``folders`` it has), so a config may
+    name a factory or synth output where it means the Parquet inside it; any other path resolved through
+    CURRENT (``<prepare>/train`` -> ``<prepare>/runs/<id>/train``) or as it is."""
+    root = path if is_uri(path) else Path(path).expanduser()
+    run = current_run_dir(root) if is_uri(root) or root.is_dir() else None
+    if run is None:
+        return resolve(root)
+    for folder in folders:
+        candidate = f"{run}/{folder}" if is_uri(run) else Path(run) / folder
+        if (locate(candidate, "path").info().type == FileType.Directory) if is_uri(candidate) else candidate.is_dir():
+            return candidate
+    return run
 
 
 def open_parquet(path: Path | str | Location, key: str) -> pq.ParquetFile:

@@ -4,17 +4,20 @@
     if run.finished:                   # this config's output is already published: nothing to do
         return run.finished
     ...check inputs...
-    with run.writing(inputs) as partial:   # stale partials cleared, run id, manifest started
+    with run.writing(inputs) as partial:   # unfinished runs cleared, run id, manifest started
         with run.timed("step"):
             ...write into partial...
         run.manifest["outputs"] = ...
-    # here: manifest (with timings) written last, partial renamed to output_dir atomically
+    # here: manifest (with timings and every file) written last, then CURRENT names the run (core.publish)
 
-A crash inside ``writing`` leaves only ``<output_dir>.partial-<run id>``, which the next run
-removes; ``output_dir`` itself only ever holds a finished run.
+``partial`` is the run's own folder ``<output_dir>/runs/<run id>`` (on object storage: a local folder staged
+and uploaded there). A crash inside ``writing`` leaves a run folder CURRENT does not name, which no reader
+reads and the next run removes; the published run stays whole and current.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,13 +29,14 @@ from core import progress
 from core.config import config_hash
 from core.errors import OutputExistsError
 from core.manifest import base_manifest, new_run_id
-from core.publish import MANIFEST, make_partial_dir, publish, read_finished_manifest, remove_stale_partials, \
-    write_json_atomically
+from core.publish import MANIFEST, RUNS, listed_files, old_versions, read_finished_manifest, remove_unfinished_runs, \
+    retire_unversioned, run_folder, upload_run, write_json_atomically, write_pointer
+from core.storage import default_storage, is_uri, locate
 from core.watchdog import stalls_named
 
 
 class PublishedRun:
-    """A job's output directory, from the "already finished?" check to the atomic rename.
+    """A job's output directory, from the "already finished?" check to the pointer that publishes a version.
 
     ``upstream`` ({manifest key: value}) names what the output was made from beyond the config,
     e.g. the factory run a prepare run read: a finished output of the same config made from
@@ -41,7 +45,8 @@ class PublishedRun:
 
     def __init__(self, output_dir: str | Path, config: BaseModel, job: str, *, overwrite: bool = False,
                  upstream: dict | None = None):
-        self.output = Path(output_dir).expanduser()
+        self.remote = is_uri(output_dir)
+        self.output = str(output_dir).rstrip("/") if self.remote else Path(output_dir).expanduser()
         self.config, self.job = config, job
         self.digest = config_hash(config)
         self.upstream = upstream or {}
@@ -67,11 +72,24 @@ class PublishedRun:
             progress.say(f"{self.output} was made from an earlier {', '.join(k.replace('_', ' ') for k in stale)}; "
                          "running again")
             return None
-        if self.output.exists() and not overwrite:
+        if self._holds_anything() and not overwrite:
             what = "a finished run with a different config" if finished else "files that are not a finished run"
             raise OutputExistsError(f"{self.output} holds {what}; pass --overwrite to replace it, "
                                     "or choose another output_dir")
         return None
+
+    def _holds_anything(self) -> bool:
+        if self.remote:
+            from pyarrow.fs import FileType
+
+            return locate(self.output, "output_dir").info().type != FileType.NotFound
+        # a folder holding only runs/ that CURRENT never named is what crashed runs left: the next run clears it
+        return self.output.exists() and any(p.name != RUNS for p in self.output.iterdir())
+
+    @property
+    def folder(self) -> Path | str:
+        """This run's own folder, where its files are once published (``<output_dir>/runs/<run id>``)."""
+        return run_folder(self.output, self.run_id)
 
     @contextmanager
     def writing(self, inputs: list[Path], before_publish: Callable[[Path, dict], None] | None = None) -> Iterator[Path]:
@@ -80,11 +98,16 @@ class PublishedRun:
         ``before_publish(partial, manifest)`` (a quality gate) may add to the manifest or raise: then the
         partial directory, with its manifest, stays for inspection and nothing is published.
         """
-        for stale in remove_stale_partials(self.output):
-            progress.say(f"removed unfinished output of an earlier crashed run: {stale}")
+        if not self.remote:
+            for stale in remove_unfinished_runs(self.output):
+                progress.say(f"removed unfinished output of an earlier crashed run: {stale}")
         self.run_id = new_run_id()
         self.manifest = {**base_manifest(self.run_id, self.config, inputs), **self.upstream}
-        self.partial = make_partial_dir(self.output, self.run_id)
+        if self.remote:  # staged on local disk, uploaded when finished (object storage has no rename)
+            self.partial = Path(tempfile.mkdtemp(prefix=f"{self.run_id}-"))
+        else:
+            self.partial = Path(self.folder)
+            self.partial.mkdir(parents=True, exist_ok=False)
         yield self.partial
         try:
             if before_publish is not None:
@@ -93,8 +116,23 @@ class PublishedRun:
         finally:
             self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
             self.manifest["timings_s"] = self.timings
+            self.manifest["files"] = listed_files(self.partial)  # readers read these, never a listing
             write_json_atomically(self.partial / MANIFEST, self.manifest)
-        publish(self.partial, self.output)
+        self._publish()
+
+    def _publish(self) -> None:
+        """The run's folder complete (uploaded, on object storage), then CURRENT names it: the one atomic step."""
+        if self.remote:
+            upload_run(self.partial, self.output, self.run_id)
+            shutil.rmtree(self.partial, ignore_errors=True)
+        write_pointer(self.output, self.run_id)
+        if self.remote:
+            return
+        retire_unversioned(self.output)  # files of the layout before versions, which no reader reads now
+        keep = (getattr(self.config, "storage", None) or default_storage()).keep_versions
+        for old in old_versions(self.output, keep):
+            shutil.rmtree(old, ignore_errors=True)
+            progress.say(f"removed old version {old} (storage.keep_versions: {keep})")
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:

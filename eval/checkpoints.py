@@ -1,4 +1,5 @@
-"""A checkpoint to evaluate: a model directory, or a LoRA adapter on its base; loaded once per actor."""
+"""A checkpoint to evaluate: a model directory, or a LoRA adapter on its base; loaded once per actor.
+A checkpoint (or base, or tokenizer) that is a published output is read in its current run."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from core.adapters import ADAPTER_CONFIG, is_adapter, load_merged, model_chain, named_base
+from core.adapters import ADAPTER_CONFIG, is_adapter, load_merged, local_path, model_chain, named_base
 from core.errors import ConfigError
 from eval.config import CheckpointConfig, ModelRuntimeConfig
 
@@ -18,19 +19,20 @@ def is_hub_id(path: str) -> bool:
     return not Path(path).exists() and HUB_ID.match(path) is not None
 
 
+def model_dir(checkpoint: CheckpointConfig) -> str:
+    """The checkpoint's directory as read (a published output: its current run's folder), or its hub id."""
+    return local_path(checkpoint.path)
+
+
 def adapter_base(checkpoint: CheckpointConfig) -> str:
     """The base model an adapter applies to: the config's ``base``, else the one the adapter names. The base
     may itself be an adapter (DPO trained on the SFT adapter merged into its base): see ``core.adapters``."""
-    if checkpoint.base:
-        return checkpoint.base
-    return named_base(checkpoint.path)
-
-
+    return local_path(checkpoint.base or named_base(checkpoint.path))
 
 
 def check_checkpoint(checkpoint: CheckpointConfig, key: str) -> None:
     """Before any work: the directory holds a model or an adapter, and an adapter's base exists."""
-    path = Path(checkpoint.path)
+    path = Path(model_dir(checkpoint))
     if is_hub_id(checkpoint.path):
         return
     if not path.is_dir():
@@ -49,7 +51,7 @@ def checkpoint_digest(checkpoint: CheckpointConfig) -> str:
     """sha256 over the checkpoint's files (names and contents; an adapter's base included), streamed.
     A hub id is named, not hashed: its files are not here until transformers fetches them."""
     digest = hashlib.sha256()
-    roots = [checkpoint.path] + (model_chain(adapter_base(checkpoint)) if is_adapter(checkpoint.path) else [])
+    roots = [model_dir(checkpoint)] + (model_chain(adapter_base(checkpoint)) if is_adapter(checkpoint.path) else [])
     for root in map(Path, roots):
         if is_hub_id(str(root)):
             digest.update(f"hub:{root}".encode())
@@ -64,9 +66,9 @@ def checkpoint_digest(checkpoint: CheckpointConfig) -> str:
 
 def tokenizer_dir(checkpoint: CheckpointConfig) -> str:
     if checkpoint.tokenizer:
-        return checkpoint.tokenizer
-    if (Path(checkpoint.path) / "tokenizer_config.json").is_file() or not is_adapter(checkpoint.path):
-        return checkpoint.path
+        return local_path(checkpoint.tokenizer)
+    if (Path(model_dir(checkpoint)) / "tokenizer_config.json").is_file() or not is_adapter(checkpoint.path):
+        return model_dir(checkpoint)
     chain = model_chain(adapter_base(checkpoint))
     return next((d for d in chain if (Path(d) / "tokenizer_config.json").is_file()), chain[-1])
 
@@ -98,16 +100,16 @@ def load_model(checkpoint: CheckpointConfig, runtime: ModelRuntimeConfig):
     if is_adapter(checkpoint.path):
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(load_merged(adapter_base(checkpoint), dtype=dtype), checkpoint.path)
+        model = PeftModel.from_pretrained(load_merged(adapter_base(checkpoint), dtype=dtype), model_dir(checkpoint))
     else:
-        model = AutoModelForCausalLM.from_pretrained(checkpoint.path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(model_dir(checkpoint), dtype=dtype)
     return model.to(device_for(runtime)).eval()
 
 
 def configured_positions(checkpoint: CheckpointConfig) -> int | None:
     """The positions the checkpoint's model config allows, read from its config.json (an adapter's: its base's)
     without loading it; None for a hub id or a config that does not say."""
-    for directory in model_chain(checkpoint.path if not is_adapter(checkpoint.path) else adapter_base(checkpoint)):
+    for directory in model_chain(model_dir(checkpoint) if not is_adapter(checkpoint.path) else adapter_base(checkpoint)):
         config = Path(directory) / "config.json"
         if config.is_file():
             data = json.loads(config.read_text())

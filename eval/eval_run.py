@@ -138,7 +138,8 @@ def run_eval(config: EvalConfig, *, overwrite: bool = False) -> dict:
         run.manifest["checkpoints"] = results["checkpoints"]
         run.manifest["outputs"] = write_report(partial, results, f"Eval: {', '.join(c.name for c in config.checkpoints)}")
     progress.summary(summary(results))
-    progress.summary(f"report: {run.output / 'report.md'} and {run.output / 'report.html'}")
+    # the run's own folder (a local path or a URI): still this report after a later eval republishes
+    progress.summary(f"report: {run.folder}/report.md and {run.folder}/report.html")
     return run.manifest
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.adapters import local_path
 from core.contracts import PACKED_CPT_INPUTS, data_folders
 from core.errors import ConfigError, InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir, require_columns
@@ -56,7 +57,7 @@ def packed_documents(config, key: str, max_items: int) -> pa.Table:
                           "tokenizer it was packed with, to decode its documents")
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+    tokenizer = AutoTokenizer.from_pretrained(local_path(config.tokenizer))  # an output: its current run
     rows = read_rows(config.path, dict.fromkeys(PACKED_CPT_INPUTS.names, f"{key} (packed)"), key, None, max_items)
     ids, texts = [], []
     cap = config.limit or max_items

@@ -7,7 +7,7 @@ import importlib.util
 
 from core import progress
 from core.errors import ConfigError
-from eval.checkpoints import adapter_base, is_adapter, tokenizer_dir
+from eval.checkpoints import adapter_base, is_adapter, model_dir, tokenizer_dir
 from eval.config import EvalConfig
 
 
@@ -22,9 +22,9 @@ def model_args(checkpoint, dtype: str) -> dict:
             raise ConfigError(f"lm_eval: checkpoint {checkpoint.name} is an adapter on another adapter "
                               f"({adapter_base(checkpoint)}), which lm-eval cannot load; merge it first "
                               "(python -m train merge) and evaluate the merged model")
-        return {"pretrained": adapter_base(checkpoint), "peft": checkpoint.path,
+        return {"pretrained": adapter_base(checkpoint), "peft": model_dir(checkpoint),
                 "tokenizer": tokenizer_dir(checkpoint), "dtype": torch_dtype}
-    return {"pretrained": checkpoint.path, "tokenizer": tokenizer_dir(checkpoint), "dtype": torch_dtype}
+    return {"pretrained": model_dir(checkpoint), "tokenizer": tokenizer_dir(checkpoint), "dtype": torch_dtype}
 
 
 def scores(results: dict) -> dict[str, dict[str, float]]:

@@ -33,7 +33,7 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
     plans = next(stage for stage in stages if isinstance(stage, ReadSources)).plans
     inputs = {plan["source"].name: plan["rows"] for plan in plans}
 
-    gate = gate_before_publish("documents", config.quality, publish_to=run.output)
+    gate = gate_before_publish("documents", config.quality)
     with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate) as partial:
         progress.say(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
         with run.timed("ray_init"):
@@ -71,7 +71,7 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
     for line in ("", format_funnel(run.manifest["stages"]), "",
                  f"kept {n_kept} of {total} documents ({n_kept / max(total, 1):.1%}), "
                  f"rejected {n_rejected}; in = kept + rejected holds for every source",
-                 f"wrote {run.output}/documents, {run.output}/rejects and {run.output}/{MANIFEST} in "
+                 f"wrote {run.folder}/documents, {run.folder}/rejects and {run.folder}/{MANIFEST} in "
                  f"{run.timings['total']} s"):
         progress.summary(line)
     return run.manifest

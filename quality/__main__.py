@@ -32,12 +32,14 @@ def parser() -> argparse.ArgumentParser:
         "validate", help="validate a published dataset (or Parquet files) against its kind's suite",
         description="Measure every row of the dataset (schema, empties, unique ids, duplicates, lengths, PII, "
         "kind-specific invariants), have Great Expectations judge each measurement, write Data Docs (HTML) to "
-        "PATH/quality/, record the result in PATH/manifest.json when PATH is a published run, and print a summary.",
+        "quality/ of the run PATH publishes (PATH/runs/<current run>/quality/; beside plain Parquet: PATH/quality/), "
+        "record the result in that run's manifest.json, and print a summary.",
     )
     validate.add_argument("kind", choices=KINDS, help="what the dataset is")
-    validate.add_argument("path", help="a published run directory, a directory of Parquet files, or one file")
+    validate.add_argument("path", help="a published output (its current run is validated), a run's own folder, "
+                          "a directory of Parquet files, or one file")
     validate.add_argument("--config", help="YAML with thresholds on top of quality/presets/defaults.yaml")
-    validate.add_argument("--docs-dir", help="where the Data Docs go (default PATH/quality/)")
+    validate.add_argument("--docs-dir", help="where the Data Docs go (default quality/ in the run validated)")
     add_print_config_argument(validate)
 
     annotators = commands.add_parser("annotators", help="add or list the annotators of the review app")
@@ -78,24 +80,43 @@ def parser() -> argparse.ArgumentParser:
 
 def validate_command(args: argparse.Namespace) -> int:
     """0 when every expectation holds, 1 when one fails."""
-    from core.publish import MANIFEST, read_finished_manifest, write_json_atomically
+    from core.errors import InputError
     from quality.config import load_quality_config
-    from quality.gate import validate
+    from quality.datasets import dataset_root
+    from quality.gate import DOCS, validate
 
     config = load_quality_config(args.config)
     if args.print_config:
+        try:
+            root = dataset_root(args.path)
+        except InputError:  # the config is shown for a path not there yet too
+            root = Path(args.path)
         return print_config(f"python -m quality validate {args.kind} {args.path}", config, [
-            f"validate {args.path} as {args.kind}: its contract's schema, then the thresholds above "
+            f"validate {root} as {args.kind}: its contract's schema, then the thresholds above "
             f"(sections {args.kind}: and examples:), checked by Great Expectations",
-            f"Data Docs: {args.docs_dir or Path(args.path) / 'quality'}; exit 1 when an expectation fails"])
+            f"Data Docs: {args.docs_dir or (root if root.is_dir() else root.parent) / DOCS}; "
+            "exit 1 when an expectation fails"])
     result = validate(args.kind, args.path, config, args.docs_dir)
     print(result.summary())
-    root = Path(args.path)
-    manifest = read_finished_manifest(root) if root.is_dir() else None
-    if manifest is not None:  # a published run: its manifest records the verdict
-        manifest["quality"] = result.manifest_entry()
-        write_json_atomically(root / MANIFEST, manifest)
+    record_verdict(result)
     return 0 if result.success else 1
+
+
+def record_verdict(result) -> None:
+    """A validated run's manifest records the verdict, and lists the Data Docs written into the run among its
+    files; plain Parquet has no manifest to record it in."""
+    from core.publish import MANIFEST, listed_files, read_finished_manifest, write_json_atomically
+
+    run = result.path
+    manifest = read_finished_manifest(run) if run.is_dir() else None
+    if manifest is None:
+        return
+    manifest["quality"] = result.manifest_entry()
+    if "files" in manifest and result.docs.parent.is_relative_to(run):
+        docs = result.docs.parent.relative_to(run).as_posix()
+        kept = [f for f in manifest["files"] if not f["path"].startswith(f"{docs}/")]  # an earlier validation's
+        manifest["files"] = kept + [{**f, "path": f"{docs}/{f['path']}"} for f in listed_files(result.docs.parent)]
+    write_json_atomically(run / MANIFEST, manifest)
 
 
 def open_store(db: str, must_exist: bool = True):

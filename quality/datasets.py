@@ -1,5 +1,6 @@
-"""Where a dataset kind's Parquet files are, given what a user points the gate at: a published run
-(a directory with manifest.json), a directory of Parquet files, or one file."""
+"""Where a dataset kind's Parquet files are, given what a user points the gate at: a published output
+(its current run is read), a run's own folder (a directory with manifest.json), a data folder, a directory of
+Parquet files, or one file."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.parquet import parquet_files
-from core.publish import read_finished_manifest
+from core.publish import RUNS, current_run_dir, read_finished_manifest, resolve
 
 # the data folders of each kind's published run; a run's other folders (rejects, reports) are not its data
 PUBLISHED_FOLDERS = {
@@ -32,12 +33,24 @@ class Dataset:
         return [f for files in self.parts.values() for f in files]
 
 
+def dataset_root(path: str | Path) -> Path:
+    """What ``path`` means to read: a published output's current run folder (``<out>/sft`` the current run's
+    ``sft``), else ``path`` itself."""
+    root = Path(resolve(Path(path).expanduser()))
+    if not root.exists():
+        raise InputError(f"PATH: {path} does not exist")
+    if not root.is_dir():
+        return root
+    run = current_run_dir(root)
+    if run is None and (root / RUNS).is_dir():  # only what crashed runs left: never data to read
+        raise InputError(f"PATH: {path} holds no published run (no CURRENT names one of its runs/)")
+    return Path(run or root)
+
+
 def locate(kind: str, path: str | Path, manifest: dict | None = None) -> Dataset:
     """The files of a ``kind`` dataset at ``path``; ``manifest`` stands in for one not yet written
     (a job's gate runs before its manifest is)."""
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise InputError(f"PATH: {root} does not exist")
+    root = dataset_root(path)
     manifest = manifest if manifest is not None else (read_finished_manifest(root) if root.is_dir() else None)
     folders = [root / name for name in PUBLISHED_FOLDERS[kind] if (root / name).is_dir()] if root.is_dir() else []
     if folders and kind == "cpt":

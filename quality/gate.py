@@ -1,6 +1,6 @@
 """Validate a dataset: every check of its kind's suite, judged by Great Expectations, with Data Docs,
 a one-screen summary and an entry for its manifest. ``gate_before_publish`` is what a job hands to
-``PublishedRun.writing`` so that its output is validated before the atomic rename."""
+``PublishedRun.writing`` so that its output is validated before CURRENT names it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,7 +55,8 @@ class GateResult:
         return "\n".join(lines)
 
     def manifest_entry(self) -> dict:
-        inside = self.docs.is_relative_to(self.path)  # then relative: the run's directory may move (publish)
+        # relative inside the run: a run staged locally for object storage is read from where it is uploaded
+        inside = self.docs.is_relative_to(self.path)
         return {
             "kind": self.kind, "success": self.success, "rows": self.rows,
             "validated_at": datetime.now(timezone.utc).isoformat(),
@@ -103,22 +104,20 @@ def validate(kind: str, path: str | Path, config: QualityConfig | None = None, d
     return GateResult(kind, dataset.root, rows, verdicts, docs / "index.html")
 
 
-def gate_before_publish(kind: str, settings: GateSettings, publish_to: Path | None = None):
-    """The ``before_publish`` hook of a job's ``PublishedRun.writing``, or None when the gate is off.
-    ``publish_to``: where the output goes when it passes, so the summary names the Data Docs' final place."""
+def gate_before_publish(kind: str, settings: GateSettings):
+    """The ``before_publish`` hook of a job's ``PublishedRun.writing``, or None when the gate is off. The run's
+    folder is where its files stay once published, so the Data Docs it names are in their final place."""
     if not settings.gate:
         return None
 
     def gate(partial: Path, manifest: dict) -> None:
         result = validate(kind, partial, load_quality_config(settings.config), manifest=manifest)
         manifest["quality"] = result.manifest_entry()
-        if result.success and publish_to is not None:
-            result.path, result.docs = publish_to, publish_to / result.docs.relative_to(partial)
         progress.summary(result.summary())  # the gate's verdict: shown even with -q
         if not result.success:
             raise QualityGateError(
                 f"the {kind} output breaks {len(result.failed)} quality expectation(s); nothing was published. "
-                f"The output is kept for inspection in {partial} (Data Docs: {result.docs}); "
+                f"The run is kept for inspection in {partial}, which no reader reads (Data Docs: {result.docs}); "
                 "fix the data or the thresholds (quality.config), or set quality.gate: false")
 
     return gate

@@ -72,7 +72,8 @@ class RecipeConfig(StrictModel):
     def _storage_is_a_filesystem(self):
         if "://" in self.storage_path:
             raise ValueError("storage_path must be a filesystem path every node sees (an NFS or mounted bucket "
-                             "path): outputs are published by an atomic rename, which object stores lack. "
+                             "path) for now: every job publishes to s3:// on its own, but the whole recipe on "
+                             "object storage (the review database, the step configs) is not done yet. "
                              "train_storage_path may be s3://")
         return self
 

@@ -1,5 +1,5 @@
-"""The recipe manifest: for every step, the config file and key it ran with, the run it published (id,
-config hash, code version, input files with their hashes), the upstream runs it read, and its numbers.
+"""The recipe manifest: for every step, the config file and key it ran with, the run it published (id, its
+own folder, config hash, code version, input files with their hashes), the upstream runs it read, and its numbers.
 A step is current, and skipped, when its key (config + upstream run ids + state) is unchanged, its output
 still holds the run recorded here, and the external files it read are unchanged. Written after each step,
 atomically, so a crash keeps what was done."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.config import config_hash
 from core.manifest import code_version, file_fingerprint
-from core.publish import read_finished_manifest, write_json_atomically
+from core.publish import current_run_dir, read_finished_manifest, write_json_atomically
 from recipe.config import RecipeConfig
 
 MANIFEST_NAME = "recipe_manifest.json"
@@ -82,8 +82,11 @@ class RecipeManifest:
                facts: dict, wall_s: float) -> dict:
         inputs = manifest.get("inputs", [])
         external = [i["path"] for i in inputs if not Path(i["path"]).resolve().is_relative_to(self.storage)]
+        run_id = manifest.get("run_id")
         entry = {
-            "key": key, "config_file": str(config_file), "output": output, "run_id": manifest.get("run_id"),
+            "key": key, "config_file": str(config_file), "output": output, "run_id": run_id,
+            # where this run's files stay readable after the step publishes a newer one (None: nothing published)
+            "run_path": str(current_run_dir(output)) if run_id is not None else None,
             "config_hash": manifest.get("config_hash"), "code_version": manifest.get("code_version"),
             "upstream": upstream, "inputs": inputs, "external_inputs": file_stats(external),
             "quality": quality_verdict(manifest), "facts": facts, "wall_s": round(wall_s, 1),

@@ -9,6 +9,7 @@ from typing import Any
 
 from core import progress
 from core.errors import ConfigError
+from core.publish import resolve
 from recipe.config import RecipeConfig
 
 
@@ -360,7 +361,9 @@ def has_key(section: dict, loc: tuple) -> bool:
 
 
 def resolve_references(value: Any, wiring: Wiring, key: str) -> Any:
-    """``@STEP`` and ``@STEP/sub/path`` strings become that step's output path."""
+    """``@STEP`` strings become that step's output path (its jobs read the current run of it themselves);
+    ``@STEP/sub/path`` the path in the run the step has published (``<output>/runs/<id>/sub/path``), or under
+    its output while it has published none."""
     if isinstance(value, dict):
         return {k: resolve_references(v, wiring, f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, list):
@@ -369,5 +372,5 @@ def resolve_references(value: Any, wiring: Wiring, key: str) -> Any:
         step, _, rest = value[1:].partition("/")
         if step not in STEP_NAMES:
             raise ConfigError(f"{key}: {value!r} names no recipe step (steps: {', '.join(STEP_NAMES)})")
-        return str(Path(wiring.output(step)) / rest) if rest else wiring.output(step)
+        return str(resolve(Path(wiring.output(step)) / rest)) if rest else wiring.output(step)
     return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.publish import resolve
+
 
 def _num(value, digits: int = 3) -> str:
     if value is None:
@@ -85,6 +87,6 @@ def summary_page(name: str, storage: Path, entries: dict, statuses: dict[str, st
     lines += steps_table(entries, statuses) + [""] + data_lines(entries) + [""]
     if any(n.startswith("train_") for n in entries):
         lines += models_table(entries) + [""]
-    if "eval" in entries:
-        lines += eval_table(Path(entries["eval"]["output"]))
+    if "eval" in entries:  # the eval run recorded, read from its own folder
+        lines += eval_table(Path(entries["eval"].get("run_path") or resolve(entries["eval"]["output"])))
     return "\n".join(lines) + "\n"

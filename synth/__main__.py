@@ -25,13 +25,14 @@ def parser() -> argparse.ArgumentParser:
         description="For every document and configured task type (question answering, summary, term explanation, "
         "research significance, free-form; single- or multi-turn) ask the generator for a conversation grounded "
         "in the document, then add robustness variants (paraphrased, mixed-language, typos). Writes sft/, rejects/ "
-        "and manifest.json to output_dir, published atomically.",
+        "and manifest.json to output_dir/runs/<run id>, published atomically by output_dir/CURRENT.",
     )
     prefs = commands.add_parser(
         "preferences", help="(prompt, chosen, rejected) triples judged by an LLM",
         description="For every prompt of an SFT output, sample one answer per configured generator (endpoint and "
         "temperature), judge pairs with an LLM in both orders, and keep pairs whose verdict survives the swap. "
-        "Ties and inconsistent verdicts go to rejects/ with their reason. Writes preferences/, rejects/, manifest.json.",
+        "Ties and inconsistent verdicts go to rejects/ with their reason. Writes preferences/, rejects/, "
+        "manifest.json to output_dir/runs/<run id>, published by output_dir/CURRENT.",
     )
     for command in (sft, prefs):
         add_job_arguments(command, "YAML config (see configs/synth_sft.yaml, configs/synth_preferences.yaml)")

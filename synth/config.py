@@ -24,7 +24,7 @@ class InputConfig(StrictModel):
     id_column: str
     text_column: str
     title_column: str | None = Field(description="Optional title column; else `title` in the JSON meta column.")
-    limit: int | None = Field(None, gt=0, description="Use only the first N rows (smoke runs).")
+    limit: int | None = Field(None, gt=0, description="Use only the first N rows by id (smoke runs).")
 
 
 class TaskConfig(StrictModel):

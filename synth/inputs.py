@@ -34,7 +34,8 @@ def read_input(config: InputConfig, key: str, columns: dict[str, str]) -> tuple[
         tables.append(pq.read_table(path, columns=wanted))
     table = pa.concat_tables(tables, promote_options="default")
     if config.limit:
-        table = table.slice(0, config.limit)
+        # the first N by id, not by file: a Ray-written output's part files come in another order every run
+        table = table.sort_by(config.id_column).slice(0, config.limit)
     return table, files
 
 

@@ -1,7 +1,7 @@
 """A synth job end to end: check output, plan (all errors before any request), resolve, write, publish.
 
 Same shape as every job (core.run.PublishedRun): a finished output with the same config hash is a
-no-op, work goes to ``<output>.partial-<run id>`` and is renamed into place with the manifest last.
+no-op, work goes to the run's own folder ``<output>/runs/<run id>``, manifest last, and CURRENT then names it.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False) ->
     if run.finished:
         return run.finished
     plan = job.plan(config)
-    gate = gate_before_publish(job.kind, config.quality, publish_to=run.output)
+    gate = gate_before_publish(job.kind, config.quality)
     with run.writing(plan.files, before_publish=gate) as partial:
         progress.say(f"synth {job_name} run {run.run_id} -> {run.output} (answer cache: {config.cache_file()})")
         with run.timed("resolve"):
@@ -72,7 +72,7 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False) ->
             "outputs": {job.folder: {"path": job.folder, "rows": rows},
                         "rejects": {"path": "rejects", "rows": rejected}},
         })
-    progress.summary(f"wrote {rows} {job.folder} rows and {rejected} rejects to {run.output} in "
+    progress.summary(f"wrote {rows} {job.folder} rows and {rejected} rejects to {run.folder} in "
                      f"{run.timings['resolve']} s")
     progress.summary(f"requests: {requests['requests']} needed, {requests['cached_hits']} from cache, "
                      f"{requests['http_attempts']} sent ({requests['retries']} transport retries, "

@@ -132,14 +132,24 @@ class RunResult:
         return rows[0]
 
 
+def published(output_dir: Path | str) -> Path:
+    """The folder of the run published at ``output_dir`` (``runs/<id>`` named by CURRENT), as a reader finds it."""
+    from core.publish import current_run_dir
+
+    folder = current_run_dir(Path(output_dir))
+    assert folder is not None, f"nothing is published at {output_dir}"
+    return Path(folder)
+
+
 def read_output(output_dir: Path, log: list[str] | None = None) -> RunResult:
     output_dir = Path(output_dir)
-    manifest = json.loads((output_dir / "manifest.json").read_text(encoding="utf-8"))
+    run = published(output_dir)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     return RunResult(
         manifest=manifest,
         output_dir=output_dir,
-        documents=pq.read_table(output_dir / "documents"),
-        rejects=pq.read_table(output_dir / "rejects"),
+        documents=pq.read_table(run / "documents"),
+        rejects=pq.read_table(run / "rejects"),
         log=log or [],
     )
 

@@ -1,8 +1,7 @@
 """Small fixed corpora for the prepare tests: documents about four distinct topics, and a finished
-factory output directory (documents/ + manifest.json) made from them without running the factory."""
+factory output (a published run: documents/ + manifest.json) made from them without running the factory."""
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -42,23 +41,33 @@ def topic_corpus(per_topic: int, seed: int = 0, min_sentences: int = 3, max_sent
     ]
 
 
-def write_factory_output(out: Path, domain_docs: list[str], general_docs: list[str]) -> Path:
-    """A finished factory run's layout: documents/*.parquet with the kept-document contract, manifest.json."""
+def write_factory_output(out: Path, domain_docs: list[str], general_docs: list[str],
+                         drop: tuple[str, ...] = ()) -> Path:
+    """A finished factory output, published the way the factory publishes one (a version ``runs/<id>`` behind
+    ``CURRENT``): documents/*.parquet with the kept-document contract (less the columns in ``drop``) and a
+    manifest; returns ``out``."""
+    from pydantic import BaseModel
+
+    from core.run import PublishedRun
+
+    class Documents(BaseModel):
+        documents: int
+
     rows = [(f"d{i}", text, "papers", "domain") for i, text in enumerate(domain_docs)]
     rows += [(f"g{i}", text, "news", "general") for i, text in enumerate(general_docs)]
     ids, texts, sources, domains = map(list, zip(*rows))
     table = pa.table({
         "id": ids, "text": texts, "source": sources, "domain": domains, "meta": ["{}"] * len(rows),
         "dup_cluster": [None] * len(rows), "dup_cluster_size": pa.array([None] * len(rows), pa.int64()),
-    })
-    (out / "documents").mkdir(parents=True)
-    half = len(rows) // 2
-    pq.write_table(table.slice(0, half), out / "documents" / "part-0.parquet")
-    pq.write_table(table.slice(half), out / "documents" / "part-1.parquet")
-    stages = [{"stage": "read", "in": len(rows), "out": len(rows), "dropped": {}}]
-    manifest = {"run_id": "test-factory-run", "config_hash": "0" * 16, "stages": stages,
-                "outputs": {"documents": {"path": "documents", "rows": len(rows)}}}
-    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    }).drop_columns(list(drop))
+    run = PublishedRun(out, Documents(documents=len(rows)), "factory run", overwrite=True)
+    with run.writing([]) as partial:
+        (partial / "documents").mkdir()
+        half = len(rows) // 2
+        pq.write_table(table.slice(0, half), partial / "documents" / "part-0.parquet")
+        pq.write_table(table.slice(half), partial / "documents" / "part-1.parquet")
+        run.manifest.update(stages=[{"stage": "read", "in": len(rows), "out": len(rows), "dropped": {}}],
+                            outputs={"documents": {"path": "documents", "rows": len(rows)}})
     return out
 
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import published
 
 from synth.testing.openai_server import LoopbackOpenAI
 
@@ -71,6 +72,7 @@ def run_cli(*argv: str) -> int:
 
 
 def read_run(output_dir: Path, folder: str) -> tuple[pa.Table, pa.Table, dict]:
-    output_dir = Path(output_dir)
-    return (pq.read_table(output_dir / folder), pq.read_table(output_dir / "rejects"),
-            json.loads((output_dir / "manifest.json").read_text()))
+    """(rows, rejects, manifest) of the run published at ``output_dir``, read as a reader finds it."""
+    run = published(output_dir)
+    return (pq.read_table(run / folder), pq.read_table(run / "rejects"),
+            json.loads((run / "manifest.json").read_text()))

@@ -149,3 +149,21 @@ def write_train_config(path: Path, *, model_path: Path, data_path: Path, root: P
     config = deep_merge(config, sections)
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def publish_copy(source: Path, output: Path) -> Path:
+    """``source``'s files published at ``output`` the way a job publishes its output (a new version
+    ``runs/<id>`` behind ``CURRENT``, each call); returns ``output``, the path a config names."""
+    import shutil
+
+    from pydantic import BaseModel
+
+    from core.run import PublishedRun
+
+    class Copy(BaseModel):
+        source: str
+
+    run = PublishedRun(output, Copy(source=str(source)), "copy", overwrite=True)
+    with run.writing([]) as partial:
+        shutil.copytree(source, partial, dirs_exist_ok=True)
+    return output

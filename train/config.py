@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, create_model, model_validator
 
+from core.adapters import ADAPTER_CONFIG, local_path
 from core.config import StrictModel, load_layered, pending_output, read_yaml
 from core.errors import ConfigError
 from core.ray_runtime import RayConfig
@@ -172,17 +173,18 @@ def looks_local(path: str) -> bool:
 
 
 def _is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+    return (path / "config.json").is_file() or (path / ADAPTER_CONFIG).is_file()
 
 
 def check_paths(config: TrainConfig, source: str) -> None:
-    """A missing local model or data path is named now, not in a worker's traceback."""
+    """A missing local model or data path is named now, not in a worker's traceback. A published output
+    (an earlier stage's ``output_dir``, ``<prepare>/train``) is checked in its current run."""
     model = config.model
-    if looks_local(model.path) and not pending_output(model.path) and not _is_model_dir(Path(model.path).expanduser()):
+    if looks_local(model.path) and not pending_output(model.path) and not _is_model_dir(Path(local_path(model.path))):
         raise ConfigError(f"{source}: model.path: {model.path} is not a model directory (no config.json)")
     if model.tokenizer and looks_local(model.tokenizer) and not pending_output(model.tokenizer) \
-            and not Path(model.tokenizer).expanduser().is_dir():
+            and not Path(local_path(model.tokenizer)).is_dir():
         raise ConfigError(f"{source}: model.tokenizer: {model.tokenizer} is not a directory")
     if "://" not in config.data.train and not pending_output(config.data.train) \
-            and not Path(config.data.train).expanduser().exists():
+            and not Path(local_path(config.data.train)).exists():
         raise ConfigError(f"{source}: data.train: {config.data.train} does not exist")

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from core import progress
+from core.adapters import local_path
 from core.config import StrictModel, load_layered, pending_output, read_yaml
 from core.errors import ConfigError
 from core.run import PublishedRun
@@ -30,7 +31,7 @@ class InitModelConfig(StrictModel):
     @field_validator("tokenizer")
     @classmethod
     def _tokenizer_dir(cls, path: str) -> str:
-        if not pending_output(path) and not (Path(path).expanduser() / "tokenizer_config.json").is_file():
+        if not pending_output(path) and not (Path(local_path(path)) / "tokenizer_config.json").is_file():
             raise ValueError(f"{path} is not a tokenizer directory (no tokenizer_config.json)")
         return path
 
@@ -55,7 +56,7 @@ def build_initial_model(config: InitModelConfig, destination: Path) -> dict:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(local_path(config.tokenizer), local_files_only=True)
     if tokenizer.eos_token_id is None:
         raise ConfigError(f"tokenizer: {config.tokenizer} has no eos_token; generation and packing need one")
     if tokenizer.pad_token is None:
@@ -79,10 +80,10 @@ def run_init_model(config: InitModelConfig, *, overwrite: bool = False) -> dict:
     run = PublishedRun(config.output_dir, config, "model init", overwrite=overwrite)
     if run.finished:
         return run.finished
-    tokenizer_files = sorted(p for p in Path(config.tokenizer).expanduser().iterdir() if p.is_file())
+    tokenizer_files = sorted(p for p in Path(local_path(config.tokenizer)).iterdir() if p.is_file())
     with run.writing(tokenizer_files) as partial:
         with run.timed("init"):
             run.manifest["summary"] = build_initial_model(config, partial)
     progress.summary(f"initialised {run.manifest['summary']['architecture']} with "
-                     f"{run.manifest['summary']['parameters']:,} parameters in {run.output}")
+                     f"{run.manifest['summary']['parameters']:,} parameters in {run.folder}")
     return run.manifest

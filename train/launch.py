@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from core import progress
-from core.adapters import is_adapter
+from core.adapters import is_adapter, local_path
 from core.errors import ConfigError, StalledError
 from core.storage import is_uri, locate
 from core.publish import published_run_ref
@@ -126,10 +126,11 @@ def copy_model(checkpoint, destination: Path) -> dict:
 def name_start_adapter_as_base(adapter_dir: Path, start_adapter: str) -> None:
     """A LoRA trained on a model that was itself an adapter merged into its base (DPO on the SFT adapter) is
     relative to that merge, not to the bare base peft recorded: name the start adapter as its base, so eval
-    and the next stage rebuild the same weights (adapter chains are merged in order when loaded)."""
+    and the next stage rebuild the same weights (adapter chains are merged in order when loaded). A published
+    start adapter is named by its run's own folder: the version trained on, which a later run does not replace."""
     config_file = adapter_dir / "adapter_config.json"
     adapter_config = json.loads(config_file.read_text())
-    adapter_config["base_model_name_or_path"] = str(Path(start_adapter).expanduser().resolve())
+    adapter_config["base_model_name_or_path"] = str(Path(local_path(start_adapter)).resolve())
     config_file.write_text(json.dumps(adapter_config, indent=2))
 
 
@@ -179,5 +180,5 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
         run.manifest["summary"] = copy_model(result.checkpoint, partial)
         if is_adapter(config.model.path) and is_adapter(partial):
             name_start_adapter_as_base(partial, config.model.path)
-    progress.summary(f"{stage.name} done: model in {run.output}; summary {json.dumps(run.manifest['summary'])}")
+    progress.summary(f"{stage.name} done: model in {run.folder}; summary {json.dumps(run.manifest['summary'])}")
     return run.manifest

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from core.adapters import load_merged
+from core.adapters import load_merged, local_path
 from core.errors import ConfigError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -20,9 +20,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def _require_dir(path: str, marker: str, what: str) -> Path:
-    if not (Path(path) / marker).is_file():
+    """The directory ``path`` names (a published output: its current run), which must hold ``marker``."""
+    directory = Path(local_path(path))
+    if not (directory / marker).is_file():
         raise ConfigError(f"{path}: not a {what} directory (no {marker})")
-    return Path(path)
+    return directory
 
 
 def _copy_tokenizer(source: Path, output: Path) -> None:
@@ -68,6 +70,7 @@ def chat_vector(base: str, chat: str, target: str, output: str, scale: float = 1
     result.save_pretrained(out)
     # the chat model's tokenizer carries its chat template
     _copy_tokenizer(paths["chat"], out)
-    (out / "chat_vector.json").write_text(json.dumps({"base": base, "chat": chat, "target": target, "scale": scale},
-                                                     indent=2) + "\n")
+    # the exact versions read (a published output's run folder), which a later run does not change
+    inputs = {name: str(path.resolve()) for name, path in paths.items()}
+    (out / "chat_vector.json").write_text(json.dumps({**inputs, "scale": scale}, indent=2) + "\n")
     return out

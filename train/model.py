@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from core.adapters import load_merged
+from core.adapters import load_merged, local_path
 from train.config import ModelConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 def build_tokenizer(model: ModelConfig):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model.tokenizer or model.path)
+    tokenizer = AutoTokenizer.from_pretrained(local_path(model.tokenizer or model.path))  # an output: its current run
     if tokenizer.pad_token is None:
         # causal LMs often ship without one; padding positions are masked out of the loss anyway
         tokenizer.pad_token = tokenizer.eos_token

@@ -4,26 +4,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import InputError
-from core.parquet import require_columns
+from core.parquet import parquet_files, published_data_dir, require_columns
 from core.publish import MANIFEST, read_finished_manifest
 
 REQUIRED_COLUMNS = ("id", "text", "source", "domain")
 
 
+def documents_dir(input_dir: str) -> Path:
+    """The documents/ folder of the factory run published at ``input_dir`` (its current run's)."""
+    return Path(published_data_dir(input_dir, ("documents",)))
+
+
 def document_files(input_dir: str) -> list[Path]:
-    return sorted((Path(input_dir) / "documents").glob("*.parquet"))
+    return parquet_files(documents_dir(input_dir), "input_dir")
 
 
 def check_factory_output(input_dir: str) -> dict:
     """The factory run's manifest; raises ``InputError`` naming input_dir and what is wrong."""
-    where = Path(input_dir)
+    where = Path(input_dir).expanduser()
     if not where.is_dir():
         raise InputError(f"input_dir: {where} does not exist; run `python -m factory run CONFIG.yaml` first")
     manifest = read_finished_manifest(where)
     if manifest is None or "outputs" not in manifest:
         raise InputError(f"input_dir: {where} is not a finished factory run (no {MANIFEST} with outputs)")
+    if documents_dir(input_dir).name != "documents":  # else every Parquet file of the run would be read
+        raise InputError(f"input_dir: {where} holds no documents/ folder; is it a factory output?")
     files = document_files(input_dir)
-    if not files:
-        raise InputError(f"input_dir: {where / 'documents'} holds no Parquet files")
     require_columns(files, {column: "a factory output's documents" for column in REQUIRED_COLUMNS}, "input_dir")
     return manifest

@@ -13,13 +13,14 @@ import pyarrow as pa
 
 from core import progress
 from core.parquet import write_dataset
+from core.publish import resolve
 from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
 from factory.prepare.accounting import check_counts
 from factory.prepare.config import PrepareConfig
 from factory.prepare.curriculum import SORT_KEY, bucket_batch, bucket_edges
 from factory.prepare.grouping_pass import group_documents
-from factory.prepare.inputs import check_factory_output, document_files
+from factory.prepare.inputs import check_factory_output, document_files, documents_dir
 from factory.prepare.mixing import left_out, mix_bin_batch
 from factory.prepare.mixing_pass import Mixed, mix_documents
 from factory.prepare.pack_splits import PackedSplits, pack_splits
@@ -45,7 +46,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
     if run.finished:
         return run.finished
 
-    gate = gate_before_publish("cpt", config.quality, publish_to=run.output)
+    gate = gate_before_publish("cpt", config.quality)
     with run.writing(document_files(config.input_dir), before_publish=gate) as partial:
         with run.timed("ray_init"):
             init_ray(config.ray)
@@ -78,7 +79,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
                 run.manifest["outputs"]["report"] = {
                     "path": write_report(partial, run.manifest, factory_manifest, length_counts(scored), packed)}
 
-    for line in summary_lines(config, run.manifest, run.output, run.timings["total"]):
+    for line in summary_lines(config, run.manifest, run.folder, run.timings["total"]):
         progress.summary(line)
     return run.manifest
 
@@ -87,7 +88,7 @@ def read_documents(config: PrepareConfig, batch: dict):
     """The factory's documents in blocks of ``ray.rows_per_block``, each assigned its split; (dataset, count)."""
     import ray  # here, not at the top: a run that finds its output already published never starts Ray
 
-    documents = ray.data.read_parquet(str(Path(config.input_dir) / "documents"))
+    documents = ray.data.read_parquet(str(documents_dir(config.input_dir)))
     n_input = documents.count()
     documents = documents.repartition(target_num_rows_per_block=config.ray.rows_per_block)
     documents = documents.map_batches(split_batch, fn_kwargs={"fraction": config.validation.fraction,
@@ -96,9 +97,10 @@ def read_documents(config: PrepareConfig, batch: dict):
 
 
 def tokenizer_for(documents, n_input: int, config: PrepareConfig, partial: Path) -> str:
-    """``tokenizer.path``, or a BPE trained on a hash sample of the train split and saved with the output."""
+    """``tokenizer.path`` (in a published output: its current run's), or a BPE trained on a hash sample of the
+    train split and saved with the output."""
     if config.tokenizer.path is not None:
-        return config.tokenizer.path
+        return str(resolve(config.tokenizer.path))
     train_docs = documents.map_batches(of_split, fn_kwargs={"split": TRAIN}, batch_format="pyarrow")
     texts = sample_column(train_docs, "text", n_input, config.tokenizer.train_sample_docs, f"tokenizer-{config.seed}")
     return str(train_tokenizer(texts, config.tokenizer.train_vocab_size, config.tokenizer.eos_token,

@@ -48,9 +48,9 @@ def manifest_sections(config: PrepareConfig, tokenizer_path: str, n_input: int, 
     }
 
 
-def summary_lines(config: PrepareConfig, manifest: dict, output: Path, seconds: float) -> list[str]:
+def summary_lines(config: PrepareConfig, manifest: dict, output: Path | str, seconds: float) -> list[str]:
     """The run's closing lines: splits and packing, the domain share, the mixing warning again (at the end,
-    where the summary is read), grouping quality, and where it all went."""
+    where the summary is read), grouping quality, and where it all went (``output``: the run's own folder)."""
     train, validation = manifest["splits"][TRAIN], manifest["splits"][VALIDATION]
     mixing, grouping = manifest["mixing"], manifest["grouping"]
     lines = [

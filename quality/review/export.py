@@ -1,7 +1,7 @@
 """The reviewed preference dataset: each item's majority vote applied (keep, or swap chosen and
 rejected; edits are in the item's texts), pairs rejected by the majority dropped, ties left out and
-listed; published atomically with a manifest of who decided what and how they agreed, after its
-quality gate (kind ``reviews``). ``python -m train dpo`` with ``review_status: [approved]`` trains on it."""
+listed; published as a new version of the output, with a manifest of who decided what and how they agreed, after
+its quality gate (kind ``reviews``). ``python -m train dpo`` with ``review_status: [approved]`` trains on it."""
 from __future__ import annotations
 
 from collections import Counter
@@ -71,7 +71,7 @@ def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False)
                        upstream={"review_db": snapshot})
     if run.finished:
         return run.finished
-    gate = gate_before_publish("reviews", config.quality, publish_to=run.output)
+    gate = gate_before_publish("reviews", config.quality)
     with run.writing([Path(config.db)], before_publish=gate) as partial:
         rows, summary = reviewed(store)
         written = write_rows(rows, REVIEWED_PREFERENCE, partial / FOLDER)
@@ -82,6 +82,6 @@ def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False)
             **summary,
             "outputs": {FOLDER: {"path": FOLDER, "rows": written}},
         })
-    progress.summary(f"exported {written} approved pair(s) to {run.output}/{FOLDER}: {summary['outcome']}; "
+    progress.summary(f"exported {written} approved pair(s) to {run.folder}/{FOLDER}: {summary['outcome']}; "
                      f"{len(summary['ties'])} tie(s) left out (listed in the manifest)")
     return run.manifest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import pytest
 
 from core import progress
 from eval.config import ChoiceSetConfig, DecontaminationConfig
@@ -66,15 +67,21 @@ def test_planted_overlaps_are_found_and_nothing_else(tmp_path, monkeypatch):
     assert again.equals(found) and all("in this process" in line for line in said)
 
 
-def test_a_prepare_run_named_as_an_eval_set_is_read_as_its_held_out_split_not_its_training_documents(tmp_path):
+@pytest.mark.parametrize("versioned", [True, False], ids=["runs-behind-CURRENT", "layout-before-versions"])
+def test_a_prepare_run_named_as_an_eval_set_is_read_as_its_held_out_split_not_its_training_documents(tmp_path,
+                                                                                                     versioned):
     import pyarrow as pa
 
+    from core.publish import write_pointer
     from eval.items import read_rows
 
-    run = tmp_path / "prepare"
+    output = tmp_path / "prepare"
+    run = output / "runs" / "r" if versioned else output  # the config names the output either way
     for folder, ids in (("documents", ["train-1", "train-2"]), ("validation", ["held-out-1"])):
         (run / folder).mkdir(parents=True)
         pq.write_table(pa.table({"id": ids, "text": [f"text of {i}" for i in ids]}), run / folder / "part-0.parquet")
     (run / "manifest.json").write_text('{"run_id": "r"}')
-    rows = read_rows(str(run), {"id": "id", "text": "text"}, "perplexity.sets.domain", None, 100)
+    if versioned:
+        write_pointer(output, "r")
+    rows = read_rows(str(output), {"id": "id", "text": "text"}, "perplexity.sets.domain", None, 100)
     assert rows.column("id").to_pylist() == ["held-out-1"]

@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 
+from conftest import published
 from eval.__main__ import main
 from eval.config import ChoiceSetConfig
 from eval.items import choice_items
@@ -84,7 +85,7 @@ def test_lm_eval_tasks_join_the_report(tiny, tmp_path):
         "lm_eval": {"enabled": True, "tasks": ["reactor_mc"], "include_path": str(tasks), "batch_size": 4},
     }))
     assert main(["run", str(config)]) == 0
-    results = json.loads((tmp_path / "eval" / "results.json").read_text())["lm_eval"]
+    results = json.loads((published(tmp_path / "eval") / "results.json").read_text())["lm_eval"]
     assert set(results) == {"base", "cpt", "lora"}
     assert results["cpt"]["reactor_mc"]["acc"] == 1.0  # the answers the trained model was taught
-    assert "reactor_mc" in (tmp_path / "eval" / "report.md").read_text()
+    assert "reactor_mc" in (published(tmp_path / "eval") / "report.md").read_text()

@@ -10,12 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from conftest import published
 from eval.__main__ import main
 from eval.checkpoints import checkpoint_digest
 from eval.config import CheckpointConfig
-from eval_fixtures import GENERAL_TEXT, MC_PROMPT, models, question_rows, write_documents, write_table
+from eval_fixtures import GENERAL_TEXT, MC_PROMPT, models, question_rows, score, write_documents, write_table
 from synth_helpers import endpoint, loopback  # noqa: F401  (fixture)
-from train_fixtures import DOCUMENTS
+from train_fixtures import DOCUMENTS, publish_copy
 
 ANSWER = re.compile(r"Answer 1:\n(.*)\n\nAnswer 2:\n(.*)\n\nReply", re.S)
 
@@ -73,7 +74,8 @@ def test_eval_run_reports_every_checkpoint_and_metric(tmp_path, tiny, loopback, 
     printed = capsys.readouterr().out
     assert "ray.enabled: auto -> scoring in this process" in printed  # no GPU, small work: Ray would cost more
     assert all(printed.count(f"  {name}: loaded") == 1 for name in ("base", "cpt", "lora"))  # once for all suites
-    out = tmp_path / "eval"
+    out = published(tmp_path / "eval")
+    assert f"report: {out}/report.md" in printed  # the run's own folder, which a later eval does not replace
     results = json.loads((out / "results.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
 
@@ -128,7 +130,7 @@ def test_eval_run_reports_every_checkpoint_and_metric(tmp_path, tiny, loopback, 
                               multiple_choice={"enabled": False}, decontamination={"enabled": False})
     assert main(["run", judge_only, "--overwrite"]) == 0
     assert server.answered() == []
-    assert json.loads((out / "results.json").read_text())["judge"]["cpt_vs_base"] == pair
+    assert json.loads((published(tmp_path / "eval") / "results.json").read_text())["judge"]["cpt_vs_base"] == pair
 
     # the same run on Ray model actors (one per checkpoint, kept across suites): the same numbers
     on_ray = write_config(tmp_path, tiny, server, output_dir=str(tmp_path / "eval-ray"), judge={"enabled": False},
@@ -137,7 +139,7 @@ def test_eval_run_reports_every_checkpoint_and_metric(tmp_path, tiny, loopback, 
     assert main(["run", on_ray]) == 0
     printed = capsys.readouterr().out
     assert all(printed.count(f"  {name}: loaded") == 1 for name in ("base", "cpt", "lora")), printed
-    ray_results = json.loads((tmp_path / "eval-ray" / "results.json").read_text())
+    ray_results = json.loads((published(tmp_path / "eval-ray") / "results.json").read_text())
     for suite in ("perplexity", "multiple_choice", "generation"):
         assert ray_results[suite] == results[suite], suite
     assert ray_results["decontamination"]["sets"] == {name: counts for name, counts in
@@ -191,7 +193,7 @@ def test_a_perplexity_window_that_cannot_work_is_refused_before_any_model_loads(
     assert main(["run", config]) == 2
     err = capsys.readouterr().err
     assert all(name in err for name in named), err
-    assert list(tmp_path.glob("eval.partial-*")) == [] and not (tmp_path / "eval").exists()  # nothing written
+    assert not (tmp_path / "eval").exists()  # nothing written, not even an unfinished run folder
 
 
 def test_a_set_that_decontamination_empties_is_reported_not_scored(tmp_path, tiny, capsys):
@@ -201,6 +203,34 @@ def test_a_set_that_decontamination_empties_is_reported_not_scored(tmp_path, tin
                           decontamination={"ngram": 8, "decontaminate": True, "training_data": [{"path": str(training)}]})
     assert main(["run", config]) == 0
     assert "decontamination removed every item of perplexity/domain: it is not scored" in capsys.readouterr().out
-    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    results = json.loads((published(tmp_path / "eval") / "results.json").read_text())
     assert results["decontamination"]["sets"]["perplexity/domain"]["contaminated"] == len(DOCUMENTS)
     assert "perplexity" not in results
+
+
+def test_checkpoints_named_by_their_published_output_are_read_in_its_current_run(tmp_path, tiny):
+    """A training stage publishes ``<out>/runs/<id>`` behind ``CURRENT``, and an adapter may name such an output as
+    its base: eval names ``<out>``, checks, hashes and scores the current run, and a new version is a new hash."""
+    import shutil
+
+    import pyarrow as pa
+
+    from eval.checkpoints import check_checkpoint, tokenizer_dir
+
+    base = publish_copy(tiny["base"], tmp_path / "base-model")
+    adapter = shutil.copytree(tiny["lora"], tmp_path / "adapter")
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**settings, "base_model_name_or_path": str(base)}))
+    lora = publish_copy(adapter, tmp_path / "lora-model")
+    checkpoint = CheckpointConfig(name="lora", path=str(lora))
+
+    check_checkpoint(checkpoint, "checkpoints[0] (lora)")  # <out> itself holds only CURRENT and runs/
+    assert tokenizer_dir(checkpoint) == str(published(base))  # the adapter has none: its base's run's
+    items = pa.table({"item_id": ["d0"], "text": [DOCUMENTS[0]]})
+    settings = dict(context_length=None, stride=512, add_special_tokens=True)
+    assert score(lora, "perplexity", settings, items).equals(score(tiny["lora"], "perplexity", settings, items))
+
+    digest = checkpoint_digest(checkpoint)
+    assert digest == checkpoint_digest(CheckpointConfig(name="lora", path=str(published(lora))))
+    publish_copy(tiny["base"], base)  # the base published again: the adapter now applies to a new version
+    assert checkpoint_digest(checkpoint) != digest

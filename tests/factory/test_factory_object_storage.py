@@ -1,6 +1,7 @@
-"""The factory reads its sources from object storage: s3:// Parquet, JSONL, .jsonl.gz and .jsonl.zst through a
-real S3 API server on loopback, with the same result as the same files on local disk; a missing bucket or key,
-or a scheme with no filesystem, is exit 2 naming the URI and the config key before any work."""
+"""The factory reads its sources from, and publishes to, object storage: s3:// Parquet, JSONL, .jsonl.gz and
+.jsonl.zst through a real S3 API server on loopback behind a proxy that fails or stalls a request in ten, with
+the same result as the same files on local disk; a missing bucket or key, or a scheme with no filesystem, is
+exit 2 naming the URI and the config key before any work."""
 from __future__ import annotations
 
 import gzip
@@ -8,13 +9,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from core.publish import current_run_dir, read_finished_manifest
+
 from conftest import REPO, parquet_source, read_output, subprocess_env, write_config
+from fault_proxy import fault_proxy
 from s3_server import s3, upload  # noqa: F401 (the fixture)
 
 SAMPLE = REPO / "factory" / "sample_data"
@@ -43,6 +48,16 @@ def factory_config(path: Path, files: dict[str, str], output_dir: Path) -> Path:
     ], output_dir=output_dir, preset="scientific")
 
 
+def read_s3_output(output: str) -> SimpleNamespace:
+    """What a reader of a published output on S3 sees: CURRENT's run, and only the files its manifest lists."""
+    manifest = read_finished_manifest(output)
+    run = current_run_dir(output)
+    tables = {folder: pa.concat_tables(pq.read_table(f"{run}/{f['path']}") for f in manifest["files"]
+                                       if f["path"].startswith(f"{folder}/"))
+              for folder in ("documents", "rejects")}
+    return SimpleNamespace(manifest=manifest, kept_ids=set(tables["documents"]["id"].to_pylist()), **tables)
+
+
 def run_factory_cli(config: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "factory", "run", str(config), "-q"], cwd=REPO,
                           env=subprocess_env(**env), capture_output=True, text=True, timeout=600)
@@ -54,14 +69,17 @@ def test_sources_on_s3_give_the_same_documents_and_rejects_as_on_local_disk(tmp_
     local = {name: str(path) for name, path in sample_files(tmp_path / "local").items()}
     remote = {name: upload(endpoint, Path(path), f"crawl/{Path(path).name}") for name, path in local.items()}
 
-    results = {}
-    for where, files in (("local", local), ("s3", remote)):
-        config = factory_config(tmp_path / f"{where}.yaml", files, tmp_path / f"out-{where}")
-        done = run_factory_cli(config, env)
-        assert done.returncode == 0, done.stderr[-3000:]
-        results[where] = read_output(tmp_path / f"out-{where}")
+    outputs = {"local": tmp_path / "out-local", "s3": "s3://corpus/out/factory"}  # published where it was read
+    done = run_factory_cli(factory_config(tmp_path / "local.yaml", local, outputs["local"]), env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the S3 run goes through a proxy that answers 503 to every 10th request and stalls the one after it
+    with fault_proxy(endpoint, fail_every=10) as (flaky, proxy):
+        done = run_factory_cli(factory_config(tmp_path / "s3.yaml", remote, outputs["s3"]),
+                               {**env, "AWS_ENDPOINT_URL": flaky})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert proxy.faults >= 3 and proxy.stalls >= 3  # the faults happened, and were retried through
 
-    local_run, s3_run = results["local"], results["s3"]
+    local_run, s3_run = read_output(outputs["local"]), read_s3_output(outputs["s3"])
     assert s3_run.kept_ids == local_run.kept_ids and len(s3_run.kept_ids) > 200
     columns = ["id", "stage", "reason"]
     assert sorted(s3_run.rejects.select(columns).to_pylist(), key=str) == \

@@ -28,6 +28,7 @@ from conftest import (
 from core import progress
 from core.config import config_hash
 from core.errors import AccountingError, InputError, OutputExistsError
+from core.publish import current_run_dir
 from factory.config import load_factory_config
 from factory.factory_run import run_factory as run
 from factory.pipeline import FUNNEL_STAGES as STAGES
@@ -417,11 +418,14 @@ def test_unfinished_output_is_never_published_and_is_removed_by_the_next_run(tmp
     out = tmp_path / "out"
     config_path = tiny_config(tmp_path, out, PARAGRAPHS[:2])
     config = load_factory_config(config_path)
-    # what a crashed run leaves: a .partial- sibling, even with a manifest naming this very config
+    # what crashed runs leave: a run folder that CURRENT never named, and a .partial- sibling of the layout
+    # before versions, even with a manifest naming this very config
     leftover = tmp_path / "out.partial-20200101T000000Z-dead00"
     write_parquet(leftover / "documents" / "part.parquet", {"id": ["old"]})
     (leftover / "manifest.json").write_text(json.dumps({"run_id": "20200101T000000Z-dead00",
                                                         "config_hash": config_hash(config)}))
+    unfinished = out / "runs" / "20200101T000001Z-dead01"
+    write_parquet(unfinished / "documents" / "part.parquet", {"id": ["half"]})
 
     def broken_invariant(*args, **kwargs):
         raise AccountingError("accounting invariant broken (simulated)")
@@ -429,18 +433,18 @@ def test_unfinished_output_is_never_published_and_is_removed_by_the_next_run(tmp
     monkeypatch.setattr("factory.factory_run.check_invariant", broken_invariant)
     with pytest.raises(AccountingError):
         run(config)
-    assert not out.exists()
-    assert not leftover.exists()
-    crashed = list(tmp_path.glob("out.partial-*"))
-    assert len(crashed) == 1  # this failed run's own work, under the unfinished name only
+    assert current_run_dir(out) is None  # nothing published
+    assert not leftover.exists() and not unfinished.exists()
+    crashed = list((out / "runs").iterdir())
+    assert len(crashed) == 1  # this failed run's own folder, which CURRENT does not name
 
     monkeypatch.undo()
     log = []
     with progress.lines_to(log.append):
         result = run(config)
-    assert result["run_id"] not in {"20200101T000000Z-dead00", crashed[0].name.split("partial-")[1]}
+    assert result["run_id"] not in {"20200101T000000Z-dead00", crashed[0].name}
     assert any(str(crashed[0]) in line for line in log)
-    assert not list(tmp_path.glob("out.*"))
+    assert not list(tmp_path.glob("out.*")) and [p.name for p in (out / "runs").iterdir()] == [result["run_id"]]
     assert read_output(out).kept_ids == {"t-0", "t-1"}
 
 

@@ -2,7 +2,6 @@
 each test breaks one thing in one row and checks the suite names it."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -79,9 +78,19 @@ def replace_row(table: pa.Table, row: int, **values) -> pa.Table:
 
 
 def publish(root: Path, folders: dict[str, pa.Table], config: dict) -> Path:
-    """A directory shaped like a published run: data folders and a manifest with the run's config."""
-    for folder, table in folders.items():
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, root / folder / "part-0.parquet")
-    (root / "manifest.json").write_text(json.dumps({"run_id": "test", "config_hash": "x", "config": config}))
+    """An output published as a job publishes one (a version ``runs/<id>`` behind ``CURRENT``): data folders
+    and a manifest recording ``config`` as the job's config; returns ``root``, the path a user names."""
+    from pydantic import BaseModel
+
+    from core.run import PublishedRun
+
+    class Sample(BaseModel):
+        config: dict
+
+    run = PublishedRun(root, Sample(config=config), "sample run", overwrite=True)
+    with run.writing([]) as partial:
+        for folder, table in folders.items():
+            (partial / folder).mkdir(parents=True)
+            pq.write_table(table, partial / folder / "part-0.parquet")
+        run.manifest["config"] = config  # the suites read the job's own config (redaction, mixing target)
     return root

@@ -6,10 +6,11 @@ import json
 
 import pytest
 import yaml
-from conftest import PARAGRAPHS, parquet_source, write_config, write_parquet
+from conftest import PARAGRAPHS, parquet_source, published, write_config, write_parquet
 from quality_samples import conversation, documents, publish, replace_row, sft
 
 from core.errors import QualityGateError
+from core.publish import read_finished_manifest
 from quality.__main__ import main
 
 
@@ -18,12 +19,15 @@ def test_cli_passes_good_data_and_records_the_verdict(tmp_path, capsys):
     assert main(["validate", "sft", str(root)]) == 0
     out = capsys.readouterr().out
     assert "quality gate (sft)" in out and "passed" in out
-    entry = json.loads((root / "manifest.json").read_text())["quality"]
+    run = published(root)  # the current run is what was validated, and its manifest records the verdict
+    manifest = json.loads((run / "manifest.json").read_text())
+    entry = manifest["quality"]
     assert entry["success"] and entry["kind"] == "sft" and entry["rows"] == 40
     runs_on = {e["name"]: e["runs_on"] for e in entry["expectations"]}
     assert runs_on["unique_ids"].startswith("whole dataset") and runs_on["within_context"].startswith("hash sample")
-    assert (root / "quality" / "index.html").is_file() and (root / "quality" / "charts" / "task_type_mix.png").is_file()
-    pages = list((root / "quality" / "validations").rglob("*.html"))
+    assert (run / "quality" / "index.html").is_file() and (run / "quality" / "charts" / "task_type_mix.png").is_file()
+    assert {"quality/index.html", "sft/part-0.parquet"} <= {f["path"] for f in manifest["files"]}  # all it holds
+    pages = list((run / "quality" / "validations").rglob("*.html"))
     assert any("sft_whole_dataset" in str(p) for p in pages) and any("sft_sample" in str(p) for p in pages)
 
 
@@ -37,8 +41,8 @@ def test_cli_fails_bad_data_naming_the_expectation_and_rows(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "FAIL unique_ids" in out and "observed 1" in out and "s2 = s2" in out and str(docs) in out
     assert "FAIL not_empty.message_content" in out and "s5 (assistant message 2 is blank)" in out
-    assert (docs / "index.html").is_file() and not (root / "quality").exists()
-    assert json.loads((root / "manifest.json").read_text())["quality"]["success"] is False
+    assert (docs / "index.html").is_file() and not (published(root) / "quality").exists()
+    assert json.loads((published(root) / "manifest.json").read_text())["quality"]["success"] is False
 
 
 def test_cli_bad_input_exits_2(tmp_path, capsys):
@@ -80,16 +84,17 @@ def test_a_factory_run_that_breaks_its_gate_publishes_nothing(tmp_path, run_fact
     config = factory_config(tmp_path, quality={"config": str(strict)})
     with pytest.raises(QualityGateError, match="nothing was published"):
         run(load_factory_config(config))
-    assert not (tmp_path / "out").exists()
-    partial = next(tmp_path.glob("out.partial-*"))
-    manifest = json.loads((partial / "manifest.json").read_text())
-    assert manifest["quality"]["success"] is False and (partial / "quality" / "index.html").is_file()
+    assert read_finished_manifest(tmp_path / "out") is None  # no CURRENT: readers find nothing
+    failed_run = next((tmp_path / "out" / "runs").iterdir())  # kept for inspection
+    manifest = json.loads((failed_run / "manifest.json").read_text())
+    assert manifest["quality"]["success"] is False and (failed_run / "quality" / "index.html").is_file()
     failed = [e["name"] for e in manifest["quality"]["expectations"] if e["success"] is False]
     assert failed == ["chars.text"]
     # the command line: exit 1, the summary and where to look
     assert factory_main(["run", str(config)]) == 1
     captured = capsys.readouterr()
-    assert "FAIL chars.text" in captured.out and "Data Docs:" in captured.err and not (tmp_path / "out").exists()
+    assert "FAIL chars.text" in captured.out and "Data Docs:" in captured.err
+    assert read_finished_manifest(tmp_path / "out") is None
 
 
 def test_the_gate_can_be_switched_off(tmp_path, run_factory):
@@ -99,4 +104,4 @@ def test_the_gate_can_be_switched_off(tmp_path, run_factory):
     assert result.kept_ids == {"a", "b", "c"} and "quality" not in result.manifest
     passing = run_factory(factory_config(tmp_path / "again"))
     assert passing.manifest["quality"]["success"] is True
-    assert (passing.output_dir / "quality" / "index.html").is_file()
+    assert (published(passing.output_dir) / "quality" / "index.html").is_file()

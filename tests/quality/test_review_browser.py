@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import published
 from quality_samples import preferences, replace_row
 from review_helpers import review_store, serve
 
@@ -96,7 +97,7 @@ def test_an_annotator_judges_with_clicks_and_shortcuts_and_the_export_holds_exac
     finally:
         served.stop()
     export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")))
-    out = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "preferences").to_pylist()}
+    out = {r["id"]: r for r in pq.read_table(published(tmp_path / "out") / "preferences").to_pylist()}
     assert set(out) == {"p0", "p1", "p2", "p5", "p6"}
     assert (out["p0"]["chosen"], out["p0"]["rejected"]) == (rows[0]["chosen"], rows[0]["rejected"])
     assert (out["p1"]["chosen"], out["p1"]["rejected"]) == (rows[1]["rejected"], rows[1]["chosen"])

@@ -9,6 +9,7 @@ import json
 
 import httpx
 import pytest
+from conftest import published
 from review_helpers import decide, hidden, next_form, review_store, serve, sign_in
 
 from quality.review.export import ExportConfig
@@ -91,7 +92,7 @@ def test_an_admin_exports_from_the_running_app(tmp_path):
         assert str(out) in admin
         response = boss.post("/admin/export", data={"csrf": hidden(admin, "csrf")})
         assert response.status_code == 200 and "exported 3 approved pair(s)" in response.text
-        manifest = json.loads((out / "manifest.json").read_text())
+        manifest = json.loads((published(out) / "manifest.json").read_text())
         assert manifest["outputs"]["preferences"]["rows"] == 3 and manifest["quality"]["success"]
     finally:
         served.stop()

@@ -8,7 +8,8 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from quality_samples import preferences, replace_row
+from conftest import published
+from quality_samples import preferences, publish, replace_row
 from review_helpers import review_store
 
 from quality.review.agreement import cohen_kappa, fleiss_kappa, majority
@@ -118,6 +119,13 @@ def test_loading_leaves_out_pairs_with_a_blank_prompt_or_answer(tmp_path):
     assert [r["id"] for r in rows] == ["p0", "p3"] and unusable == ["p1", "p2"]
 
 
+def test_loading_a_synth_output_reads_its_current_run_only(tmp_path):
+    publish(tmp_path / "prefs", {"preferences": preferences(3)}, {})
+    publish(tmp_path / "prefs", {"preferences": replace_row(preferences(2), 0, id="new")}, {})  # a newer version
+    rows, _ = read_triples(tmp_path / "prefs")
+    assert [r["id"] for r in rows] == ["new", "p1"]
+
+
 def test_loading_the_same_triples_again_adds_nothing(tmp_path):
     store = review_store(tmp_path / "r.sqlite", {}, items=5)
     assert store.load_items(preferences(7).to_pylist(), overlap=1) == (2, 5)
@@ -151,7 +159,7 @@ def test_export_applies_the_majority_swaps_and_edits_and_lists_ties(tmp_path):
             lease = store.next_lease(who, 60)
             store.submit(who, lease.item.id, lease.item.version, plan[lease.item.id][column], None)
     manifest = export(store, ExportConfig(db=str(tmp_path / "r.sqlite"), output_dir=str(tmp_path / "out")))
-    out = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "preferences").to_pylist()}
+    out = {r["id"]: r for r in pq.read_table(published(tmp_path / "out") / "preferences").to_pylist()}
     assert set(out) == {"p0", "p1"}
     assert (out["p0"]["chosen"], out["p0"]["rejected"]) == (rows[0]["chosen"], rows[0]["rejected"])
     assert (out["p1"]["chosen"], out["p1"]["rejected"]) == (rows[1]["rejected"], rows[1]["chosen"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 import yaml
+from conftest import published
 from quality_samples import (
     conversation, cpt_documents, documents, packed, preferences, prose, publish, replace_row, sft,
 )
@@ -46,7 +47,7 @@ def test_good_data_passes_and_every_check_is_judged(tmp_path, kind):
     result = validate(kind, dataset(tmp_path, kind, GOOD[kind]()))
     assert result.success, result.summary()
     assert all(v.success for v in result.verdicts), result.summary()
-    assert result.rows == N and (tmp_path / "run" / "quality" / "index.html").is_file()
+    assert result.rows == N and (published(tmp_path / "run") / "quality" / "index.html").is_file()
 
 
 def long_text(chars: int) -> str:
@@ -152,5 +153,5 @@ def test_a_factory_run_is_held_only_to_what_it_redacted(tmp_path):
     root = publish(tmp_path / "run", {"documents": replace_row(documents(N), 7, text=text)},
                    {"redact": {"emails": True, "ips": True, "phones": False}})
     assert validate("documents", root).success  # phones were left on purpose
-    (root / "manifest.json").unlink()
-    assert failing(validate("documents", root)) == {"no_pii"}  # unknown provenance: every rule applies
+    # its data folder alone: unknown provenance, so every rule applies
+    assert failing(validate("documents", root / "documents")) == {"no_pii"}

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, published
+from train_fixtures import publish_copy
 
 from core.errors import ConfigError
 from core.manifest import file_fingerprint
+from core.publish import read_finished_manifest
 from recipe.config import load_recipe_config
 from recipe.lineage import RecipeManifest
 from recipe.runner import run_recipe
@@ -78,6 +81,12 @@ def test_step_references_resolve_to_outputs_and_unknown_steps_are_named(tmp_path
     resolved = resolve_references({"a": ["@prepare/tokenizer"], "b": "@factory", "c": "plain"}, wiring, "eval")
     assert resolved == {"a": [str(recipe.storage / "prepare" / "tokenizer")], "b": str(recipe.storage / "factory"),
                         "c": "plain"}
+    # once prepare has published, a path inside it is the current run's: a file read directly, not an output
+    (tmp_path / "staged" / "tokenizer").mkdir(parents=True)
+    publish_copy(tmp_path / "staged", recipe.storage / "prepare")
+    assert resolve_references("@prepare/tokenizer", wiring, "eval") == str(published(recipe.storage / "prepare") /
+                                                                           "tokenizer")
+    assert resolve_references("@prepare", wiring, "eval") == str(recipe.storage / "prepare")  # its job resolves it
     with pytest.raises(ConfigError, match=r"eval\.sets\.x: '@prepar' names no recipe step"):
         resolve_references({"sets": {"x": "@prepar"}}, wiring, "eval")
 
@@ -106,12 +115,12 @@ def test_a_step_stops_being_current_when_its_output_or_an_external_input_changes
     corpus = tmp_path / "corpus.parquet"
     corpus.write_bytes(b"first")
     output = recipe.storage / "factory"
-    output.mkdir(parents=True)
-    (output / "manifest.json").write_text(json.dumps({"run_id": "r1"}))
+    (tmp_path / "staged").mkdir()
+    run_id = read_finished_manifest(publish_copy(tmp_path / "staged", output))["run_id"]
     lineage = RecipeManifest(recipe)
-    lineage.record("factory", key="k1", config_file=tmp_path / "f.yaml", output=str(output), upstream={},
-                   manifest={"run_id": "r1", "inputs": [file_fingerprint(corpus)]},
-                   facts={}, wall_s=1.0)
+    entry = lineage.record("factory", key="k1", config_file=tmp_path / "f.yaml", output=str(output), upstream={},
+                           manifest={"run_id": run_id, "inputs": [file_fingerprint(corpus)]}, facts={}, wall_s=1.0)
+    assert entry["run_path"] == str(published(output))  # the run's own folder, readable after a newer run
     reopened = RecipeManifest(recipe)  # the record survives the process
     assert reopened.is_current("factory", "k1")
     assert not reopened.is_current("factory", "k2")  # another config or upstream
@@ -124,7 +133,9 @@ def test_a_step_stops_being_current_when_its_output_or_an_external_input_changes
     assert not reopened.is_current("factory", "k1")
     corpus.write_bytes(b"first")
     assert reopened.is_current("factory", "k1")
-    (output / "manifest.json").unlink()
+    publish_copy(tmp_path / "staged", output)
+    assert not reopened.is_current("factory", "k1")  # another run published over it
+    shutil.rmtree(output)
     assert not reopened.is_current("factory", "k1")  # its output was deleted
 
 
@@ -147,16 +158,19 @@ def test_the_review_step_publishes_a_run_naming_the_judge_approved_pairs_when_no
     from quality.review.sqlite_store import SqliteReviewStore
     from quality.review.unreviewed import publish_unreviewed
 
-    preferences = tmp_path / "synth_preferences"
-    preferences.mkdir()
-    (preferences / "manifest.json").write_text(json.dumps({"run_id": "prefs-1", "config_hash": "h"}))
+    (tmp_path / "staged").mkdir()
+    preferences = publish_copy(tmp_path / "staged", tmp_path / "synth_preferences")
     SqliteReviewStore(str(tmp_path / "reviews.sqlite"))  # the step has loaded the pairs into it
     config = ExportConfig(db=str(tmp_path / "reviews.sqlite"), output_dir=str(tmp_path / "review"))
-    published = publish_unreviewed(config, str(preferences), items=7)
-    on_disk = json.loads((tmp_path / "review" / "manifest.json").read_text())
-    assert on_disk["run_id"] == published["run_id"] and on_disk["dpo_pairs"] == "judge_approved"
-    assert on_disk["preferences_run"]["run_id"] == "prefs-1" and on_disk["items"] == 7 and on_disk["decisions"] == 0
-    assert not list(tmp_path.glob("review.partial-*"))
+    manifest = publish_unreviewed(config, str(preferences), items=7)
+    on_disk = json.loads((published(tmp_path / "review") / "manifest.json").read_text())
+    assert on_disk["run_id"] == manifest["run_id"] and on_disk["dpo_pairs"] == "judge_approved"
+    assert on_disk["items"] == 7 and on_disk["decisions"] == 0
+    # the exact preferences run DPO uses, by id and by its own folder (still there after synth runs again)
+    pairs = on_disk["preferences_run"]
+    assert pairs["run_id"] == read_finished_manifest(preferences)["run_id"]
+    assert pairs["run_path"] == str(published(preferences))
+    assert [p.name for p in (tmp_path / "review" / "runs").iterdir()] == [manifest["run_id"]]  # nothing else left
 
 
 def test_a_first_run_with_no_server_at_a_synth_endpoint_fails_before_any_work(tmp_path):
@@ -178,13 +192,12 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
     recipe = load_recipe_config(recipe_file(tmp_path))
     ran: list[str] = []
 
+    (tmp_path / "staged").mkdir()
+
     def publish(step, config, wiring):
-        manifest = {"run_id": f"{step.name}-{len(ran)}"}
+        manifest = read_finished_manifest(publish_copy(tmp_path / "staged", Path(wiring.output(step.name))))
         if step.name == "review":  # no annotator decided: a run naming the judge-approved pairs
             manifest["dpo_pairs"] = "judge_approved"
-        output = Path(wiring.output(step.name))
-        output.mkdir(parents=True, exist_ok=True)
-        (output / "manifest.json").write_text(json.dumps(manifest))
         ran.append(step.name)
         return manifest
 
@@ -201,7 +214,7 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
 
     assert run_once() == STEP_NAMES
     assert run_once() == []  # everything current
-    (recipe.storage / "models" / "dpo" / "manifest.json").unlink()
+    shutil.rmtree(recipe.storage / "models" / "dpo")
     assert run_once() == ["train_dpo", "eval"]
-    (recipe.storage / "prepare" / "manifest.json").unlink()
+    shutil.rmtree(recipe.storage / "prepare")
     assert run_once() == ["prepare", "base_model", "train_cpt", "train_sft", "train_dpo", "eval"]

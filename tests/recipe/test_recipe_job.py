@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, published
 from ray_cluster import ray_head
 from synth_helpers import loopback  # noqa: F401  (fixture)
 
@@ -56,12 +56,12 @@ def run_ids(store: Path) -> dict[str, str | None]:
     return {name: entry["run_id"] for name, entry in steps.items()}
 
 
-def adapter_base(path: Path) -> str:
-    return json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+def adapter_base(output: Path) -> str:
+    return json.loads((published(output) / "adapter_config.json").read_text())["base_model_name_or_path"]
 
 
-def manifest(path: Path) -> dict:
-    return json.loads((path / "manifest.json").read_text())
+def manifest(output: Path) -> dict:
+    return json.loads((published(output) / "manifest.json").read_text())
 
 
 @pytest.mark.slow
@@ -94,13 +94,14 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
 
     # every artifact, each naming what it was made from
     steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]
-    assert pq.read_table(store / "factory" / "documents").num_rows > 100
-    assert pq.read_table(store / "prepare" / "train").num_rows > 0
-    assert pq.read_table(store / "synth_sft" / "sft").num_rows >= 8
-    assert pq.read_table(store / "synth_preferences" / "preferences").num_rows > 0
+    assert pq.read_table(published(store / "factory") / "documents").num_rows > 100
+    assert pq.read_table(published(store / "prepare") / "train").num_rows > 0
+    assert pq.read_table(published(store / "synth_sft") / "sft").num_rows >= 8
+    assert pq.read_table(published(store / "synth_preferences") / "preferences").num_rows > 0
     for step in ("factory", "prepare", "synth_sft", "synth_preferences"):
         assert steps[step]["quality"]["success"] is True
         assert manifest(store / step)["run_id"] == ran[step]
+        assert steps[step]["run_path"] == str(published(store / step))  # the lineage names the run's own folder
     assert (store / "reviews.sqlite").is_file() and steps["review"]["facts"]["dpo_pairs"] == "judge_approved"
     review = manifest(store / "review")  # published with no decision: names the pairs DPO trains on
     assert steps["review"]["run_id"] == review["run_id"] and review["preferences_run"]["run_id"] == ran["synth_preferences"]
@@ -115,14 +116,15 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
     for stage in ("cpt", "sft", "dpo"):
         assert lineage[stage]["summary"]["steps"] == 4
         assert steps[f"train_{stage}"]["facts"]["final_loss"] is not None
-    # SFT is a LoRA adapter on the CPT model; DPO a LoRA on the SFT adapter merged into it: the chain is named
-    assert adapter_base(store / "models" / "sft") == str(store / "models" / "cpt")
-    assert adapter_base(store / "models" / "dpo") == str(store / "models" / "sft")
+    # SFT is a LoRA adapter on the CPT model; DPO a LoRA on the SFT adapter merged into it: the chain is named,
+    # down to the exact version (run folder) each was trained on
+    assert adapter_base(store / "models" / "sft") == str(published(store / "models" / "cpt"))
+    assert adapter_base(store / "models" / "dpo") == str(published(store / "models" / "sft"))
     # DPO on the SFT adapter (merged on load) learns: policy == reference (adapter off) at the start, loss ln 2
-    dpo_losses = [e["loss"] for e in json.loads((store / "models" / "dpo" / "trainer_state.json").read_text())[
-        "log_history"] if "loss" in e]
+    trainer_state = published(store / "models" / "dpo") / "trainer_state.json"
+    dpo_losses = [e["loss"] for e in json.loads(trainer_state.read_text())["log_history"] if "loss" in e]
     assert len(dpo_losses) == 4 and abs(dpo_losses[0] - 0.6931) < 0.01 and min(dpo_losses[1:]) < 0.6931, dpo_losses
-    results = json.loads((store / "eval" / "results.json").read_text())
+    results = json.loads((published(store / "eval") / "results.json").read_text())
     assert [(c["name"], (c["run"] or {}).get("run_id")) for c in results["checkpoints"]] == [
         ("base", ran["base_model"]), ("cpt", ran["train_cpt"]), ("sft", ran["train_sft"]),
         ("dpo", ran["train_dpo"])]
@@ -131,8 +133,9 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
     # CPT on the domain set lowers its perplexity from the random base's
     domain = results["perplexity"]["domain"]
     assert domain["cpt"]["perplexity"] < domain["base"]["perplexity"]
-    assert (store / "eval" / "report.md").is_file()
+    assert (published(store / "eval") / "report.md").is_file()
     summary = (store / "summary.md").read_text()
+    assert f"Full report: {published(store / 'eval') / 'report.md'}" in summary  # read from the eval run
     for line in ("## Steps", "documents:", "SFT examples made:", "judge-approved", "## Models", "## Eval"):
         assert line in summary
     for step in STEPS:  # each step's config is a file the job's own CLI takes

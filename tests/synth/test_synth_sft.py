@@ -14,6 +14,7 @@ import yaml
 
 from conftest import subprocess_env
 from core.contracts import SFT as SFT_SCHEMA, SYNTH_REJECTS as REJECTS_SCHEMA
+from core.publish import read_finished_manifest
 from synth.testing.openai_server import (
     document_sentences, grounded_policy, random_faults, requested_answer, schema_name,
 )
@@ -210,7 +211,9 @@ def test_killed_run_resumes_without_repeating_answered_requests(tmp_path, loopba
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert 10 <= stored < total, "the run must be killed mid-way"
-    assert not (tmp_path / "out" / "sft").exists()  # nothing half-finished looks finished
+    # nothing half-finished looks finished: the killed run's folder is one CURRENT does not name
+    assert read_finished_manifest(tmp_path / "out" / "sft") is None
+    assert [p for p in (tmp_path / "out" / "sft" / "runs").iterdir() if not (p / "manifest.json").exists()]
     stored = stored_answers(cache)
 
     server.reset_counts()
@@ -219,6 +222,8 @@ def test_killed_run_resumes_without_repeating_answered_requests(tmp_path, loopba
     assert sft.num_rows == total
     assert len(server.received) == total - stored  # only what was never answered
     assert manifest["requests"]["cached_hits"] == stored
+    # the next run cleared what the killed one left
+    assert [p.name for p in (tmp_path / "out" / "sft" / "runs").iterdir()] == [manifest["run_id"]]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import train_fixtures as tf
-from conftest import REPO, subprocess_env
+from conftest import REPO, published, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_a_stage_is_one_module_and_one_preset(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "train", "toy", str(config)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-    out = tmp_path / "toy-model"
+    out = published(tmp_path / "toy-model")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "toy"
     assert manifest["config"]["toy"] == {"lowercase": True}  # from the preset beside the module

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import train_fixtures as tf
-from conftest import REPO, subprocess_env
+from conftest import REPO, published, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -113,11 +113,12 @@ def assert_learns(model_dir: Path, steps: int) -> None:
 
 def test_cpt_learns_survives_a_killed_worker_and_resumes_on_rerun(chain):
     root, log = chain
-    out = root / "cpt-model"
+    out = published(root / "cpt-model")
     assert_learns(out, 8)  # steps 1-8 each logged once: after the kill it continued, it did not restart
     assert (root / "ray" / "cpt" / "fault_drill_done").is_file()
     assert "resuming from checkpoint" in log
     assert "already holds a finished cpt run of this config" in log and "nothing to do" in log
+    assert f"cpt done: model in {out}" in log  # the summary names the run's own folder
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     for key in ("loss", "learning_rate", "grad_norm", "tokens_per_s"):  # the metrics a user watches
         assert all(key in e for e in history if "loss" in e), key
@@ -131,7 +132,7 @@ def test_cpt_learns_survives_a_killed_worker_and_resumes_on_rerun(chain):
     assert len(optimizer_shards(root, "cpt")) == 2
     assert list((root / "ray" / "cpt" / "tensorboard").rglob("events.out.tfevents.*"))
     # the rerun continued from step 8: its history is the first run's plus steps 9-10
-    rerun = losses(root / "cpt-model-10")
+    rerun = losses(published(root / "cpt-model-10"))
     assert [s for s, _ in rerun] == list(range(1, 11)) and rerun[:8] == losses(out)
 
 
@@ -152,7 +153,7 @@ def test_the_kill_drill_resumes_at_the_checkpoint_step_with_the_schedule_where_i
     starts = Counter(int(step) for _, step in attempts)
     assert starts == Counter({1: 5, 3: 1, 9: 1}), starts
 
-    history = json.loads((root / "cpt-model" / "trainer_state.json").read_text())["log_history"]
+    history = json.loads((published(root / "cpt-model") / "trainer_state.json").read_text())["log_history"]
     logged = {e["step"]: e["learning_rate"] for e in history if "learning_rate" in e}
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
     schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=8)
@@ -167,7 +168,7 @@ def test_the_kill_drill_resumes_at_the_checkpoint_step_with_the_schedule_where_i
 
 def test_sft_with_lora_learns_and_publishes_an_adapter(chain):
     root, _ = chain
-    out = root / "sft-model"
+    out = published(root / "sft-model")
     assert_learns(out, 8)
     assert (out / "adapter_config.json").is_file() and (out / "tokenizer.json").is_file()
     assert manifest(out)["config"]["model"]["finetune"] == "lora"
@@ -175,7 +176,7 @@ def test_sft_with_lora_learns_and_publishes_an_adapter(chain):
 
 def test_cpt_with_lora_and_the_optimizer_offloaded_to_cpu_learns_and_publishes_an_adapter(chain):
     root, _ = chain
-    out = root / "cpt-lora-model"
+    out = published(root / "cpt-lora-model")
     assert_learns(out, 6)
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").is_file()
     assert manifest(out)["config"]["deepspeed"]["offload_optimizer"] == "cpu"
@@ -186,15 +187,19 @@ def test_dpo_of_a_full_model_against_a_frozen_reference_learns(chain):
     from safetensors.torch import load_file
 
     root, _ = chain
-    out = root / "dpo-full-model"
+    out = published(root / "dpo-full-model")
     logged = losses(out)
     assert len(logged) == 6
     assert abs(logged[0][1] - 0.6931) < 0.01  # the reference is a copy of the start model: loss is ln 2
     assert min(v for _, v in logged[-3:]) < 0.6931
     # the policy moved away from the model it started from (the frozen reference)
-    start, trained = load_file(root / "cpt-model" / "model.safetensors"), load_file(out / "model.safetensors")
+    cpt = published(root / "cpt-model")
+    start, trained = load_file(cpt / "model.safetensors"), load_file(out / "model.safetensors")
     assert any(not torch.equal(start[k], trained[k]) for k in start)
     assert manifest(out)["config"]["dpo"]["reference"] == "model"
+    # its config names the CPT output; it trained on (and its manifest names) the run published there
+    assert manifest(out)["model_from"]["run_path"] == str(cpt)
+    assert manifest(out)["model_from"]["run_id"] == manifest(cpt)["run_id"]
 
 
 def test_zero3_partitions_the_parameters_and_saves_a_whole_model(chain):
@@ -210,7 +215,7 @@ def test_zero3_partitions_the_parameters_and_saves_a_whole_model(chain):
     for part, whole in held.values():
         assert whole == total and part <= 0.55 * total  # each rank keeps about half, not a full copy
     assert sum(part for part, _ in held.values()) >= total
-    out = root / "zero3-model"
+    out = published(root / "zero3-model")
     model = AutoModelForCausalLM.from_pretrained(out)  # the gathered 16-bit weights load with plain transformers
     assert sum(p.numel() for p in model.parameters()) == total
     assert all(p.numel() > 0 for p in model.parameters())
@@ -227,5 +232,5 @@ def test_zero_stages_0_and_1_keep_the_optimizer_whole_and_partitioned(chain):
     assert optimizer_shards(root, "dpo-full") == []
     (states,) = tracked_checkpoints(root, "dpo-full")[-1].glob("global_step*/mp_rank_00_model_states.pt")
     assert torch.load(states, map_location="cpu", weights_only=False)["optimizer"]["state"]
-    assert manifest(root / "sft-model")["config"]["deepspeed"]["zero_stage"] == 1
-    assert manifest(root / "dpo-full-model")["config"]["deepspeed"]["zero_stage"] == 0
+    assert manifest(published(root / "sft-model"))["config"]["deepspeed"]["zero_stage"] == 1
+    assert manifest(published(root / "dpo-full-model"))["config"]["deepspeed"]["zero_stage"] == 0

@@ -129,6 +129,36 @@ def test_bad_input_is_named_before_any_work(tiny, tmp_path, capsys):
     assert not (tmp_path / "ray").exists()  # nothing started
 
 
+def test_a_config_naming_published_outputs_is_checked_and_read_in_their_current_runs(tiny, tmp_path):
+    """``model.path: <model out>`` and ``data.train: <prepare out>/train`` name outputs whose files lie in
+    ``runs/<id>`` behind CURRENT: the checks before Ray pass, the model and the input files are the current
+    run's, the lineage names that run, and an adapter trained from a published one names that version."""
+    from conftest import published
+    from core.adapters import named_base
+    from core.publish import published_run_ref
+    from train.data import input_files
+    from train.launch import name_start_adapter_as_base
+    from train.methods import get_stage
+    from train.model import build_model
+
+    _, model_dir, _ = tiny
+    tf.write_sft(tmp_path / "staging" / "train" / "part-0.parquet")
+    prepare = tf.publish_copy(tmp_path / "staging", tmp_path / "prepare")
+    model = tf.publish_copy(model_dir, tmp_path / "model")
+    config = load(tf.write_train_config(tmp_path / "c.yaml", model_path=model, data_path=prepare / "train",
+                                        root=tmp_path, name="m"), "sft")
+    assert input_files(config, get_stage("sft")) == [str(published(prepare) / "train" / "part-0.parquet")]
+    assert build_model(config).config.hidden_size == 64
+    assert published_run_ref(config.data.train)["run_path"] == str(published(prepare))
+    assert published_run_ref(config.model.path)["run_path"] == str(published(model))
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "peft recorded this"}')
+    name_start_adapter_as_base(adapter, str(model))
+    assert named_base(adapter) == str(published(model))  # the version trained on, which a rebuild does not change
+
+
 def test_lora_merge_gives_the_adapter_models_logits_and_chat_vector_adds_deltas(tiny, tmp_path):
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM

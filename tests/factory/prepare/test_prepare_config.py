@@ -5,6 +5,7 @@ import json
 
 import pytest
 import yaml
+from conftest import published
 
 from factory.__main__ import main
 from core.errors import ConfigError, InputError
@@ -35,6 +36,19 @@ def test_missing_tokenizer_directory_is_named(tmp_path):
         load_prepare_config(config_file(tmp_path, tokenizer={"path": str(tmp_path / "nope")}))
 
 
+def test_a_tokenizer_in_a_published_output_is_read_from_its_current_run(tmp_path):
+    """``tokenizer.path: <prepare output>/tokenizer`` (a recipe's ``@prepare/tokenizer``) names the tokenizer
+    the current run saved: ``<output>/tokenizer`` itself is not a folder on disk."""
+    from train_fixtures import publish_copy
+
+    from factory.prepare.prepare_run import tokenizer_for
+
+    train_test_tokenizer([text for _, text in topic_corpus(per_topic=2)], tmp_path / "staged" / "tokenizer")
+    publish_copy(tmp_path / "staged", tmp_path / "prepared")
+    config = load_prepare_config(config_file(tmp_path, tokenizer={"path": str(tmp_path / "prepared" / "tokenizer")}))
+    assert tokenizer_for(None, 0, config, tmp_path) == str(published(tmp_path / "prepared") / "tokenizer")
+
+
 def test_unknown_curriculum_score_column_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"curriculum\.score: .*unknown score column.*perplexity"):
         load_prepare_config(config_file(tmp_path, curriculum={"score": {"perplexity": 1.0}}))
@@ -52,13 +66,20 @@ def test_unfinished_factory_output_is_refused(tmp_path):
 
 
 def test_documents_without_the_contract_columns_are_refused(tmp_path):
-    out = write_factory_output(tmp_path / "run", ["a text"], ["another text"])
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.table({"id": ["x"], "body": ["y"]}), out / "documents" / "part-9.parquet")
-    with pytest.raises(InputError, match=r"part-9\.parquet: missing column\(s\) \['text', 'source', 'domain'\]"):
+    out = write_factory_output(tmp_path / "run", ["a text"], ["another text"], drop=("text", "source", "domain"))
+    with pytest.raises(InputError, match=r"part-0\.parquet: missing column\(s\) \['text', 'source', 'domain'\]"):
         check_factory_output(str(out))
+
+
+def test_the_documents_of_the_current_factory_run_are_read_and_no_older_version(tmp_path):
+    from factory.prepare.inputs import document_files
+
+    first = write_factory_output(tmp_path / "factory", ["an old text"], ["old news"])
+    old_run = published(first)
+    write_factory_output(tmp_path / "factory", ["a new text", "another"], ["news"])  # republished
+    assert old_run.is_dir() and published(first) != old_run  # the older version is still on disk
+    assert check_factory_output(str(first))["outputs"]["documents"]["rows"] == 3
+    assert {f.parent for f in document_files(str(first))} == {published(first) / "documents"}
 
 
 def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):

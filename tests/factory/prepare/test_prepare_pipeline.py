@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import published
 
 from core import progress
 from factory.prepare.config import load_prepare_config
@@ -44,7 +45,8 @@ def prepared(tmp_path_factory, ray_session):
     log: list[str] = []
     with progress.lines_to(log.append):
         manifest = run(config)
-    return {"config": config, "manifest": manifest, "out": Path(config.output_dir), "topics": topics,
+    # "out": the run published, where a reader finds its files
+    return {"config": config, "manifest": manifest, "out": published(config.output_dir), "topics": topics,
             "tokenizer": str(tokenizer), "config_path": config_path, "log": log}
 
 
@@ -161,3 +163,4 @@ def test_report_manifest_and_rerun_is_a_no_op(prepared):
     with progress.lines_to(log.append):
         again = run(load_prepare_config(prepared["config_path"]))
     assert again["run_id"] == manifest["run_id"] and "nothing to do" in log[0]
+    assert f"wrote {out}/{{train,validation,documents,mixed_out}}" in "\n".join(prepared["log"])  # the run's folder
