@@ -10,6 +10,7 @@ import pytest
 from conftest import PARAGRAPHS, parquet_source, write_config, write_parquet
 
 from core.errors import StalledError
+from core.publish import current_run_dir
 from core.watchdog import guard_data_progress, ray_tasks_watched
 from factory import pipeline
 from factory.config import load_factory_config
@@ -63,7 +64,7 @@ def test_a_pass_that_moves_no_block_fails_naming_its_stage(tmp_path, monkeypatch
     assert "no progress" in message and "MapBatches(Stuck)" in message, message
     assert [line for line in message.splitlines() if "Stuck" in line][0].endswith(": 1 active task(s), 0 finished, "
                                                                                    "0 outputs taken"), message
-    assert not output.exists()  # nothing published
+    assert current_run_dir(output) is None  # nothing published: no CURRENT names the stalled run
 
 
 def test_dedup_tasks_that_never_finish_fail_naming_the_step(guard_restored):

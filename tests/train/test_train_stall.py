@@ -9,6 +9,7 @@ import pytest
 from transformers import AutoTokenizer
 
 import train_fixtures as tf
+from core.publish import current_run_dir
 from conftest import REPO, subprocess_env
 
 
@@ -26,4 +27,4 @@ def test_a_run_without_progress_fails_naming_the_stage(tmp_path):
     assert "error: train cpt (run stalls): no progress for 2s (last heartbeat: no heartbeat yet)" in proc.stderr
     # the interrupt ends the fit; on a loaded machine Ray Train's teardown may outlast the 60 s grace, and the
     # forced exit that follows says so: either way the run fails with the stage named and publishes nothing
-    assert not (tmp_path / "stalls-model").exists()  # nothing published
+    assert current_run_dir(tmp_path / "stalls-model") is None  # nothing published: no CURRENT names the run
