@@ -10,16 +10,27 @@ import json
 import os
 from pathlib import Path
 
+from core.local_copy import local_copy
 from core.publish import resolve
+from core.storage import is_uri
 
 ADAPTER_CONFIG = "adapter_config.json"
 MAX_CHAIN = 16  # adapters naming each other in a cycle must not loop forever
 
 
 def local_path(path: str | Path) -> str:
-    """``path`` as it is read: ``~`` expanded and a published output replaced by its current run's folder;
-    a hub id, a URI or a plain directory comes back as it is."""
-    return str(resolve(os.path.expanduser(str(path))))
+    """``path`` as it is read: ``~`` expanded, a published output replaced by its current run's folder, and a
+    URI (s3://...) by its copy on local disk (``core.local_copy``); a hub id or a plain directory comes back as
+    it is."""
+    resolved = str(resolve(os.path.expanduser(str(path))))
+    return str(local_copy(resolved)) if is_uri(resolved) else resolved
+
+
+def published_path(path: str | Path) -> str:
+    """Where ``path`` is published, as another machine names it: a URI's current run (``s3://.../runs/<id>``),
+    or a local path's current run folder, absolute. For recording what a model was made from."""
+    resolved = str(resolve(os.path.expanduser(str(path))))
+    return resolved if is_uri(resolved) else str(Path(resolved).resolve())
 
 
 def is_adapter(path: str | Path) -> bool:

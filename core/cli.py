@@ -30,7 +30,8 @@ class _SubcommandParser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         # options may sit between CONFIG and its KEY=VALUE overrides (cfg.yaml --print-config a.b=1); the
         # intermixed parse calls this method again for each of its two passes
-        if self._intermixing:
+        if self._intermixing or any(isinstance(a, argparse._SubParsersAction) for a in self._actions):
+            # argparse cannot intermix a parser that has subcommands of its own (quality review load ...)
             return super().parse_known_args(args, namespace)
         self._intermixing = True
         try:

@@ -84,13 +84,20 @@ def validate_config(model: type[M], data: dict[str, Any], source: str) -> M:
 
 # Paths an earlier step of a chain (the recipe) will write: a config naming one is checked before anything runs,
 # when the path cannot exist yet, so validators that check inputs exist skip those (``input_exists_or_pending``).
-_PENDING_OUTPUTS: ContextVar[tuple[Path, ...]] = ContextVar("pending_outputs", default=())
+_PENDING_OUTPUTS: ContextVar[tuple[str, ...]] = ContextVar("pending_outputs", default=())
+
+
+def _comparable(path: str | Path) -> str:
+    """A path as roots are compared: a URI as written (no trailing slash), a local path absolute."""
+    text = str(path)
+    return text.rstrip("/") if "://" in text else str(Path(text).expanduser().resolve())
 
 
 @contextmanager
 def outputs_pending(*roots: str | Path):
-    """Within the block, paths under ``roots`` count as present: they are outputs of steps not run yet."""
-    token = _PENDING_OUTPUTS.set(tuple(Path(root).expanduser().resolve() for root in roots))
+    """Within the block, paths under ``roots`` (local paths or URIs) count as present: they are outputs of
+    steps not run yet."""
+    token = _PENDING_OUTPUTS.set(tuple(_comparable(root) for root in roots))
     try:
         yield
     finally:
@@ -99,8 +106,8 @@ def outputs_pending(*roots: str | Path):
 
 def pending_output(path: str | Path) -> bool:
     """True inside ``outputs_pending`` for a path under one of its roots."""
-    where = Path(path).expanduser().resolve()
-    return any(where == root or root in where.parents for root in _PENDING_OUTPUTS.get())
+    where = _comparable(path)
+    return any(where == root or where.startswith(root.rstrip("/") + "/") for root in _PENDING_OUTPUTS.get())
 
 
 def load_layered(

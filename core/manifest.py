@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from core.config import config_hash
-from core.storage import Location, is_uri
+from core.storage import Location, is_uri, locate
 
 
 def new_run_id() -> str:
@@ -37,9 +37,11 @@ def code_version() -> str:
             return "unknown"
 
 
-def file_fingerprint(path: Path | Location, chunk_size: int = 1 << 20) -> dict:
+def file_fingerprint(path: Path | str | Location, chunk_size: int = 1 << 20) -> dict:
     """Path, size and sha256 of an input file. A file in object storage gives its size and modification time
     instead: hashing it would pull the whole corpus through the driver."""
+    if isinstance(path, str) and is_uri(path):  # what core.parquet.parquet_files gives for a URI
+        path = locate(path, "input")
     if isinstance(path, Location):
         if is_uri(path.uri):
             info = path.info()

@@ -6,6 +6,7 @@ from typing import Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyarrow.fs as pafs
 from pyarrow.fs import FileType
 
 from core.errors import InputError
@@ -74,12 +75,26 @@ def require_columns(files: list[Path], columns: Mapping[str, str], key: str) -> 
             raise InputError(f"{key}: {path}: missing column(s) {missing} ({why}); the file has columns {names}")
 
 
-def write_dataset(ds, path: Path, empty_schema: pa.Schema) -> None:
-    """A Ray dataset as zstd Parquet files in ``path``; an empty dataset still leaves one file with the schema."""
+def write_dataset(ds, path: Path | str, empty_schema: pa.Schema) -> None:
+    """A Ray dataset as zstd Parquet files in ``path``; an empty dataset still leaves one file with the schema.
+    A URI is written by the Ray tasks themselves, straight to the store (``PublishedRun.data_path``)."""
+    if is_uri(path):
+        _write_remote(ds, locate(path, "output_dir"), empty_schema)
+        return
     ds.write_parquet(str(path), compression="zstd")
     if not any(Path(path).glob("*.parquet")):  # Ray writes no file for an empty dataset; readers still need one
         Path(path).mkdir(parents=True, exist_ok=True)
         pq.write_table(empty_schema.empty_table(), Path(path) / "empty.parquet", compression="zstd")
+
+
+def _write_remote(ds, where: Location, empty_schema: pa.Schema) -> None:
+    # the filesystem travels to the tasks pickled without secrets: each worker takes its credentials from its
+    # own environment (AWS_*, inherited locally; on a cluster the node's instance role or runtime_env env_vars)
+    ds.write_parquet(where.path, filesystem=where.filesystem, compression="zstd")
+    found = where.filesystem.get_file_info(pafs.FileSelector(where.path, allow_not_found=True))
+    if not any(info.path.endswith(".parquet") for info in found):
+        pq.write_table(empty_schema.empty_table(), where.child("empty.parquet").path, filesystem=where.filesystem,
+                       compression="zstd")
 
 
 def write_rows(rows: list[dict], schema: pa.Schema, folder: Path) -> int:

@@ -20,7 +20,7 @@ import xxhash
 from pyarrow import fs as pafs
 
 from core.errors import InputError
-from core.storage import is_uri, locate
+from core.storage import is_uri, locate, write_bytes
 
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -155,26 +155,72 @@ def listed_files(run_dir: Path, skip: tuple[str, ...] = (MANIFEST,)) -> list[dic
         relative = path.relative_to(run_dir).as_posix()
         if relative in skip:
             continue
-        digest = xxhash.xxh3_128()
         with path.open("rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-        entry = {"path": relative, "bytes": path.stat().st_size, "xxh3_128": digest.hexdigest()}
+            entry = {"path": relative, "bytes": path.stat().st_size, "xxh3_128": _xxh3(handle)}
         if path.suffix == ".parquet":
             entry["rows"] = pq.read_metadata(path).num_rows
         entries.append(entry)
     return entries
 
 
+def listed_remote_files(run_uri: str, folders: list[str]) -> list[dict]:
+    """The manifest entries (as ``listed_files``) of the files Ray tasks wrote straight to object storage under
+    ``<run_uri>/<folder>``. Checksums are taken by one Ray task per file, reading it where it runs, so the corpus
+    never passes through the driver (the writers are Ray Data's own, which give no hook to hash as they write)."""
+    import ray
+
+    run = locate(run_uri, "output_dir")
+    relative = []
+    for folder in folders:
+        found = run.filesystem.get_file_info(pafs.FileSelector(run.child(folder).path, recursive=True,
+                                                               allow_not_found=True))
+        relative += sorted(info.path[len(run.path.rstrip("/")) + 1:] for info in found
+                           if info.type == pafs.FileType.File)
+    # I/O-bound: several per CPU; retried when the store drops a read mid-body (the client retries requests only)
+    describe = ray.remote(num_cpus=0.25, max_retries=5, retry_exceptions=[OSError])(_describe_remote)
+    # the filesystem goes to the tasks pickled as Ray Data's writers got it: endpoint and region, no secrets
+    return ray.get([describe.remote(run.filesystem, run.path, name) for name in relative])
+
+
+def _describe_remote(filesystem: pafs.FileSystem, run_path: str, relative: str) -> dict:
+    """One remote file's manifest entry, in a Ray task (the worker's AWS_* variables, or its node's instance
+    role, give it credentials: see docs/OBJECT_STORAGE.md)."""
+    import pyarrow.parquet as pq
+
+    path = f"{run_path.rstrip('/')}/{relative}"
+    with filesystem.open_input_stream(path, compression=None) as stream:
+        entry = {"path": relative, "bytes": filesystem.get_file_info(path).size, "xxh3_128": _xxh3(stream)}
+    if relative.endswith(".parquet"):
+        with filesystem.open_input_file(path) as handle:
+            entry["rows"] = pq.ParquetFile(handle).metadata.num_rows
+    return entry
+
+
+def _xxh3(handle) -> str:
+    digest = xxhash.xxh3_128()
+    while chunk := handle.read(1 << 22):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_pointer(output: str | Path, run_id: str) -> None:
     """Publish ``run_id``: CURRENT in one atomic write (a replace locally, a single PUT on object storage)."""
-    payload = json.dumps({"run_id": run_id, "path": f"{RUNS}/{run_id}"}) + "\n"
-    if is_uri(output):
-        where = locate(_join(output, CURRENT), "output_dir")
-        with where.filesystem.open_output_stream(where.path, compression=None) as stream:
-            stream.write(payload.encode("utf-8"))
+    write_text_whole(_join(output, CURRENT), json.dumps({"run_id": run_id, "path": f"{RUNS}/{run_id}"}) + "\n",
+                     "output_dir")
+
+
+def write_text_whole(path: str | Path, text: str, key: str) -> None:
+    """A small file written whole or not at all: one PUT on object storage, an atomic replace locally."""
+    if is_uri(path):
+        write_bytes(locate(path, key), text.encode("utf-8"))
     else:
-        write_text_atomically(Path(output) / CURRENT, payload)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(Path(path), text)
+
+
+def read_text(path: str | Path) -> str | None:
+    """A small file's text (local or on object storage); None when it does not exist."""
+    return _read_text(path) if _exists(path) else None
 
 
 def upload_run(local: Path, output: str, run_id: str) -> None:
@@ -217,20 +263,43 @@ def retire_unversioned(output: Path) -> list[Path]:
     return old
 
 
-def old_versions(output: Path, keep: int) -> list[Path]:
+def old_versions(output: str | Path, keep: int) -> list[str | Path]:
     """Run folders beyond the newest ``keep``, the current one counted and never removed (newest by the time
-    its manifest says it started: run ids sort by the second only)."""
+    its manifest says it started: run ids sort by the second only). On object storage too, where a folder a
+    crashed run left (no manifest) counts as the oldest."""
     current = current_run_id(output)
-    runs = [p for p in (output / RUNS).glob("*") if p.is_dir() and p.name != current] if (output / RUNS).is_dir() else []
+    runs = [p for p in _run_folders(output) if _name(p) != current]
     runs.sort(key=_started, reverse=True)
     return sorted(runs[max(keep - 1, 0):])
 
 
-def _started(run_dir: Path) -> tuple[str, str]:
+def remove_version(run_dir: str | Path) -> None:
+    """Delete one run folder (every object under it, on object storage)."""
+    if is_uri(run_dir):
+        where = locate(run_dir, "output_dir")
+        where.filesystem.delete_dir(where.path)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run_folders(output: str | Path) -> list[str | Path]:
+    if not is_uri(output):
+        runs = Path(output) / RUNS
+        return [p for p in runs.glob("*") if p.is_dir()] if runs.is_dir() else []
+    where = locate(_join(output, RUNS), "output_dir")
+    found = where.filesystem.get_file_info(pafs.FileSelector(where.path, allow_not_found=True))
+    return [_join(output, RUNS, info.base_name) for info in found if info.type == pafs.FileType.Directory]
+
+
+def _name(run_dir: str | Path) -> str:
+    return str(run_dir).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _started(run_dir: str | Path) -> tuple[str, str]:
     try:
-        return json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")).get("started_at", ""), run_dir.name
+        return json.loads(_read_text(_join(run_dir, MANIFEST))).get("started_at", ""), _name(run_dir)
     except (OSError, ValueError):
-        return "", run_dir.name
+        return "", _name(run_dir)
 
 
 def write_text_atomically(path: Path, text: str) -> None:

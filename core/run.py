@@ -10,9 +10,12 @@
         run.manifest["outputs"] = ...
     # here: manifest (with timings and every file) written last, then CURRENT names the run (core.publish)
 
-``partial`` is the run's own folder ``<output_dir>/runs/<run id>`` (on object storage: a local folder staged
-and uploaded there). A crash inside ``writing`` leaves a run folder CURRENT does not name, which no reader
-reads and the next run removes; the published run stays whole and current.
+``partial`` is the run's own folder ``<output_dir>/runs/<run id>``. On object storage it is a local folder on
+the driver for the small files the driver writes (reports, tokenizers), uploaded at publish; the data Ray tasks
+write goes to ``run.data_path(folder)``, straight to ``<output_dir>/runs/<run id>/<folder>`` from whichever node
+runs the task, and scratch to ``run.scratch()`` (docs/OBJECT_STORAGE.md). A crash inside ``writing`` leaves a
+run folder CURRENT does not name, which no reader reads and the next run removes; the published run stays whole
+and current.
 """
 from __future__ import annotations
 
@@ -27,10 +30,11 @@ from pydantic import BaseModel
 
 from core import progress
 from core.config import config_hash
-from core.errors import OutputExistsError
+from core.errors import ConfigError, OutputExistsError
 from core.manifest import base_manifest, new_run_id
-from core.publish import MANIFEST, RUNS, listed_files, old_versions, read_finished_manifest, remove_unfinished_runs, \
-    retire_unversioned, run_folder, upload_run, write_json_atomically, write_pointer
+from core.publish import MANIFEST, RUNS, listed_files, listed_remote_files, old_versions, read_finished_manifest, \
+    remove_unfinished_runs, remove_version, retire_unversioned, run_folder, upload_run, write_json_atomically, \
+    write_pointer
 from core.storage import default_storage, is_uri, locate
 from core.watchdog import stalls_named
 
@@ -52,6 +56,7 @@ class PublishedRun:
         self.upstream = upstream or {}
         self.run_id: str | None = None
         self.partial: Path | None = None
+        self.remote_folders: list[str] = []  # folders Ray tasks wrote straight to object storage
         self.manifest: dict = {}
         self.timings: dict[str, float] = {}
         self.finished = self._finished_output(overwrite)
@@ -91,12 +96,51 @@ class PublishedRun:
         """This run's own folder, where its files are once published (``<output_dir>/runs/<run id>``)."""
         return run_folder(self.output, self.run_id)
 
+    def data_path(self, folder: str) -> Path | str:
+        """Where Ray tasks write the run's data folder ``folder``: in ``partial`` locally; on object storage the
+        run's own folder there (``<output>/runs/<run id>/<folder>``), which every node reaches, never the
+        driver's staging folder (a task on another node would write into its own disk, and be lost)."""
+        if not self.remote:
+            return self.partial / folder
+        if folder not in self.remote_folders:
+            self.remote_folders.append(folder)
+        return f"{self.folder}/{folder}"
+
+    def scratch(self) -> Path:
+        """The run's scratch folder (dedup spill and tables), which the job deletes before publishing: in
+        ``partial`` locally (as always); for an output on object storage ``storage.scratch_dir`` when set (a
+        disk every node mounts at that path), else the driver's staging folder, which only one node sees: a
+        multi-node cluster must set ``storage.scratch_dir`` and is refused without it."""
+        if not self.remote:
+            return self.partial / "_work"
+        root = self.storage.scratch_dir
+        if root is not None:
+            return Path(root).expanduser() / f"{self.run_id}-work"
+        self.require_one_node("storage.scratch_dir", "set storage.scratch_dir to a folder every node mounts at the "
+                                                     "same path (NFS, EFS, Lustre) for the dedup spill")
+        return self.partial / "_work"
+
+    def require_one_node(self, key: str, what_to_do: str) -> None:
+        """For an output on object storage, Ray tasks that write into the driver's staging folder are right only
+        when Ray has one node (a task on another node would write into its own disk); else a ConfigError."""
+        import ray
+
+        nodes = [node for node in ray.nodes() if node.get("Alive")] if self.remote and ray.is_initialized() else []
+        if len(nodes) > 1:
+            raise ConfigError(f"{key}: output_dir {self.output} is on object storage and Ray has {len(nodes)} nodes; "
+                              f"{what_to_do}")
+
+    @property
+    def storage(self):
+        return getattr(self.config, "storage", None) or default_storage()
+
     @contextmanager
     def writing(self, inputs: list[Path], before_publish: Callable[[Path, dict], None] | None = None) -> Iterator[Path]:
         """The partial directory to write into; published (manifest last) when the block ends without error.
 
         ``before_publish(partial, manifest)`` (a quality gate) may add to the manifest or raise: then the
-        partial directory, with its manifest, stays for inspection and nothing is published.
+        partial directory, with its manifest, stays for inspection and nothing is published. (For a run that
+        wrote data to object storage it is given the run's folder there, where that data is.)
         """
         if not self.remote:
             for stale in remove_unfinished_runs(self.output):
@@ -112,11 +156,16 @@ class PublishedRun:
         try:
             if before_publish is not None:
                 with self.timed("quality_gate"):
-                    before_publish(self.partial, self.manifest)
+                    # on object storage the data the gate reads are in the run's folder there, not in the staging
+                    before_publish(self.folder if self.remote_folders else self.partial, self.manifest)
         finally:
             self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
             self.manifest["timings_s"] = self.timings
-            self.manifest["files"] = listed_files(self.partial)  # readers read these, never a listing
+            files = listed_files(self.partial)  # readers read these, never a listing
+            if self.remote_folders:
+                files = sorted(files + listed_remote_files(str(self.folder), self.remote_folders),
+                               key=lambda entry: entry["path"])
+            self.manifest["files"] = files
             write_json_atomically(self.partial / MANIFEST, self.manifest)
         self._publish()
 
@@ -126,12 +175,11 @@ class PublishedRun:
             upload_run(self.partial, self.output, self.run_id)
             shutil.rmtree(self.partial, ignore_errors=True)
         write_pointer(self.output, self.run_id)
-        if self.remote:
-            return
-        retire_unversioned(self.output)  # files of the layout before versions, which no reader reads now
-        keep = (getattr(self.config, "storage", None) or default_storage()).keep_versions
-        for old in old_versions(self.output, keep):
-            shutil.rmtree(old, ignore_errors=True)
+        if not self.remote:
+            retire_unversioned(self.output)  # files of the layout before versions, which no reader reads now
+        keep = self.storage.keep_versions
+        for old in old_versions(self.output, keep):  # on object storage also what crashed runs left there
+            remove_version(old)
             progress.say(f"removed old version {old} (storage.keep_versions: {keep})")
 
     @contextmanager

@@ -34,6 +34,9 @@ class StorageConfig(StrictModel):
     request_timeout_s: float = Field(gt=0)
     keep_versions: int = Field(ge=1, description="Published versions (runs/<id>) an output keeps, the current one "
                                                  "included; older ones are removed when a new one is published.")
+    scratch_dir: str | None = Field(description="Scratch (the dedup spill) of a run whose output_dir is on object "
+                                                "storage: a folder every Ray node mounts at this path; null: the "
+                                                "driver's temp folder, single-node only (docs/OBJECT_STORAGE.md).")
 
 
 def default_storage() -> StorageConfig:
@@ -127,7 +130,7 @@ def require_exists(location: Location, key: str) -> pafs.FileInfo:
                 raise InputError(f"{key}: {location.uri}: the bucket {bucket!r} does not exist (or these "
                                  "credentials may not see it)")
     except OSError as exc:  # refused credentials, an unreachable endpoint, after the retries
-        raise InputError(f"{key}: {location.uri}: cannot be read: {_first_line(exc)}") from None
+        raise InputError(f"{key}: {location.uri}: {_refusal(exc)}") from None
     if info.type == pafs.FileType.NotFound:
         raise InputError(f"{key}: {location.uri} does not exist")
     return info
@@ -178,7 +181,7 @@ def _files_below(location: Location, base: str, key: str) -> list[Location]:
     try:
         infos = location.filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
     except OSError as exc:
-        raise InputError(f"{key}: {prefix}{base}: cannot be listed: {_first_line(exc)}") from None
+        raise InputError(f"{key}: {prefix}{base}: {_refusal(exc, 'cannot be listed')}") from None
     return [Location(prefix + info.path if prefix else info.path, location.filesystem, info.path)
             for info in infos if info.type == pafs.FileType.File]
 
@@ -194,3 +197,35 @@ def read_bytes(location: Location, key: str) -> bytes:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# what S3 answers when it will not take the credentials (an unknown key, a wrong secret, no permission)
+REFUSED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "InvalidAccessKeyId",
+           "SignatureDoesNotMatch", "AccessDenied", "HTTP response code 403")
+
+
+def _refusal(exc: OSError, what: str = "cannot be read") -> str:
+    """Why a location cannot be read, saying so plainly when the store refused the credentials."""
+    if any(code in str(exc) for code in REFUSED):
+        return (f"{what}: the credentials were refused (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
+                f"AWS_PROFILE, and that they may read it): {_first_line(exc)}")
+    return f"{what}: {_first_line(exc)}"
+
+
+def check_input(path: str | Path, key: str, storage: StorageConfig | None = None) -> None:
+    """A job's input URI checked before any work (a missing bucket or key, refused credentials, a scheme with no
+    filesystem installed: an ``InputError`` naming the URI and ``key``); local paths are left to their job."""
+    if is_uri(path):
+        require_exists(locate(path, key, storage), key)
+
+
+def write_bytes(location: Location, data: bytes, storage: StorageConfig | None = None) -> None:
+    """A whole small file in one write: on S3 a single PutObject, which replaces the object atomically (there
+    is no rename to do it with; pyarrow's default stream would start a multipart upload)."""
+    filesystem = location.filesystem
+    if isinstance(filesystem, pafs.S3FileSystem):  # the same client, opened lazily: one PUT at close
+        rebuild, (options,) = filesystem.__reduce__()
+        retries = pafs.AwsStandardS3RetryStrategy(max_attempts=(storage or default_storage()).max_attempts)
+        filesystem = rebuild({**options, "allow_delayed_open": True, "retry_strategy": retries})
+    with filesystem.open_output_stream(location.path, compression=None) as stream:
+        stream.write(data)

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from core.config import StrictModel, load_layered, read_yaml
 from core.errors import ConfigError
+from core.local_copy import local_file_beside
 from core.llm.settings import EndpointConfig, LLMSettings, RayActorPoolConfig, SamplingConfig, with_endpoint_defaults
 from core.ray_runtime import RayConfig
 
@@ -213,7 +214,8 @@ class EvalConfig(StrictModel):
         return next(c for c in self.checkpoints if c.name == name)
 
     def judge_settings(self) -> LLMSettings:
-        cache = Path(self.judge.cache_path) if self.judge.cache_path else Path(self.output_dir + ".judge-cache.sqlite")
+        cache = Path(self.judge.cache_path) if self.judge.cache_path else \
+            local_file_beside(self.output_dir, ".judge-cache.sqlite")
         pool = RayActorPoolConfig(enabled=self.ray.enabled is True, address=self.ray.address, num_cpus=self.ray.num_cpus,
                                   actors=self.judge.actors, batch_size=self.judge.batch_size)
         return LLMSettings({"judge": self.judge.endpoint}, cache, self.seed, pool)

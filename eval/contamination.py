@@ -1,4 +1,4 @@
-"""Decontamination: word n-grams (13 by default) shared between eval items and the training data the
+r"""Decontamination: word n-grams (13 by default) shared between eval items and the training data the
 factory and synth produced (documents, SFT, preferences).
 
 Words are ``\w+`` runs (letters, digits and underscores, Unicode-aware) of the lowercased text, so
@@ -22,6 +22,7 @@ from core import progress
 from core.contracts import data_folders
 from core.errors import InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir
+from core.storage import check_input
 from core.ray_runtime import init_ray
 from core.watchdog import watched
 from eval.config import DecontaminationConfig, EvalRayConfig
@@ -104,6 +105,7 @@ def find_matches(config: DecontaminationConfig, ray_config: EvalRayConfig, hashe
     """Matching (hash, training id, source) rows from every training dataset."""
     found = []
     for entry in config.training_data:
+        check_input(entry.path, "decontamination.training_data.path")  # bucket, key, credentials: named
         files = parquet_files(published_data_dir(entry.path, TRAINING_FOLDERS), "decontamination.training_data.path")
         names = open_parquet(files[0], "decontamination.training_data").schema_arrow.names
         kind = training_kind(names, files[0], entry.kind)

@@ -15,8 +15,10 @@ import pyarrow.parquet as pq
 from core import progress
 from core.errors import ConfigError
 from core.parquet import parquet_files, published_data_dir
+from core.adapters import named_base, published_path
 from core.publish import published_run_ref
 from core.run import PublishedRun
+from core.storage import is_uri
 from eval import items as eval_items
 from eval import lm_eval_adapter
 from eval.checkpoints import adapter_base, check_checkpoint, check_context_length, checkpoint_digest, is_adapter
@@ -79,8 +81,11 @@ def model_work(config: EvalConfig, sets: Sets) -> list:
 
 
 def checkpoint_entries(config: EvalConfig, digests: dict[str, str]) -> list[dict]:
-    return [{"name": c.name, "path": str(Path(c.path).resolve()), "sha256": digests[c.name],
-             "base": adapter_base(c) if is_adapter(c.path) else None,
+    return [{"name": c.name, "path": c.path if is_uri(c.path) else str(Path(c.path).resolve()),
+             "sha256": digests[c.name],
+             # on object storage the base as published (adapter_base is this machine's local copy of it)
+             "base": (published_path(c.base or named_base(c.path)) if is_uri(c.path) else adapter_base(c))
+             if is_adapter(c.path) else None,
              "run": published_run_ref(c.path)}  # the training run that published it, when one did
             for c in config.checkpoints]
 

@@ -12,14 +12,21 @@ from core.adapters import local_path
 from core.contracts import PACKED_CPT_INPUTS, data_folders
 from core.errors import ConfigError, InputError
 from core.parquet import open_parquet, parquet_files, published_data_dir, require_columns
+from core.storage import check_input
 
 # a prepare run's held-out split (never its training split), a factory run's documents, SFT or preference rows
 DATA_FOLDERS = data_folders("evaluation")
 
 
+def set_files(path: str, key: str) -> list:
+    """An eval set's Parquet files; a URI's bucket, key and credentials are checked first, naming ``key``."""
+    check_input(path, key)
+    return parquet_files(published_data_dir(path, DATA_FOLDERS), key)
+
+
 def read_rows(path: str, columns: dict[str, str], key: str, limit: int | None, max_items: int) -> pa.Table:
     """The first ``limit`` rows (all when None) of ``columns`` ({column: config key that names it})."""
-    files = parquet_files(published_data_dir(path, DATA_FOLDERS), f"{key}.path")
+    files = set_files(path, f"{key}.path")
     require_columns(files, columns, key)
     cap = limit or max_items
     parts, rows = [], 0
@@ -41,7 +48,7 @@ def read_rows(path: str, columns: dict[str, str], key: str, limit: int | None, m
 def text_items(name: str, config, max_items: int) -> pa.Table:
     """item_id, text: documents for perplexity. A packed prepare split is cut back into its documents."""
     key = f"perplexity.sets.{name}"
-    files = parquet_files(published_data_dir(config.path, DATA_FOLDERS), f"{key}.path")
+    files = set_files(config.path, f"{key}.path")
     if "input_ids" in open_parquet(files[0], key).schema_arrow.names:
         return packed_documents(config, key, max_items)
     table = read_rows(config.path, {config.id_column: f"{key}.id_column", config.text_column: f"{key}.text_column"},

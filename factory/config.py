@@ -185,11 +185,13 @@ def available_presets() -> list[str]:
 
 
 def preset_layers(user: dict, source: str = "config") -> list[dict]:
-    """base.yaml, then the preset the user's file names (``web`` when it names none)."""
+    """The storage defaults, base.yaml, then the preset the user's file names (``web`` when it names none)."""
     preset = user.get("preset", "web")
     if preset not in available_presets():
         raise ConfigError(f"{source}: preset: unknown preset {preset!r}; available: {available_presets()}")
-    return [read_yaml(PRESETS_DIR / "base.yaml"), read_yaml(PRESETS_DIR / f"{preset}.yaml")]
+    # a user's partial storage: section (say, only scratch_dir) lands on core/presets/storage.yaml
+    return [{"storage": default_storage().model_dump()}, read_yaml(PRESETS_DIR / "base.yaml"),
+            read_yaml(PRESETS_DIR / f"{preset}.yaml")]
 
 
 def load_factory_config(path: str | Path, overrides: dict | None = None) -> FactoryConfig:

@@ -34,28 +34,29 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
     inputs = {plan["source"].name: plan["rows"] for plan in plans}
 
     gate = gate_before_publish("documents", config.quality)
-    with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate) as partial:
+    with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate):
         progress.say(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
         with run.timed("ray_init"):
             init_ray(config.ray)
         configure_ray_data(config.ray)
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
-            dedup=DedupWork(partial / "_work", dedup_partitions(config, sum(inputs.values()))),
+            dedup=DedupWork(run.scratch(), dedup_partitions(config, sum(inputs.values()))),
             timed=run.timed, rows_per_block=config.ray.rows_per_block,
         )
         documents = run_stages(stages, context)
         with run.timed("write"):
             # the lazy documents are read twice (kept rows, then rejects): each pass re-reads the last
             # spill and joins the decisions again, which is cheaper than holding the corpus anywhere
-            write_dataset(documents.map_batches(kept_rows, batch_format="pyarrow"), partial / "documents",
+            write_dataset(documents.map_batches(kept_rows, batch_format="pyarrow"), run.data_path("documents"),
                           FACTORY_DOCUMENTS)
-            write_dataset(documents.map_batches(reject_rows, batch_format="pyarrow"), partial / "rejects", REJECTS)
+            write_dataset(documents.map_batches(reject_rows, batch_format="pyarrow"), run.data_path("rejects"),
+                          REJECTS)
         shutil.rmtree(context.dedup.root, ignore_errors=True)
         # count what is on disk, not what we think we wrote; an imbalance raises and nothing is published
         # (as counts per source, stage and reason, read a batch at a time: nothing corpus-sized on the driver)
-        kept = counts_on_disk(partial / "documents", ["source"])
-        rejects = counts_on_disk(partial / "rejects", ["source", "stage", "reason"])
+        kept = counts_on_disk(run.data_path("documents"), ["source"])
+        rejects = counts_on_disk(run.data_path("rejects"), ["source", "stage", "reason"])
         n_kept, n_rejected = (pc.sum(t["n"]).as_py() or 0 for t in (kept, rejects))
         run.manifest.update({
             "stages": funnel(sum(inputs.values()), rejects),

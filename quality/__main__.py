@@ -83,18 +83,18 @@ def validate_command(args: argparse.Namespace) -> int:
     from core.errors import InputError
     from quality.config import load_quality_config
     from quality.datasets import dataset_root
-    from quality.gate import DOCS, validate
+    from quality.gate import default_docs, validate
 
     config = load_quality_config(args.config)
     if args.print_config:
         try:
             root = dataset_root(args.path)
         except InputError:  # the config is shown for a path not there yet too
-            root = Path(args.path)
+            root = args.path if "://" in args.path else Path(args.path)
         return print_config(f"python -m quality validate {args.kind} {args.path}", config, [
             f"validate {root} as {args.kind}: its contract's schema, then the thresholds above "
             f"(sections {args.kind}: and examples:), checked by Great Expectations",
-            f"Data Docs: {args.docs_dir or (root if root.is_dir() else root.parent) / DOCS}; "
+            f"Data Docs: {args.docs_dir or default_docs(root)}; "
             "exit 1 when an expectation fails"])
     result = validate(args.kind, args.path, config, args.docs_dir)
     print(result.summary())
@@ -104,14 +104,23 @@ def validate_command(args: argparse.Namespace) -> int:
 
 def record_verdict(result) -> None:
     """A validated run's manifest records the verdict, and lists the Data Docs written into the run among its
-    files; plain Parquet has no manifest to record it in."""
+    files; plain Parquet has no manifest to record it in. On object storage the Data Docs stay local (see
+    ``default_docs``) and the manifest is replaced whole, in one PUT: there is no rename to swap it with."""
+    import json
+
     from core.publish import MANIFEST, listed_files, read_finished_manifest, write_json_atomically
+    from core.storage import is_uri, locate, write_bytes
+    from quality.datasets import is_dir
 
     run = result.path
-    manifest = read_finished_manifest(run) if run.is_dir() else None
+    manifest = read_finished_manifest(run) if is_dir(run) else None
     if manifest is None:
         return
     manifest["quality"] = result.manifest_entry()
+    if is_uri(run):
+        where = locate(f"{str(run).rstrip('/')}/{MANIFEST}", "PATH")
+        write_bytes(where, (json.dumps(manifest, indent=2, default=str) + "\n").encode("utf-8"))
+        return
     if "files" in manifest and result.docs.parent.is_relative_to(run):
         docs = result.docs.parent.relative_to(run).as_posix()
         kept = [f for f in manifest["files"] if not f["path"].startswith(f"{docs}/")]  # an earlier validation's

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core import progress
 from core.errors import QualityGateError
+from core.storage import is_uri
 from quality.charts import write_charts
 from quality.checks import Check
 from quality.config import GateSettings, QualityConfig, load_quality_config
@@ -20,12 +21,13 @@ from quality.suites import build_suite
 from quality.tokens import with_context_tokens
 
 DOCS = "quality"  # the Data Docs folder inside a validated run
+REMOTE_DOCS = "quality-docs"  # under the working directory: the Data Docs of a dataset on object storage
 
 
 @dataclass
 class GateResult:
     kind: str
-    path: Path
+    path: Path | str  # a URI for a dataset on object storage
     rows: int
     verdicts: list[Verdict]
     docs: Path  # the Data Docs' index.html
@@ -56,7 +58,7 @@ class GateResult:
 
     def manifest_entry(self) -> dict:
         # relative inside the run: a run staged locally for object storage is read from where it is uploaded
-        inside = self.docs.is_relative_to(self.path)
+        inside = not is_uri(self.path) and self.docs.is_relative_to(self.path)
         return {
             "kind": self.kind, "success": self.success, "rows": self.rows,
             "validated_at": datetime.now(timezone.utc).isoformat(),
@@ -98,10 +100,19 @@ def validate(kind: str, path: str | Path, config: QualityConfig | None = None, d
     if suite.sampled and set(suite.sample_columns) <= present:
         sample = hash_sample(dataset, set(suite.sample_columns), suite.context.sample_rows, rows)
         sample = with_context_tokens(sample, suite.context) if sample is not None else None
-    docs = Path(docs_dir) if docs_dir else (dataset.root if dataset.root.is_dir() else dataset.root.parent) / DOCS
+    docs = Path(docs_dir) if docs_dir else default_docs(dataset.root)
     write_charts([*usable, *(m for meters in suite.side_meters.values() for m in meters)], docs / "charts")
     verdicts = validate_with_gx(kind, checks, sample, suite.sampled, docs, config.examples)
     return GateResult(kind, dataset.root, rows, verdicts, docs / "index.html")
+
+
+def default_docs(root: Path | str) -> Path:
+    """Where the Data Docs go unless told: quality/ in the run validated (beside plain Parquet); for a dataset on
+    object storage a local folder named after its URI (``quality-docs/s3/bucket/...``), as GX renders to disk."""
+    if is_uri(root):
+        return Path(REMOTE_DOCS, *str(root).replace("://", "/", 1).rstrip("/").split("/")).resolve()
+    root = Path(root)
+    return (root if root.is_dir() else root.parent) / DOCS
 
 
 def gate_before_publish(kind: str, settings: GateSettings):

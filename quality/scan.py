@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from core.hashing import unit_fraction
 from core.parquet import open_parquet
-from quality.datasets import Dataset
+from quality.datasets import Dataset, file_name
 from quality.meters import Meter
 
 BATCH_ROWS = 65_536
@@ -18,7 +18,7 @@ BATCH_ROWS = 65_536
 def row_ids(table: pa.Table, part: str, file: Path, offset: int):
     """How a row is named in examples: its id (with its source when ids repeat across sources), else
     (no id column, or a null id) its place: split/file#row."""
-    where = f"{part}/{file.name}" if part != "all" else file.name
+    where = f"{part}/{file_name(file)}" if part != "all" else file_name(file)
     ids = table["id"].to_pylist() if "id" in table.column_names else None
     sources = table["source"].to_pylist() if "source" in table.column_names else None
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from core.parquet import open_parquet
 from quality.checks import Check
+from quality.datasets import file_name
 
 
 def normalised(kind: pa.DataType) -> pa.DataType:
@@ -29,9 +30,9 @@ def schema_problems(file: Path, contract: pa.Schema) -> list[str]:
     problems = []
     for wanted in contract:
         if wanted.name not in schema.names:
-            problems.append(f"{file.name}: no column {wanted.name!r}")
+            problems.append(f"{file_name(file)}: no column {wanted.name!r}")
         elif normalised(schema.field(wanted.name).type) != normalised(wanted.type):
-            problems.append(f"{file.name}: {wanted.name} is {schema.field(wanted.name).type}, not {wanted.type}")
+            problems.append(f"{file_name(file)}: {wanted.name} is {schema.field(wanted.name).type}, not {wanted.type}")
     return problems
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-from core.publish import resolve
+from core.adapters import local_path
 from quality.config import ContextConfig
 
 
@@ -29,7 +29,7 @@ def rendered_texts(sample: pa.Table) -> list[list[str]]:
 def with_context_tokens(sample: pa.Table, context: ContextConfig) -> pa.Table:
     texts = rendered_texts(sample)
     if context.tokenizer:
-        tokenizer = _tokenizer(str(resolve(context.tokenizer)))  # resolved first: a newer run is loaded anew
+        tokenizer = _tokenizer(local_path(context.tokenizer))  # resolved first: a newer run is loaded anew
         counts = [max(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in row) for row in texts]
     else:
         counts = [max(int(len(t.encode("utf-8")) / context.bytes_per_token) for t in row) for row in texts]

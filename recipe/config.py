@@ -14,6 +14,8 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from core.config import StrictModel, load_layered, read_yaml
 from core.ray_runtime import RayConfig
+from core.local_copy import cache_root
+from core.storage import is_uri
 
 RECIPE_PRESET = Path(__file__).resolve().parent / "presets" / "recipe.yaml"
 
@@ -54,8 +56,14 @@ class TrainSection(StrictModel):
 
 class RecipeConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Names the training runs (<name>-cpt, ...).")
-    storage_path: str = Field(description="Where every step publishes its output (<storage_path>/<step>): a "
-                                          "directory every node of the cluster can see (NFS, a mounted bucket).")
+    storage_path: str = Field(description="Where every step publishes its output (<storage_path>/<step>), with the "
+                                          "step configs, recipe_manifest.json and summary.md: a directory every "
+                                          "node of the cluster sees (NFS), or object storage (s3://bucket/prefix).")
+    state_dir: str | None = Field(description="Local disk for the files SQLite keeps (the review database, the "
+                                              "synth cache), which cannot live on object storage: on a cluster, the "
+                                              "head node's disk, where the recipe's driver and the review app run. "
+                                              "null: storage_path itself when it is a local path, else "
+                                              "$DOMAIN_FACTORY_CACHE/recipes/<name> (default ~/.cache/domain-factory).")
     train_storage_path: str | None = Field(description="Ray Train checkpoints (a path or s3://...); null: "
                                                        "<storage_path>/train_checkpoints.")
     ray: RayConfig = RayConfig()
@@ -69,17 +77,40 @@ class RecipeConfig(StrictModel):
     _source: str = PrivateAttr("recipe")  # the file it was loaded from: errors name it
 
     @model_validator(mode="after")
-    def _storage_is_a_filesystem(self):
-        if "://" in self.storage_path:
-            raise ValueError("storage_path must be a filesystem path every node sees (an NFS or mounted bucket "
-                             "path) for now: every job publishes to s3:// on its own, but the whole recipe on "
-                             "object storage (the review database, the step configs) is not done yet. "
-                             "train_storage_path may be s3://")
+    def _state_dir_is_local(self):
+        if self.state_dir is not None and is_uri(self.state_dir):
+            raise ValueError(f"state_dir: {self.state_dir}: must be a local directory (SQLite needs a local disk)")
         return self
 
     @property
-    def storage(self) -> Path:
-        return Path(self.storage_path).expanduser().resolve()
+    def remote(self) -> bool:
+        return is_uri(self.storage_path)
+
+    @property
+    def storage(self) -> str:
+        """storage_path as every step is told it: a URI as written, a local path absolute."""
+        return self.storage_path.rstrip("/") if self.remote else str(Path(self.storage_path).expanduser().resolve())
+
+    def at(self, *parts: str) -> str:
+        """A path under the storage: ``recipe.at("models", "cpt")``."""
+        return "/".join([self.storage, *parts]) if self.remote else str(Path(self.storage, *parts))
+
+    def holds(self, path: str) -> bool:
+        """Whether ``path`` is the recipe's own (an earlier step's output, or the review database in the state
+        folder, whose decisions the review step tracks itself), not an external input."""
+        if is_uri(path):
+            return path.startswith(self.storage + "/")
+        return any(Path(path).resolve().is_relative_to(root) for root in (Path(self.storage), self.state)
+                   if not is_uri(root))
+
+    @property
+    def state(self) -> Path:
+        """Where the recipe's SQLite files live (see ``state_dir``): always a local directory."""
+        if self.state_dir is not None:
+            return Path(self.state_dir).expanduser().resolve()
+        if not self.remote:
+            return Path(self.storage)
+        return cache_root().parent / "recipes" / self.name
 
     @property
     def source(self) -> str:

@@ -9,7 +9,8 @@ from recipe.steps import Wiring, steps_to_run
 def recipe_plan(recipe: RecipeConfig) -> list[str]:
     wiring = Wiring(recipe, {})
     lines = [f"storage: {recipe.storage} (every step publishes under it; "
-             f"{recipe.storage / 'recipe_manifest.json'} and summary.md link them)"]
+             f"{recipe.at('recipe_manifest.json')} and summary.md link them)",
+             f"local state: {recipe.state} (the review database and the synth cache: SQLite needs a local disk)"]
     for number, step in enumerate(steps_to_run(recipe), start=1):
         reads = f" <- {', '.join(step.needs)}" if step.needs else ""
         lines.append(f"{number}. {step.name}{reads} -> {wiring.output(step.name)}")

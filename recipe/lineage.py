@@ -10,9 +10,12 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pyarrow.fs import FileType
+
 from core.config import config_hash
 from core.manifest import code_version, file_fingerprint
-from core.publish import current_run_dir, read_finished_manifest, write_json_atomically
+from core.publish import current_run_dir, read_finished_manifest, read_text, write_text_whole
+from core.storage import is_uri, locate
 from recipe.config import RecipeConfig
 
 MANIFEST_NAME = "recipe_manifest.json"
@@ -25,12 +28,16 @@ def step_key(config: dict, upstream: dict, state: dict) -> str:
 
 def file_stats(paths: list[str]) -> dict[str, list[int] | None]:
     """Size and modification time of each file (None when gone): a cheap "changed since?" for external inputs,
-    whose sha256 the step's own manifest already holds."""
+    whose sha256 the step's own manifest already holds (an object's date changes only when it is rewritten)."""
     stats = {}
     for path in paths:
         try:
-            st = Path(path).stat()
-            stats[path] = [st.st_size, st.st_mtime_ns]
+            if is_uri(path):
+                info = locate(path, "path").info()
+                stats[path] = [info.size, info.mtime_ns] if info.type == FileType.File else None
+            else:
+                st = Path(path).stat()
+                stats[path] = [st.st_size, st.st_mtime_ns]
         except OSError:
             stats[path] = None
     return stats
@@ -44,16 +51,16 @@ def input_unchanged(path: str, recorded: list[int] | None, sha256: str | None) -
         return now == recorded
     if now == recorded:
         return True
-    return sha256 is not None and file_fingerprint(Path(path))["sha256"] == sha256
+    return sha256 is not None and not is_uri(path) and file_fingerprint(Path(path))["sha256"] == sha256
 
 
 class RecipeManifest:
     def __init__(self, recipe: RecipeConfig):
-        self.path = recipe.storage / MANIFEST_NAME
-        self.storage = recipe.storage
-        earlier = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.path = recipe.at(MANIFEST_NAME)
+        self.recipe = recipe
+        earlier = json.loads(read_text(self.path) or "{}")
         self.data = {"recipe": recipe.name, "config_hash": config_hash(recipe), "config": recipe.model_dump(mode="json"),
-                     "code_version": code_version(), "storage_path": str(recipe.storage),
+                     "code_version": code_version(), "storage_path": recipe.storage,
                      "steps": earlier.get("steps", {})}
 
     @property
@@ -71,17 +78,17 @@ class RecipeManifest:
         if entry is None or entry["key"] != key:
             return False
         if entry.get("run_id") is not None:
-            published = read_finished_manifest(Path(entry["output"]))
+            published = read_finished_manifest(entry["output"])
             if published is None or published.get("run_id") != entry["run_id"]:
                 return False  # deleted or replaced since
         recorded_sha256 = {i["path"]: i.get("sha256") for i in entry.get("inputs", [])}
         return all(input_unchanged(path, stats, recorded_sha256.get(path))
                    for path, stats in entry.get("external_inputs", {}).items())
 
-    def record(self, step: str, *, key: str, config_file: Path, output: str, upstream: dict, manifest: dict,
+    def record(self, step: str, *, key: str, config_file: str, output: str, upstream: dict, manifest: dict,
                facts: dict, wall_s: float) -> dict:
         inputs = manifest.get("inputs", [])
-        external = [i["path"] for i in inputs if not Path(i["path"]).resolve().is_relative_to(self.storage)]
+        external = [i["path"] for i in inputs if not self.recipe.holds(i["path"])]
         run_id = manifest.get("run_id")
         entry = {
             "key": key, "config_file": str(config_file), "output": output, "run_id": run_id,
@@ -98,8 +105,7 @@ class RecipeManifest:
 
     def save(self) -> None:
         self.data["updated_at"] = datetime.now(timezone.utc).isoformat()
-        self.storage.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(self.path, self.data)
+        write_text_whole(self.path, json.dumps(self.data, indent=2, default=str) + "\n", "storage_path")
 
 
 def quality_verdict(manifest: dict) -> dict | None:

@@ -14,7 +14,7 @@ import yaml
 from core import progress
 from core.config import deep_merge, outputs_pending
 from core.errors import ConfigError
-from core.publish import write_text_atomically
+from core.publish import write_text_atomically, write_text_whole
 from core.ray_runtime import init_ray
 from recipe.config import RecipeConfig
 from recipe.lineage import RecipeManifest, step_key
@@ -53,6 +53,16 @@ def write_step_config(path: Path, config: dict) -> Path:
     return path
 
 
+def publish_step_config(recipe: RecipeConfig, step: str, config: dict) -> tuple[Path, str]:
+    """The step's config at ``<storage>/configs/<step>.yaml``, where the user finds it, and the local file the
+    job loads: the same file for a local storage, a copy in the local state folder for object storage."""
+    named = recipe.at("configs", f"{step}.yaml")
+    local = write_step_config(recipe.state / "configs" / f"{step}.yaml" if recipe.remote else Path(named), config)
+    if recipe.remote:
+        write_text_whole(named, local.read_text(encoding="utf-8"), "storage_path")
+    return local, named
+
+
 def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str | None = None,
                force: bool = False) -> dict:
     """Runs (or skips) each step; returns the recipe manifest. ``start_at``/``only`` limit the steps looked at
@@ -77,8 +87,7 @@ def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str |
         if step.name in selected:
             statuses[step.name] = run_or_skip_step(step, recipe, manifest, force, where, endpoints)
     page = summary_page(recipe.name, recipe.storage, manifest.entries, statuses, manifest.path)
-    summary = recipe.storage / "summary.md"
-    write_text_atomically(summary, page)
+    write_text_whole(recipe.at("summary.md"), page, "storage_path")
     progress.summary(page)
     return manifest.data
 
@@ -134,8 +143,8 @@ def run_or_skip_step(step: Step, recipe: RecipeConfig, manifest: RecipeManifest,
     merged = step_config(step, recipe, wiring)
     upstream = {need: manifest.identity(need) for need in step.needs}
     key = step_key(merged, upstream, step.state(wiring))
-    config_file = write_step_config(recipe.storage / "configs" / f"{step.name}.yaml", step.keyed(merged, key))
-    config = step.load(config_file)  # the job's own loader: its presets, validation and input checks
+    local_config, config_file = publish_step_config(recipe, step.name, step.keyed(merged, key))
+    config = step.load(local_config)  # the job's own loader: its presets, validation and input checks
     if not force and manifest.is_current(step.name, key):
         entry = manifest.entries[step.name]
         progress.say(f"{where}: skipped, {entry['output']} holds run {entry.get('run_id') or '-'} of the same config "

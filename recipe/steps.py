@@ -22,17 +22,17 @@ class Wiring:
     def output(self, step: str) -> str:
         if step == "base_model" and self.recipe.base_model.path is not None:
             return self.recipe.base_model.path  # a pre-trained model: nothing to publish
-        return str(self.recipe.storage / STEP_OUTPUTS.get(step, step))
+        return self.recipe.at(*STEP_OUTPUTS.get(step, step).split("/"))
 
     def review_db(self) -> str:
         return str(Path(self.recipe.review.db).expanduser().resolve()) if self.recipe.review.db \
-            else str(self.recipe.storage / "reviews.sqlite")
+            else str(self.recipe.state / "reviews.sqlite")  # SQLite: on local disk, even with s3:// storage
 
     def synth_shared(self) -> dict:
-        return {"endpoints": self.recipe.synth.endpoints, "cache_path": str(self.recipe.storage / "synth.cache.sqlite")}
+        return {"endpoints": self.recipe.synth.endpoints, "cache_path": str(self.recipe.state / "synth.cache.sqlite")}
 
     def train_storage(self) -> str:
-        return self.recipe.train_storage_path or str(self.recipe.storage / "train_checkpoints")
+        return self.recipe.train_storage_path or self.recipe.at("train_checkpoints")
 
 
 STEP_OUTPUTS = {"train_cpt": "models/cpt", "train_sft": "models/sft", "train_dpo": "models/dpo",
@@ -238,7 +238,7 @@ class BaseModelStep(Step):
         return recipe.base_model.init or {}
 
     def wiring(self, wiring):
-        return {"output_dir": wiring.output(self.name), "tokenizer": str(Path(wiring.output("prepare")) / "tokenizer")}
+        return {"output_dir": wiring.output(self.name), "tokenizer": f"{wiring.output('prepare')}/tokenizer"}
 
     def load(self, path):
         from train.init_model import load_init_config
@@ -372,5 +372,5 @@ def resolve_references(value: Any, wiring: Wiring, key: str) -> Any:
         step, _, rest = value[1:].partition("/")
         if step not in STEP_NAMES:
             raise ConfigError(f"{key}: {value!r} names no recipe step (steps: {', '.join(STEP_NAMES)})")
-        return str(resolve(Path(wiring.output(step)) / rest)) if rest else wiring.output(step)
+        return str(resolve(f"{wiring.output(step)}/{rest.strip('/')}")) if rest else wiring.output(step)
     return value

@@ -3,9 +3,8 @@ what each step did this time, the data funnel, the models' losses and the eval t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from core.publish import resolve
+from core.publish import read_text, resolve
 
 
 def _num(value, digits: int = 3) -> str:
@@ -65,12 +64,12 @@ def models_table(entries: dict) -> list[str]:
     return ["## Models", ""] + _table(["model", "steps", "first loss", "final loss", "path"], rows)
 
 
-def eval_table(eval_dir: Path) -> list[str]:
+def eval_table(eval_dir: str) -> list[str]:
     """Perplexity and multiple-choice accuracy per checkpoint, from the eval run's results.json."""
-    results_file = eval_dir / "results.json"
-    if not results_file.is_file():
+    text = read_text(f"{eval_dir}/results.json")
+    if text is None:
         return []
-    results = json.loads(results_file.read_text())
+    results = json.loads(text)
     columns: dict[str, dict[str, str]] = {}
     for name, by_checkpoint in (results.get("perplexity") or {}).items():
         columns[f"{name} perplexity"] = {c: _num(r["perplexity"], 4) for c, r in by_checkpoint.items()}
@@ -79,14 +78,14 @@ def eval_table(eval_dir: Path) -> list[str]:
                                     for c, r in by_checkpoint.items()}
     checkpoints = [c["name"] for c in results.get("checkpoints", [])]
     rows = [[c] + [column.get(c, "-") for column in columns.values()] for c in checkpoints]
-    return ["## Eval", ""] + _table(["checkpoint", *columns], rows) + ["", f"Full report: {eval_dir / 'report.md'}"]
+    return ["## Eval", ""] + _table(["checkpoint", *columns], rows) + ["", f"Full report: {eval_dir}/report.md"]
 
 
-def summary_page(name: str, storage: Path, entries: dict, statuses: dict[str, str], manifest_path: Path) -> str:
+def summary_page(name: str, storage: str, entries: dict, statuses: dict[str, str], manifest_path: str) -> str:
     lines = [f"# Recipe {name}", "", f"Storage: {storage}  ", f"Lineage: {manifest_path}", ""]
     lines += steps_table(entries, statuses) + [""] + data_lines(entries) + [""]
     if any(n.startswith("train_") for n in entries):
         lines += models_table(entries) + [""]
     if "eval" in entries:  # the eval run recorded, read from its own folder
-        lines += eval_table(Path(entries["eval"].get("run_path") or resolve(entries["eval"]["output"])))
+        lines += eval_table(str(entries["eval"].get("run_path") or resolve(entries["eval"]["output"])))
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from core.config import StrictModel, load_layered, read_yaml
 from core.errors import ConfigError
+from core.local_copy import local_file_beside
 from core.llm.settings import EndpointConfig, LLMSettings, RayActorPoolConfig, SamplingConfig, with_endpoint_defaults
 from quality.config import GateSettings
 
@@ -77,7 +78,8 @@ class PreferencesConfig(StrictModel):
 
 class SynthConfig(StrictModel):
     output_dir: str
-    cache_path: str | None = Field(description="SQLite answer cache; null = <output_dir>.cache.sqlite.")
+    cache_path: str | None = Field(description="SQLite answer cache; null = <output_dir>.cache.sqlite (for an "
+                                               "s3:// output_dir: in ~/.cache/domain-factory/state).")
     prompt_dir: str | None = Field(description="Extra template directory searched before synth/prompts.")
     seed: int
     max_parse_retries: int = Field(ge=0, description="Ask again when an answer is malformed or off-schema, up to "
@@ -90,7 +92,7 @@ class SynthConfig(StrictModel):
     quality: GateSettings = GateSettings()
 
     def cache_file(self) -> Path:
-        return Path(self.cache_path) if self.cache_path else Path(self.output_dir + ".cache.sqlite")
+        return Path(self.cache_path) if self.cache_path else local_file_beside(self.output_dir, ".cache.sqlite")
 
     def llm_settings(self) -> LLMSettings:
         return LLMSettings(self.endpoints, self.cache_file(), self.seed, self.ray)

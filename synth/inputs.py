@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core.contracts import data_folders
-from core.parquet import parquet_files, published_data_dir, require_columns
+from core.parquet import open_parquet, parquet_files, published_data_dir, require_columns
+from core.storage import check_input
 from synth.config import InputConfig
 
 # a published run given as input means its data folder: factory documents, or SFT examples
@@ -25,13 +25,14 @@ def read_input(config: InputConfig, key: str, columns: dict[str, str]) -> tuple[
     The whole table is read into memory: synth inputs are the documents one job turns into requests,
     which are planned (and their errors reported) before any request goes out.
     """
+    check_input(config.path, f"{key}.path")  # a URI's bucket, key and credentials, before anything else
     files = parquet_files(published_data_dir(config.path, PUBLISHED_FOLDERS), f"{key}.path")
     require_columns(files, {column: f"{key}.{column_key}" for column, column_key in columns.items()}, f"{key}.path")
     tables = []
     for path in files:
-        names = pq.read_schema(path).names
-        wanted = [c for c in names if c in columns or c in ("meta", "title", "source_doc_id")]
-        tables.append(pq.read_table(path, columns=wanted))
+        parquet = open_parquet(path, f"{key}.path")  # through core.storage: the storage: section's endpoint too
+        wanted = [c for c in parquet.schema_arrow.names if c in columns or c in ("meta", "title", "source_doc_id")]
+        tables.append(parquet.read(columns=wanted))
     table = pa.concat_tables(tables, promote_options="default")
     if config.limit:
         # the first N by id, not by file: a Ray-written output's part files come in another order every run

@@ -169,7 +169,8 @@ def worker_config(config_dict: dict) -> TrainConfig:
 
 
 def looks_local(path: str) -> bool:
-    return path.startswith((".", "/", "~")) or Path(path).exists()
+    """A path we can check (a local one or a URI, copied to local disk to look inside), not a hub id."""
+    return "://" in path or path.startswith((".", "/", "~")) or Path(path).exists()
 
 
 def _is_model_dir(path: Path) -> bool:

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from core import progress
-from core.adapters import is_adapter, local_path
+from core.adapters import is_adapter, published_path
 from core.errors import ConfigError, StalledError
 from core.storage import is_uri, locate
 from core.publish import published_run_ref
@@ -69,6 +69,16 @@ def storage_uri(config: TrainConfig) -> str:
     return path if is_uri(path) else str(Path(path).expanduser().resolve())
 
 
+def checkpoint_storage(config: TrainConfig) -> dict:
+    """RunConfig's storage: a URI goes with our filesystem for it (the storage: section's endpoint and retries, the
+    AWS_* variables first), which Ray hands to every worker; its path then loses the scheme, as Ray asks."""
+    path = storage_uri(config)
+    if not is_uri(path):
+        return {"storage_path": path}
+    location = locate(path, "run.storage_path")
+    return {"storage_path": location.path, "storage_filesystem": location.filesystem}
+
+
 def build_trainer(config: TrainConfig, stage: TrainingMethod):
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -84,7 +94,7 @@ def build_trainer(config: TrainConfig, stage: TrainingMethod):
         ),
         run_config=RunConfig(
             name=config.run.name,
-            storage_path=storage_uri(config),
+            **checkpoint_storage(config),
             checkpoint_config=CheckpointConfig(num_to_keep=config.run.num_to_keep),
             failure_config=FailureConfig(max_failures=config.run.max_failures),
         ),
@@ -123,14 +133,16 @@ def copy_model(checkpoint, destination: Path) -> dict:
     return summarize(state.get("log_history", []))
 
 
-def name_start_adapter_as_base(adapter_dir: Path, start_adapter: str) -> None:
-    """A LoRA trained on a model that was itself an adapter merged into its base (DPO on the SFT adapter) is
-    relative to that merge, not to the bare base peft recorded: name the start adapter as its base, so eval
-    and the next stage rebuild the same weights (adapter chains are merged in order when loaded). A published
-    start adapter is named by its run's own folder: the version trained on, which a later run does not replace."""
+def name_start_model_as_base(adapter_dir: Path, start_model: str) -> None:
+    """Name, as the adapter's base, the published version of the model it was trained on, as any machine finds
+    it: peft records the folder it loaded, which for a model on object storage is this node's local copy. A LoRA
+    trained on a model that was itself an adapter merged into its base (DPO on the SFT adapter) is relative to
+    that merge: the start adapter is named, and eval and the next stage rebuild the same weights (adapter chains
+    are merged in order when loaded). Named by its run's own folder: the version trained on, which a later run
+    does not replace."""
     config_file = adapter_dir / "adapter_config.json"
     adapter_config = json.loads(config_file.read_text())
-    adapter_config["base_model_name_or_path"] = str(Path(local_path(start_adapter)).resolve())
+    adapter_config["base_model_name_or_path"] = published_path(start_model)
     config_file.write_text(json.dumps(adapter_config, indent=2))
 
 
@@ -178,7 +190,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
         # the model, without optimizer state, is published with the manifest
         run.manifest.update(storage=storage_uri(config), checkpoint=result.checkpoint.path, stage=stage.name)
         run.manifest["summary"] = copy_model(result.checkpoint, partial)
-        if is_adapter(config.model.path) and is_adapter(partial):
-            name_start_adapter_as_base(partial, config.model.path)
+        if is_adapter(partial) and (is_adapter(config.model.path) or is_uri(published_path(config.model.path))):
+            name_start_model_as_base(partial, config.model.path)
     progress.summary(f"{stage.name} done: model in {run.folder}; summary {json.dumps(run.manifest['summary'])}")
     return run.manifest

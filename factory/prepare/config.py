@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from core.config import StrictModel, load_layered, pending_output, read_yaml
-from core.publish import resolve
+from core.adapters import local_path
 from factory.config import RayDataConfig
 from quality.config import GateSettings
 from factory.prepare.scores import SCORE_COLUMNS
@@ -27,7 +27,7 @@ class TokenizerConfig(StrictModel):
     def _path_is_tokenizer_dir(cls, path):
         if path is None or pending_output(path):
             return path
-        where = Path(resolve(path))  # a tokenizer saved in a published output: its current run's
+        where = Path(local_path(path))  # in a published output: its current run's (on object storage: a local copy)
         if not where.is_dir():
             raise ValueError(f"tokenizer directory {path} does not exist")
         if not (where / "tokenizer.json").is_file() and not (where / "tokenizer_config.json").is_file():

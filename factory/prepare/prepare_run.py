@@ -50,6 +50,9 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
     with run.writing(document_files(config.input_dir), before_publish=gate) as partial:
         with run.timed("ray_init"):
             init_ray(config.ray)
+        # its Ray tasks write into the run's staging folder (the tokenizer they read is there too)
+        run.require_one_node("output_dir", "prepare publishes to object storage from a single-node Ray for now; "
+                                           "give output_dir a folder every node mounts (NFS, EFS) instead")
         configure_ray_data(config.ray)  # Ray Data's no-progress guard skips its sort/groupby passes
         batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}  # every per-row pass's blocks
         documents, n_input = read_documents(config, batch)

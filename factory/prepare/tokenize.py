@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from core.adapters import local_path
 from core.errors import ConfigError
 
 
@@ -16,7 +17,7 @@ def load_tokenizer(path: str):
     """A fast tokenizer with an EOS token; cached so each Ray worker process loads it once."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(local_path(path), local_files_only=True)  # s3://: this node's copy
     if not tokenizer.is_fast:
         raise ConfigError(f"tokenizer.path: {path} is not a fast (Rust) tokenizer; packing needs one")
     if tokenizer.eos_token_id is None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from core import progress
 from core.blank import is_blank
 from core.contracts import data_folders
-from core.parquet import parquet_files, published_data_dir, require_columns
+from core.parquet import open_parquet, parquet_files, published_data_dir, require_columns
+from core.storage import check_input
 from quality.review.store import ReviewStore
 
 NEEDED = ("id", "prompt", "chosen", "rejected")
@@ -17,11 +16,12 @@ NEEDED = ("id", "prompt", "chosen", "rejected")
 
 def read_triples(path: str | Path) -> tuple[list[dict], list[str]]:
     """(rows to review, ids of rows that cannot be reviewed: a blank prompt or answer, as the gate sees blank)."""
+    check_input(path, "PREFERENCES_DIR")  # a URI's bucket, key and credentials, before anything else
     files = parquet_files(published_data_dir(path, data_folders("review")), "PREFERENCES_DIR")
     require_columns(files, {column: "the preference contract" for column in NEEDED}, "PREFERENCES_DIR")
     rows, unusable = [], []
     for file in files:  # a preference set is what people review: thousands of rows, held in memory
-        for row in pq.read_table(file).to_pylist():
+        for row in open_parquet(file, "PREFERENCES_DIR").read().to_pylist():
             if all(isinstance(row.get(c), str) and not is_blank(row[c]) for c in NEEDED):
                 rows.append(row)
             else:

@@ -177,3 +177,83 @@ def test_a_finished_run_made_from_another_upstream_is_refreshed(tmp_path):
     refreshed = publish_once(config, log, upstream={"factory_run": {"run_id": "b"}})
     assert refreshed["run_id"] != first["run_id"] and refreshed["factory_run"] == {"run_id": "b"}
     assert "made from an earlier factory run" in log[0]
+
+
+REMOTE_WRITER = """
+import json, sys
+import pyarrow as pa, ray
+from core.parquet import write_dataset
+from core.config import StrictModel
+from core.run import PublishedRun
+
+class Toy(StrictModel):
+    output_dir: str
+    size: int
+
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+run = PublishedRun(sys.argv[1], Toy(output_dir=sys.argv[1], size=int(sys.argv[2])), "toy run")
+
+def staged(partial, manifest):  # what the driver's staging folder holds just before publishing
+    manifest["staged"] = sorted(str(p.relative_to(run.partial)) for p in run.partial.rglob("*") if p.is_file())
+
+with run.writing([], before_publish=staged) as partial:
+    rows = ray.data.range(int(sys.argv[2]), override_num_blocks=4).map_batches(
+        lambda t: t.append_column("text", pa.array(["abc"] * len(t))), batch_format="pyarrow")
+    write_dataset(rows, run.data_path("data"), pa.schema([("id", pa.int64()), ("text", pa.string())]))
+    write_dataset(rows.filter(lambda row: False), run.data_path("none"), pa.schema([("id", pa.int64())]))
+    (partial / "report.txt").write_text("small, written by the driver")
+"""
+
+
+def test_on_object_storage_ray_tasks_write_the_data_straight_there_and_the_manifest_lists_it(
+        tmp_path, s3):  # noqa: F811
+    """On a cluster a Ray task writes on whichever node it runs: into the driver's staging folder would lose it."""
+    import boto3
+    import xxhash
+
+    endpoint, env = s3
+    out = "s3://corpus/published/ray-data"
+    done = subprocess.run([sys.executable, "-c", REMOTE_WRITER, out, "1000"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **env, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    manifest = read_finished_manifest(out)
+    assert manifest["staged"] == ["report.txt"]  # no data file passed through the driver's staging folder
+    client = boto3.client("s3", endpoint_url=endpoint)
+    prefix = f"published/ray-data/runs/{manifest['run_id']}/"
+    objects = {o["Key"][len(prefix):]: o for o in client.list_objects_v2(Bucket="corpus", Prefix=prefix)["Contents"]
+               if not o["Key"].endswith("/")}  # pyarrow's empty "folder/" markers are not files
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert set(listed) == set(objects) - {"manifest.json"}  # every file on the server, and nothing else
+    for name, entry in listed.items():
+        body = client.get_object(Bucket="corpus", Key=prefix + name)["Body"].read()
+        assert entry["bytes"] == len(body) and entry["xxh3_128"] == xxhash.xxh3_128(body).hexdigest(), name
+    assert sum(f["rows"] for f in manifest["files"] if f["path"].startswith("data/")) == 1000
+    assert [f["rows"] for f in manifest["files"] if f["path"].startswith("none/")] == [0]  # an empty dataset: one file
+
+
+def test_old_versions_on_object_storage_are_removed_and_said(s3):  # noqa: F811
+    import boto3
+
+    endpoint, _ = s3
+    config = Toy(output_dir="s3://corpus/published/kept", size=1)
+    ids = [publish_once(config, [], overwrite=True)["run_id"] for _ in range(3)]
+    log: list[str] = []
+    ids.append(publish_once(config, log, overwrite=True)["run_id"])
+    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="corpus", Prefix="published/kept/runs/")
+    assert {o["Key"].split("/")[3] for o in listing["Contents"]} - {""} == set(ids[1:])  # keep_versions: 3
+    assert any(f"removed old version s3://corpus/published/kept/runs/{ids[0]}" in line for line in log)
+    assert read_finished_manifest(config.output_dir)["run_id"] == ids[-1]
+
+
+def test_on_object_storage_current_is_one_put_written_after_the_run(s3, caplog):  # noqa: F811
+    """Object storage has no rename: the pointer is published by a single PutObject (no multipart upload, which
+    takes three requests), after every file of the run."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="werkzeug")  # the S3 server's request log
+    publish_once(Toy(output_dir="s3://corpus/published/pointer", size=1), [])
+    writes = [r.getMessage() for r in caplog.records if '"PUT ' in r.getMessage() or '"POST ' in r.getMessage()]
+    pointer = [w for w in writes if "/published/pointer/CURRENT" in w]
+    assert len(pointer) == 1 and '"PUT /corpus/published/pointer/CURRENT HTTP' in pointer[0], pointer
+    assert writes[-1] == pointer[0]  # the last write of all

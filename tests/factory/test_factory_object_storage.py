@@ -73,9 +73,13 @@ def test_sources_on_s3_give_the_same_documents_and_rejects_as_on_local_disk(tmp_
     done = run_factory_cli(factory_config(tmp_path / "local.yaml", local, outputs["local"]), env)
     assert done.returncode == 0, done.stderr[-3000:]
     # the S3 run goes through a proxy that answers 503 to every 10th request and stalls the one after it
+    # the dedup scratch of a run publishing to object storage goes to storage.scratch_dir (a shared disk on a
+    # cluster), and is gone once the run is published
+    scratch = tmp_path / "scratch"
+    s3_config = factory_config(tmp_path / "s3.yaml", remote, outputs["s3"])
+    s3_config.write_text(s3_config.read_text() + yaml.safe_dump({"storage": {"scratch_dir": str(scratch)}}))
     with fault_proxy(endpoint, fail_every=10) as (flaky, proxy):
-        done = run_factory_cli(factory_config(tmp_path / "s3.yaml", remote, outputs["s3"]),
-                               {**env, "AWS_ENDPOINT_URL": flaky})
+        done = run_factory_cli(s3_config, {**env, "AWS_ENDPOINT_URL": flaky})
     assert done.returncode == 0, done.stderr[-3000:]
     assert proxy.faults >= 3 and proxy.stalls >= 3  # the faults happened, and were retried through
 
@@ -89,6 +93,19 @@ def test_sources_on_s3_give_the_same_documents_and_rejects_as_on_local_disk(tmp_
     assert set(inputs) == set(remote.values())  # the manifest names each object as the config did
     assert all(entry["bytes"] > 0 for entry in inputs.values())
     assert "test-secret" not in json.dumps(s3_run.manifest)
+    assert scratch.is_dir() and not any(scratch.iterdir())
+
+    # the manifest lists exactly the files on the server, with their sizes and row counts
+    import boto3
+
+    prefix = f"out/factory/runs/{s3_run.manifest['run_id']}/"
+    objects = {o["Key"][len(prefix):]: o["Size"] for o in boto3.client("s3", endpoint_url=endpoint)
+               .list_objects_v2(Bucket="corpus", Prefix=prefix)["Contents"] if not o["Key"].endswith("/")}
+    assert {f["path"]: f["bytes"] for f in s3_run.manifest["files"]} == \
+        {name: size for name, size in objects.items() if name != "manifest.json"}
+    rows = {folder: sum(f["rows"] for f in s3_run.manifest["files"] if f["path"].startswith(f"{folder}/"))
+            for folder in ("documents", "rejects")}
+    assert rows == {"documents": len(s3_run.kept_ids), "rejects": s3_run.rejects.num_rows}
 
 
 @pytest.mark.parametrize("path, says", [

@@ -33,7 +33,7 @@ def recipe_file(tmp_path: Path, **changes) -> Path:
 @pytest.mark.parametrize("name", ["recipe-tiny.yaml", "recipe-cluster.yaml"])
 def test_example_recipes_load(name):
     recipe = load_recipe_config(REPO / "configs" / name)
-    assert recipe.storage.is_absolute()
+    assert Path(recipe.storage).is_absolute()
 
 
 def test_a_wired_key_in_the_users_section_is_an_error_naming_it(tmp_path):
@@ -79,14 +79,14 @@ def test_step_references_resolve_to_outputs_and_unknown_steps_are_named(tmp_path
     recipe = load_recipe_config(recipe_file(tmp_path))
     wiring = Wiring(recipe, {})
     resolved = resolve_references({"a": ["@prepare/tokenizer"], "b": "@factory", "c": "plain"}, wiring, "eval")
-    assert resolved == {"a": [str(recipe.storage / "prepare" / "tokenizer")], "b": str(recipe.storage / "factory"),
+    store = Path(recipe.storage)
+    assert resolved == {"a": [str(store / "prepare" / "tokenizer")], "b": str(store / "factory"),
                         "c": "plain"}
     # once prepare has published, a path inside it is the current run's: a file read directly, not an output
     (tmp_path / "staged" / "tokenizer").mkdir(parents=True)
-    publish_copy(tmp_path / "staged", recipe.storage / "prepare")
-    assert resolve_references("@prepare/tokenizer", wiring, "eval") == str(published(recipe.storage / "prepare") /
-                                                                           "tokenizer")
-    assert resolve_references("@prepare", wiring, "eval") == str(recipe.storage / "prepare")  # its job resolves it
+    publish_copy(tmp_path / "staged", store / "prepare")
+    assert resolve_references("@prepare/tokenizer", wiring, "eval") == str(published(store / "prepare") / "tokenizer")
+    assert resolve_references("@prepare", wiring, "eval") == str(store / "prepare")  # its job resolves it
     with pytest.raises(ConfigError, match=r"eval\.sets\.x: '@prepar' names no recipe step"):
         resolve_references({"sets": {"x": "@prepar"}}, wiring, "eval")
 
@@ -94,8 +94,8 @@ def test_step_references_resolve_to_outputs_and_unknown_steps_are_named(tmp_path
 def test_recipe_level_errors(tmp_path):
     with pytest.raises(ConfigError, match="exactly one of base_model.path"):
         load_recipe_config(recipe_file(tmp_path, base_model={"path": "m", "init": {}}))
-    with pytest.raises(ConfigError, match="storage_path must be a filesystem path"):
-        load_recipe_config(recipe_file(tmp_path, storage_path="s3://bucket/recipe"))
+    with pytest.raises(ConfigError, match="state_dir: s3://bucket/state: must be a local directory"):
+        load_recipe_config(recipe_file(tmp_path, storage_path="s3://bucket/recipe", state_dir="s3://bucket/state"))
     recipe = load_recipe_config(recipe_file(tmp_path))
     with pytest.raises(ConfigError, match="--from train_spt: not a step"):
         run_recipe(recipe, start_at="train_spt")
@@ -114,7 +114,7 @@ def test_a_step_stops_being_current_when_its_output_or_an_external_input_changes
     recipe = load_recipe_config(recipe_file(tmp_path))
     corpus = tmp_path / "corpus.parquet"
     corpus.write_bytes(b"first")
-    output = recipe.storage / "factory"
+    output = Path(recipe.storage) / "factory"
     (tmp_path / "staged").mkdir()
     run_id = read_finished_manifest(publish_copy(tmp_path / "staged", output))["run_id"]
     lineage = RecipeManifest(recipe)
@@ -145,12 +145,12 @@ def test_dpo_trains_on_reviewed_pairs_once_annotators_decided_and_on_judge_appro
 
     recipe = load_recipe_config(recipe_file(tmp_path))
     unreviewed = step_config(TrainDpoStep(), recipe, Wiring(recipe, {"review": {"facts": {"dpo_pairs": "judge_approved"}}}))
-    assert unreviewed["data"]["train"] == str(recipe.storage / "synth_preferences")
+    assert unreviewed["data"]["train"] == str(Path(recipe.storage) / "synth_preferences")
     assert unreviewed["dpo"]["review_status"] is None  # every triple the judge kept
     reviewed = step_config(TrainDpoStep(), recipe, Wiring(recipe, {"review": {"facts": {"dpo_pairs": "reviewed"}}}))
-    assert reviewed["data"]["train"] == str(recipe.storage / "review")
+    assert reviewed["data"]["train"] == str(Path(recipe.storage) / "review")
     assert reviewed["dpo"]["review_status"] == ["approved"]
-    assert reviewed["model"]["path"] == str(recipe.storage / "models" / "sft")
+    assert reviewed["model"]["path"] == str(Path(recipe.storage) / "models" / "sft")
 
 
 def test_the_review_step_publishes_a_run_naming_the_judge_approved_pairs_when_nobody_has_decided(tmp_path):
@@ -214,7 +214,7 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
 
     assert run_once() == STEP_NAMES
     assert run_once() == []  # everything current
-    shutil.rmtree(recipe.storage / "models" / "dpo")
+    shutil.rmtree(Path(recipe.storage) / "models" / "dpo")
     assert run_once() == ["train_dpo", "eval"]
-    shutil.rmtree(recipe.storage / "prepare")
+    shutil.rmtree(Path(recipe.storage) / "prepare")
     assert run_once() == ["prepare", "base_model", "train_cpt", "train_sft", "train_dpo", "eval"]

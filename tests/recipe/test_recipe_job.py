@@ -1,7 +1,8 @@
 """The whole recipe submitted to a real Ray cluster, as the README's tutorial does it:
 ``ray job submit --working-dir . -- python -m recipe run CONFIG``: a tiny corpus through the factory,
 prepare, synth (a loopback OpenAI-protocol server), review, a tiny model trained with CPT, SFT and DPO on
-Ray Train workers of the job, and eval. A second submission skips every step."""
+Ray Train workers of the job, and eval. Then the same recipe with its corpus and storage_path on a loopback S3
+server gives the same documents, packed rows and eval numbers, and a second submission there skips every step."""
 from __future__ import annotations
 
 import json
@@ -9,14 +10,19 @@ import re
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REPO, published
 from ray_cluster import ray_head
+from s3_server import BUCKET, s3, upload  # noqa: F401  (fixture)
 from synth_helpers import loopback  # noqa: F401  (fixture)
 
 from core.config import deep_merge
+from core.parquet import open_parquet, parquet_files, published_data_dir
+from core.publish import current_run_dir, read_text
+from core.storage import locate
 
 STEPS = ["factory", "prepare", "synth_sft", "synth_preferences", "review", "base_model", "train_cpt", "train_sft",
          "train_dpo", "eval"]
@@ -64,9 +70,29 @@ def manifest(output: Path) -> dict:
     return json.loads((published(output) / "manifest.json").read_text())
 
 
+def s3_recipe(job_dir: Path, endpoint: str, base_url: str) -> str:
+    """The same recipe with its corpus on the S3 server; returns the recipe file's name."""
+    config = recipe_config(base_url)
+    for source in config["factory"]["sources"]:
+        source["path"] = upload(endpoint, job_dir / source["path"], source["path"])
+    (job_dir / "recipe-s3.yaml").write_text(yaml.safe_dump(config))
+    return "recipe-s3.yaml"
+
+
+def table_at(output: str | Path, folder: str):
+    """A published output's data folder (local or s3://) as one table, read through its run's manifest."""
+    files = parquet_files(published_data_dir(output, (folder,)), folder)
+    return pa.concat_tables(open_parquet(f, folder).read() for f in files)
+
+
+def packed_rows(output: str | Path) -> list:
+    return sorted(map(tuple, table_at(output, "train").column("input_ids").to_pylist()))
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(1200)
-def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
+@pytest.mark.timeout(1800)
+def test_recipe_submitted_to_a_ray_cluster_locally_and_on_object_storage(
+        tmp_path, loopback, s3, monkeypatch):  # noqa: F811
     server = loopback()
     job_dir = tmp_path / "job"
     for package in PACKAGES:
@@ -76,8 +102,12 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
     (job_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe_config(server.base_url)))
     store = tmp_path / "store"  # the job's working directory is a temporary copy: outputs go where every node sees
     command = ["python", "-m", "recipe", "run", "recipe.yaml", "--storage-path", str(store)]
+    endpoint, _ = s3
+    on_s3 = ["python", "-m", "recipe", "run", s3_recipe(job_dir, endpoint, server.base_url),
+             "--storage-path", f"s3://{BUCKET}/recipe"]
+    monkeypatch.setenv("DOMAIN_FACTORY_CACHE", str(tmp_path / "node-cache"))  # the head node's local disk
 
-    with ray_head(tmp_path) as head:
+    with ray_head(tmp_path) as head:  # started with the AWS_* variables a user sets: the jobs find the server
         first = head.submit(job_dir, *command, timeout=900)
         assert first.returncode == 0, head.failure(first)
         assert statuses(first.stdout) == {step: "running" for step in STEPS}
@@ -86,11 +116,19 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
         assert "NO HUMAN REVIEWS" in first.stdout  # DPO on judge-approved pairs is said loudly
         ran = run_ids(store)
 
-        again = head.submit(job_dir, *command)
+        # the whole recipe again, its corpus and storage_path on object storage
+        remote = head.submit(job_dir, *on_s3, timeout=900)
+        assert remote.returncode == 0, head.failure(remote)
+        assert statuses(remote.stdout) == {step: "running" for step in STEPS}
+        ran_on_s3 = run_ids_on_s3()
+
+        again = head.submit(job_dir, *on_s3)  # the lineage read back from object storage: nothing to do
         assert again.returncode == 0, head.failure(again)
         assert statuses(again.stdout) == {step: "skipped" for step in STEPS}
         assert "RayTrainWorker" not in again.stdout
-        assert run_ids(store) == ran  # which steps rerun after a deleted output: tests/recipe/test_recipe_config.py
+        assert run_ids_on_s3() == ran_on_s3  # which steps rerun after a deleted output: test_recipe_config.py
+
+    check_outputs_on_s3_equal_local(store, tmp_path / "node-cache")
 
     # every artifact, each naming what it was made from
     steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]
@@ -140,3 +178,36 @@ def test_recipe_submitted_to_a_ray_cluster(tmp_path, loopback):
         assert line in summary
     for step in STEPS:  # each step's config is a file the job's own CLI takes
         assert (store / "configs" / f"{step}.yaml").is_file()
+
+
+def run_ids_on_s3() -> dict[str, str | None]:
+    steps = json.loads(read_text(f"s3://{BUCKET}/recipe/recipe_manifest.json"))["steps"]
+    return {name: entry["run_id"] for name, entry in steps.items()}
+
+
+def check_outputs_on_s3_equal_local(store: Path, node_cache: Path) -> None:
+    """The same kept documents, packed rows, models and eval numbers as the local run; SQLite stayed local."""
+    remote = f"s3://{BUCKET}/recipe"
+    assert set(table_at(f"{remote}/factory", "documents").column("id").to_pylist()) == \
+        set(table_at(store / "factory", "documents").column("id").to_pylist())
+    assert packed_rows(f"{remote}/prepare") == packed_rows(store / "prepare")
+    local_results = json.loads((published(store / "eval") / "results.json").read_text())
+    results = json.loads(read_text(f"{current_run_dir(remote + '/eval')}/results.json"))
+    for suite in ("perplexity", "multiple_choice"):
+        assert results[suite] == local_results[suite], suite
+    steps = json.loads(read_text(f"{remote}/recipe_manifest.json"))["steps"]
+    # a model's adapter names its base as any node finds it: the published version on object storage
+    sft = json.loads(read_text(f"{steps['train_sft']['run_path']}/adapter_config.json"))
+    assert sft["base_model_name_or_path"] == steps["train_cpt"]["run_path"]
+    assert steps["train_cpt"]["run_path"].startswith(f"{remote}/models/cpt/runs/")
+    # the review database and the synth cache on the head node's disk; their export and configs on storage
+    assert (node_cache / "recipes" / "tiny" / "reviews.sqlite").is_file()
+    assert read_text(f"{remote}/configs/eval.yaml") is not None and read_text(f"{remote}/summary.md") is not None
+    assert not [f for f in listed(remote) if f.endswith(".sqlite")]
+
+
+def listed(uri: str) -> list[str]:
+    from pyarrow.fs import FileSelector
+
+    where = locate(uri, "test")
+    return [i.path for i in where.filesystem.get_file_info(FileSelector(where.path, recursive=True))]
