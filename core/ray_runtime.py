@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
-
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Literal
 
 from pydantic import Field
@@ -29,14 +31,25 @@ class RayConfig(StrictModel):
                                 "factory workers held 4.1 GB of freed Arrow memory on 50k abstracts, jemalloc 1.1 GB.")
 
 
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+
+# how a warning names a key of the job's ray: section; a recipe names the step's section (factory.ray.num_cpus)
+_key_name: ContextVar[Callable[[str], str]] = ContextVar("ray_key_name", default=lambda key: f"ray.{key}")
+# (key, value) already warned about in this process: a recipe's every step would repeat the same line
+_warned: set[tuple[str, str]] = set()
+_joined_address: str | None = None  # the ray.address init_ray last started or joined this process's Ray with
+
+
 def init_ray(config: RayConfig) -> None:
     """Join the cluster named by ``config.address`` or RAY_ADDRESS (as under ``ray job submit``), else
     start a fresh local Ray of ``config.num_cpus``: never someone else's ``ray start`` on this machine
-    by accident. A Ray already initialised in this process (tests, a recipe) is used as it is."""
+    by accident. A Ray already initialised in this process (tests, a recipe) is used as it is, and every
+    key of ``config`` that it cannot honour is warned about (``ignored_settings``)."""
     import ray
 
     progress.apply_to_ray_data()
     if ray.is_initialized():
+        warn_ignored(ignored_settings(config, running=True))
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
     env = worker_env(config)
@@ -46,18 +59,76 @@ def init_ray(config: RayConfig) -> None:
     output = {"log_to_driver": progress.verbosity() >= progress.NORMAL,
               "logging_level": logging.INFO if progress.verbosity() >= progress.VERBOSE else logging.WARNING}
     if address:
+        warn_ignored(ignored_settings(config, running=False, address=address))
         ray.init(address=address, runtime_env=runtime_env, **output)
     else:
         ray.init(address="local", num_cpus=config.num_cpus, object_store_memory=config.object_store_memory,
                  include_dashboard=False, runtime_env=runtime_env, **output)
+    global _joined_address
+    _joined_address = config.address
+
+
+def ignored_settings(config: RayConfig, running: bool, address: str | None = None) -> list[tuple[str, str, str]]:
+    """(key, value, why) for each key of ``config`` that cannot take effect: a Ray already ``running`` in this
+    process keeps the CPUs, object store, workers' Arrow allocator and address it started with; when joining the
+    cluster at ``address``, its nodes' CPUs and object store count. A null, or the value in force, is no news."""
+    import ray
+
+    if not running:
+        why = f"joining the Ray cluster at {address}, whose nodes decide"
+        return [(key, str(value), why) for key, value in (("num_cpus", config.num_cpus),
+                                                          ("object_store_memory", config.object_store_memory))
+                if value is not None]
+    decides = "(the recipe's ray: section, or the cluster, decides)"
+    ignored = []
+    resources = ray.cluster_resources()
+    cpus = int(resources.get("CPU", 0))
+    if config.num_cpus is not None and config.num_cpus != cpus:
+        ignored.append(("num_cpus", str(config.num_cpus), f"Ray is already running with {cpus} CPUs {decides}"))
+    store = int(resources.get("object_store_memory", 0))
+    if config.object_store_memory is not None and config.object_store_memory != store:
+        ignored.append(("object_store_memory", str(config.object_store_memory),
+                        f"Ray is already running with a {store}-byte object store {decides}"))
+    # Warned, not applied per task: Ray has no job runtime env after ray.init, Ray Data's read/shuffle tasks take
+    # none of ours, and per-task env_vars start a second set of workers (4.7 s for 2 here) holding idle memory.
+    # A pool set in the job's own environment wins over the config (worker_env): then the key asks nothing of Ray.
+    if ARROW_POOL_VARIABLE not in os.environ:
+        in_force = (ray.get_runtime_context().runtime_env.get("env_vars") or {}).get(ARROW_POOL_VARIABLE)
+        if config.arrow_memory_pool != in_force:
+            running_pool = in_force or "Arrow's default allocator"
+            ignored.append(("arrow_memory_pool", str(config.arrow_memory_pool),
+                            f"Ray's workers run with {running_pool}, chosen when Ray started {decides}"))
+    if config.address is not None and config.address != _joined_address:
+        ignored.append(("address", config.address, f"this process is already connected to a Ray {decides}"))
+    return ignored
+
+
+def warn_ignored(ignored: list[tuple[str, str, str]]) -> None:
+    """One warning line per ignored (key, value) per process, the key named as the user's config spells it."""
+    for key, value, why in ignored:
+        name = _key_name.get()(key)
+        if (name, value) not in _warned:
+            _warned.add((name, value))
+            progress.warn(f"{name}: {value} ignored: {why}")
+
+
+@contextmanager
+def ray_keys_named(name: Callable[[str], str]) -> Iterator[None]:
+    """Within this block a warning about key ``k`` of the ray: section names it ``name(k)`` (a recipe's step:
+    ``factory.ray.num_cpus``, as the recipe file spells it)."""
+    token = _key_name.set(name)
+    try:
+        yield
+    finally:
+        _key_name.reset(token)
 
 
 def worker_env(config: RayConfig) -> dict[str, str]:
     """Environment variables for every worker of this job (merged into a submitted job's runtime env; a
     variable the job's own environment already sets is left to it, as Ray refuses to merge a clash)."""
-    if config.arrow_memory_pool is None or "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+    if config.arrow_memory_pool is None or ARROW_POOL_VARIABLE in os.environ:
         return {}
-    return {"ARROW_DEFAULT_MEMORY_POOL": config.arrow_memory_pool}
+    return {ARROW_POOL_VARIABLE: config.arrow_memory_pool}
 
 
 def configure_ray_data(config) -> None:

@@ -216,8 +216,10 @@ class EvalConfig(StrictModel):
     def judge_settings(self) -> LLMSettings:
         cache = Path(self.judge.cache_path) if self.judge.cache_path else \
             local_file_beside(self.output_dir, ".judge-cache.sqlite")
-        pool = RayActorPoolConfig(enabled=self.ray.enabled is True, address=self.ray.address, num_cpus=self.ray.num_cpus,
-                                  actors=self.judge.actors, batch_size=self.judge.batch_size)
+        # every key of the job's ray: section, not a default that init_ray would warn differs from the Ray in force
+        shared = {key: getattr(self.ray, key) for key in RayConfig.model_fields}
+        pool = RayActorPoolConfig(enabled=self.ray.enabled is True, **shared, actors=self.judge.actors,
+                                  batch_size=self.judge.batch_size)
         return LLMSettings({"judge": self.judge.endpoint}, cache, self.seed, pool)
 
 

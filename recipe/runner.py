@@ -15,7 +15,7 @@ from core import progress
 from core.config import deep_merge, outputs_pending
 from core.errors import ConfigError
 from core.publish import write_text_atomically, write_text_whole
-from core.ray_runtime import init_ray
+from core.ray_runtime import init_ray, ray_keys_named
 from recipe.config import RecipeConfig
 from recipe.lineage import RecipeManifest, step_key
 from recipe.steps import Step, Wiring, check_endpoints, resolve_references, steps_to_run
@@ -85,7 +85,9 @@ def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str |
     for number, step in enumerate(steps, 1):
         where = f"[{number}/{len(steps)}] {step.name}"
         if step.name in selected:
-            statuses[step.name] = run_or_skip_step(step, recipe, manifest, force, where, endpoints)
+            # the job's init_ray warns about its ray: keys this Ray cannot honour, named as the recipe spells them
+            with ray_keys_named(lambda key, step=step: step.user_key(recipe, ("ray", key))):
+                statuses[step.name] = run_or_skip_step(step, recipe, manifest, force, where, endpoints)
     page = summary_page(recipe.name, recipe.storage, manifest.entries, statuses, manifest.path)
     write_text_whole(recipe.at("summary.md"), page, "storage_path")
     progress.summary(page)

@@ -48,7 +48,11 @@ def ray_session():
 
     started = False
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        from core.ray_runtime import RayConfig, worker_env
+
+        # workers get the default ray: section's Arrow allocator, as a job's own Ray would: no warning that it differs
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": worker_env(RayConfig())})
         started = True
     from ray.data import DataContext
 

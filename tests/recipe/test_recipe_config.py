@@ -218,3 +218,34 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
     assert run_once() == ["train_dpo", "eval"]
     shutil.rmtree(Path(recipe.storage) / "prepare")
     assert run_once() == ["prepare", "base_model", "train_cpt", "train_sft", "train_dpo", "eval"]
+
+
+def test_a_steps_ray_key_the_recipes_ray_cannot_honour_is_warned_about_once_naming_the_recipes_key(
+        tmp_path, monkeypatch, ray_session):
+    """Every job finds the recipe's Ray running: the factory's ray.num_cpus cannot apply and is named as the
+    recipe file spells it; keys left to their defaults say nothing."""
+    from core import progress, ray_runtime
+    from core.ray_runtime import RayConfig, init_ray
+    from recipe import runner
+
+    cpus = int(ray_session.cluster_resources()["CPU"])
+    tiny = yaml.safe_load((REPO / "configs/recipe-tiny.yaml").read_text())
+    recipe = load_recipe_config(recipe_file(tmp_path, factory={**tiny["factory"], "ray": {"num_cpus": cpus + 1}}))
+
+    def run_job(step, recipe, *args):  # a job's own init_ray, twice as eval's judge pool calls it again
+        ray_keys = {k: v for k, v in (step.section(recipe).get("ray") or {}).items() if k in RayConfig.model_fields}
+        init_ray(RayConfig(**ray_keys))
+        init_ray(RayConfig(**ray_keys))
+        return "ran"
+
+    monkeypatch.setattr(runner, "check_endpoints", lambda recipe: None)
+    monkeypatch.setattr(runner, "run_or_skip_step", run_job)
+    monkeypatch.setattr(ray_runtime, "_warned", set())
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    recipe.storage.mkdir(parents=True)  # where the summary goes: the stand-in jobs write nothing
+    lines: list[str] = []
+    with progress.lines_to(lines.append):
+        run_recipe(recipe)
+    assert [line for line in lines if "ignored" in line] == [
+        f"factory.ray.num_cpus: {cpus + 1} ignored: Ray is already running with {cpus} CPUs "
+        "(the recipe's ray: section, or the cluster, decides)"]
