@@ -242,7 +242,7 @@ def test_a_steps_ray_key_the_recipes_ray_cannot_honour_is_warned_about_once_nami
     monkeypatch.setattr(runner, "run_or_skip_step", run_job)
     monkeypatch.setattr(ray_runtime, "_warned", set())
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
-    recipe.storage.mkdir(parents=True)  # where the summary goes: the stand-in jobs write nothing
+    Path(recipe.storage).mkdir(parents=True)  # where the summary goes: the stand-in jobs write nothing
     lines: list[str] = []
     with progress.lines_to(lines.append):
         run_recipe(recipe)
