@@ -135,10 +135,11 @@ class PublishedRun:
         return getattr(self.config, "storage", None) or default_storage()
 
     @contextmanager
-    def writing(self, inputs: list[Path], before_publish: Callable[[Path, dict], None] | None = None) -> Iterator[Path]:
+    def writing(self, inputs: list[Path], before_publish: Callable[[Path | str, dict, Path], None] | None = None
+                ) -> Iterator[Path]:
         """The partial directory to write into; published (manifest last) when the block ends without error.
 
-        ``before_publish(partial, manifest)`` (a quality gate) may add to the manifest or raise: then the
+        ``before_publish(partial, manifest, staging)`` (a quality gate) may add to the manifest or raise: then the
         partial directory, with its manifest, stays for inspection and nothing is published. (For a run that
         wrote data to object storage it is given the run's folder there, where that data is.)
         """
@@ -157,7 +158,7 @@ class PublishedRun:
             if before_publish is not None:
                 with self.timed("quality_gate"):
                     # on object storage the data the gate reads are in the run's folder there, not in the staging
-                    before_publish(self.folder if self.remote_folders else self.partial, self.manifest)
+                    before_publish(self.folder if self.remote_folders else self.partial, self.manifest, self.partial)
         finally:
             self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
             self.manifest["timings_s"] = self.timings

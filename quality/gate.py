@@ -121,9 +121,12 @@ def gate_before_publish(kind: str, settings: GateSettings):
     if not settings.gate:
         return None
 
-    def gate(partial: Path, manifest: dict) -> None:
-        result = validate(kind, partial, load_quality_config(settings.config), manifest=manifest)
-        manifest["quality"] = result.manifest_entry()
+    def gate(partial: Path | str, manifest: dict, staging: Path) -> None:
+        # the Data Docs go in the run's staging folder, so they are published with it (on object storage too,
+        # where ``partial`` is the run's folder on the store and ``staging`` the local files uploaded with it)
+        docs = Path(staging) / DOCS
+        result = validate(kind, partial, load_quality_config(settings.config), docs, manifest=manifest)
+        manifest["quality"] = {**result.manifest_entry(), "data_docs": str(Path(DOCS) / "index.html")}
         progress.summary(result.summary())  # the gate's verdict: shown even with -q
         if not result.success:
             raise QualityGateError(

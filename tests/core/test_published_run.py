@@ -193,8 +193,8 @@ class Toy(StrictModel):
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
 run = PublishedRun(sys.argv[1], Toy(output_dir=sys.argv[1], size=int(sys.argv[2])), "toy run")
 
-def staged(partial, manifest):  # what the driver's staging folder holds just before publishing
-    manifest["staged"] = sorted(str(p.relative_to(run.partial)) for p in run.partial.rglob("*") if p.is_file())
+def staged(partial, manifest, staging):  # what the driver's staging folder holds just before publishing
+    manifest["staged"] = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
 
 with run.writing([], before_publish=staged) as partial:
     rows = ray.data.range(int(sys.argv[2]), override_num_blocks=4).map_batches(

@@ -106,6 +106,9 @@ def test_sources_on_s3_give_the_same_documents_and_rejects_as_on_local_disk(tmp_
     rows = {folder: sum(f["rows"] for f in s3_run.manifest["files"] if f["path"].startswith(f"{folder}/"))
             for folder in ("documents", "rejects")}
     assert rows == {"documents": len(s3_run.kept_ids), "rejects": s3_run.rejects.num_rows}
+    # the quality gate read the data on the store; its Data Docs are published with the run, as locally
+    assert s3_run.manifest["quality"]["success"] and s3_run.manifest["quality"]["data_docs"] == "quality/index.html"
+    assert "quality/index.html" in objects
 
 
 @pytest.mark.parametrize("path, says", [
