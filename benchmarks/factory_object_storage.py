@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -180,6 +181,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": commit.strip(),
         "input": args.input.name, "documents": pq.read_metadata(args.input).num_rows, "full": args.full,
         "repeats": args.repeats, "load_average": os.getloadavg(), "server": "moto (Python) on loopback",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "median_wall_s": medians, "s3_over_local": round(medians["s3"] / medians["local"], 3),
         "same_counts": same, "runs": runs,
     }
