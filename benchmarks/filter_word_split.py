@@ -48,7 +48,7 @@ VARIANTS = ("datatrove", "shared")
 
 
 def preset_config(preset: str) -> dict:
-    base, chosen = preset_layers({"preset": preset})
+    base, chosen = preset_layers({"preset": preset})[-2:]  # the storage defaults come first
     return deep_merge(base, chosen)
 
 

@@ -39,7 +39,7 @@ def in_flight(texts: list, rejected: dict[int, str] | None = None) -> pa.Table:
 
 
 def preset_section(preset: str, section: str) -> dict:
-    base, chosen = preset_layers({"preset": preset})
+    base, chosen = preset_layers({"preset": preset})[-2:]  # the storage defaults come first
     return deep_merge(base, chosen)[section]
 
 

@@ -62,7 +62,7 @@ RULES = {
 
 
 def preset_filters(preset: str) -> dict[str, DatatroveFilter]:
-    raw = deep_merge(*preset_layers({"preset": preset}))["filters"]
+    raw = deep_merge(*preset_layers({"preset": preset})[-2:])["filters"]  # base.yaml and the preset
     return {name: DatatroveFilter.model_validate(entry) for name, entry in raw.items()}
 
 
