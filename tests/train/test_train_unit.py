@@ -137,7 +137,7 @@ def test_a_config_naming_published_outputs_is_checked_and_read_in_their_current_
     from core.adapters import named_base
     from core.publish import published_run_ref
     from train.data import input_files
-    from train.launch import name_start_adapter_as_base
+    from train.launch import name_start_model_as_base
     from train.methods import get_stage
     from train.model import build_model
 
@@ -155,7 +155,7 @@ def test_a_config_naming_published_outputs_is_checked_and_read_in_their_current_
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "peft recorded this"}')
-    name_start_adapter_as_base(adapter, str(model))
+    name_start_model_as_base(adapter, str(model))
     assert named_base(adapter) == str(published(model))  # the version trained on, which a rebuild does not change
 
 

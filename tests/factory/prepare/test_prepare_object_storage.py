@@ -1,6 +1,6 @@
 """Prepare reads a factory output on object storage and publishes there, through a real S3 API server on
-loopback, with the same packed rows and documents as the same run on local disk; the data its Ray tasks
-write go straight to the store (the manifest lists them as they are there)."""
+loopback, with the same packed rows (in training order) and documents as the same run on local disk, and a
+manifest listing what is on the store. (Prepare still stages its run on the driver: docs/OBJECT_STORAGE.md.)"""
 from __future__ import annotations
 
 import subprocess
