@@ -100,8 +100,8 @@ class RecipeConfig(StrictModel):
         folder, whose decisions the review step tracks itself), not an external input."""
         if is_uri(path):
             return path.startswith(self.storage + "/")
-        return any(Path(path).resolve().is_relative_to(root) for root in (Path(self.storage), self.state)
-                   if not is_uri(root))
+        roots = [self.state] if self.remote else [Path(self.storage), self.state]
+        return any(Path(path).resolve().is_relative_to(root) for root in roots)
 
     @property
     def state(self) -> Path:
