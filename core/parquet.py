@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyarrow.fs as pafs
 from pyarrow.fs import FileType
 
 from core.errors import InputError
@@ -75,26 +74,40 @@ def require_columns(files: list[Path], columns: Mapping[str, str], key: str) -> 
             raise InputError(f"{key}: {path}: missing column(s) {missing} ({why}); the file has columns {names}")
 
 
-def write_dataset(ds, path: Path | str, empty_schema: pa.Schema) -> None:
+def write_dataset(ds, path: Path | str, empty_schema: pa.Schema):
     """A Ray dataset as zstd Parquet files in ``path``; an empty dataset still leaves one file with the schema.
-    A URI is written by the Ray tasks themselves, straight to the store (``PublishedRun.data_path``)."""
+    A URI is written by the Ray tasks themselves, straight to the store, and the files they wrote are described
+    as they were written (``core.described_parquet``): that description is returned, None for a local path."""
     if is_uri(path):
-        _write_remote(ds, locate(path, "output_dir"), empty_schema)
-        return
+        from core.described_parquet import write_described  # imports Ray, which a reader need not load
+
+        return write_described(ds, locate(path, "output_dir"), empty_schema)
     ds.write_parquet(str(path), compression="zstd")
     if not any(Path(path).glob("*.parquet")):  # Ray writes no file for an empty dataset; readers still need one
         Path(path).mkdir(parents=True, exist_ok=True)
         pq.write_table(empty_schema.empty_table(), Path(path) / "empty.parquet", compression="zstd")
+    return None
 
 
-def _write_remote(ds, where: Location, empty_schema: pa.Schema) -> None:
-    # the filesystem travels to the tasks pickled without secrets: each worker takes its credentials from its
-    # own environment (AWS_*, inherited locally; on a cluster the node's instance role or runtime_env env_vars)
-    ds.write_parquet(where.path, filesystem=where.filesystem, compression="zstd")
-    found = where.filesystem.get_file_info(pafs.FileSelector(where.path, allow_not_found=True))
-    if not any(info.path.endswith(".parquet") for info in found):
-        pq.write_table(empty_schema.empty_table(), where.child("empty.parquet").path, filesystem=where.filesystem,
-                       compression="zstd")
+def parquet_counts(folder: Path, columns: Sequence[str]) -> pa.Table:
+    """Rows per distinct value of ``columns`` (column ``n``) over the Parquet files in a local ``folder``, read a
+    batch at a time: memory is bounded by the distinct values (sources, stages, reasons), not by the rows."""
+    columns = list(columns)
+    partials = []
+    for path in sorted(Path(folder).glob("*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=1 << 16):
+            partials.append(pa.Table.from_batches([batch]).group_by(columns).aggregate([([], "count_all")]))
+            if len(partials) > 64:  # fold as we go
+                partials = [summed_counts(partials, columns).rename_columns([*columns, "count_all"])]
+    return summed_counts(partials, columns)
+
+
+def summed_counts(partials: list[pa.Table], columns: list[str]) -> pa.Table:
+    """Tables of rows per value of ``columns`` (column ``count_all``) summed into one, as column ``n``."""
+    if not partials:
+        return pa.table({**{c: pa.array([], pa.string()) for c in columns}, "n": pa.array([], pa.int64())})
+    summed = pa.concat_tables(partials).group_by(columns).aggregate([("count_all", "sum")])
+    return summed.select([*columns, "count_all_sum"]).rename_columns([*columns, "n"])
 
 
 def write_rows(rows: list[dict], schema: pa.Schema, folder: Path) -> int:

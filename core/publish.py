@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import xxhash
 from pyarrow import fs as pafs
 
 from core.errors import InputError
-from core.storage import is_uri, locate, write_bytes
+from core.storage import default_storage, is_uri, locate, write_bytes
 
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
@@ -38,8 +39,17 @@ def _exists(path: str | Path, kind: pafs.FileType = pafs.FileType.File) -> bool:
 def _read_text(path: str | Path) -> str:
     if is_uri(path):
         where = locate(path, "path")
-        with where.filesystem.open_input_stream(where.path, compression=None) as stream:
-            return stream.read().decode("utf-8")
+        attempts = default_storage().max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with where.filesystem.open_input_stream(where.path, compression=None) as stream:
+                    return stream.read().decode("utf-8")
+            except OSError:
+                # the S3 client cannot retry a 503 whose error body is larger than the small object it asked
+                # for ("Failed to flush response stream"): a pointer or manifest read is retried whole here
+                if attempt == attempts or where.info().type == pafs.FileType.NotFound:
+                    raise
+                time.sleep(min(0.1 * 2 ** attempt, 5))
     return Path(path).read_text(encoding="utf-8")
 
 
@@ -161,39 +171,6 @@ def listed_files(run_dir: Path, skip: tuple[str, ...] = (MANIFEST,)) -> list[dic
             entry["rows"] = pq.read_metadata(path).num_rows
         entries.append(entry)
     return entries
-
-
-def listed_remote_files(run_uri: str, folders: list[str]) -> list[dict]:
-    """The manifest entries (as ``listed_files``) of the files Ray tasks wrote straight to object storage under
-    ``<run_uri>/<folder>``. Checksums are taken by one Ray task per file, reading it where it runs, so the corpus
-    never passes through the driver (the writers are Ray Data's own, which give no hook to hash as they write)."""
-    import ray
-
-    run = locate(run_uri, "output_dir")
-    relative = []
-    for folder in folders:
-        found = run.filesystem.get_file_info(pafs.FileSelector(run.child(folder).path, recursive=True,
-                                                               allow_not_found=True))
-        relative += sorted(info.path[len(run.path.rstrip("/")) + 1:] for info in found
-                           if info.type == pafs.FileType.File)
-    # I/O-bound: several per CPU; retried when the store drops a read mid-body (the client retries requests only)
-    describe = ray.remote(num_cpus=0.25, max_retries=5, retry_exceptions=[OSError])(_describe_remote)
-    # the filesystem goes to the tasks pickled as Ray Data's writers got it: endpoint and region, no secrets
-    return ray.get([describe.remote(run.filesystem, run.path, name) for name in relative])
-
-
-def _describe_remote(filesystem: pafs.FileSystem, run_path: str, relative: str) -> dict:
-    """One remote file's manifest entry, in a Ray task (the worker's AWS_* variables, or its node's instance
-    role, give it credentials: see docs/OBJECT_STORAGE.md)."""
-    import pyarrow.parquet as pq
-
-    path = f"{run_path.rstrip('/')}/{relative}"
-    with filesystem.open_input_stream(path, compression=None) as stream:
-        entry = {"path": relative, "bytes": filesystem.get_file_info(path).size, "xxh3_128": _xxh3(stream)}
-    if relative.endswith(".parquet"):
-        with filesystem.open_input_file(path) as handle:
-            entry["rows"] = pq.ParquetFile(handle).metadata.num_rows
-    return entry
 
 
 def _xxh3(handle) -> str:

@@ -12,7 +12,7 @@
 
 ``partial`` is the run's own folder ``<output_dir>/runs/<run id>``. On object storage it is a local folder on
 the driver for the small files the driver writes (reports, tokenizers), uploaded at publish; the data Ray tasks
-write goes to ``run.data_path(folder)``, straight to ``<output_dir>/runs/<run id>/<folder>`` from whichever node
+write goes through ``run.write_data(folder, ...)``, straight to ``<output_dir>/runs/<run id>/<folder>`` from whichever node
 runs the task, and scratch to ``run.scratch()`` (docs/OBJECT_STORAGE.md). A crash inside ``writing`` leaves a
 run folder CURRENT does not name, which no reader reads and the next run removes; the published run stays whole
 and current.
@@ -24,7 +24,9 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
+
+import pyarrow as pa
 
 from pydantic import BaseModel
 
@@ -32,7 +34,8 @@ from core import progress
 from core.config import config_hash
 from core.errors import ConfigError, OutputExistsError
 from core.manifest import base_manifest, new_run_id
-from core.publish import MANIFEST, RUNS, listed_files, listed_remote_files, old_versions, read_finished_manifest, \
+from core.parquet import parquet_counts, write_dataset
+from core.publish import MANIFEST, RUNS, listed_files, old_versions, read_finished_manifest, \
     remove_unfinished_runs, remove_version, retire_unversioned, run_folder, upload_run, write_json_atomically, \
     write_pointer
 from core.storage import default_storage, is_uri, locate
@@ -56,7 +59,7 @@ class PublishedRun:
         self.upstream = upstream or {}
         self.run_id: str | None = None
         self.partial: Path | None = None
-        self.remote_folders: list[str] = []  # folders Ray tasks wrote straight to object storage
+        self.remote_files: list[dict] = []  # manifest entries of the files Ray tasks wrote to object storage
         self.manifest: dict = {}
         self.timings: dict[str, float] = {}
         self.finished = self._finished_output(overwrite)
@@ -96,15 +99,23 @@ class PublishedRun:
         """This run's own folder, where its files are once published (``<output_dir>/runs/<run id>``)."""
         return run_folder(self.output, self.run_id)
 
-    def data_path(self, folder: str) -> Path | str:
-        """Where Ray tasks write the run's data folder ``folder``: in ``partial`` locally; on object storage the
-        run's own folder there (``<output>/runs/<run id>/<folder>``), which every node reaches, never the
-        driver's staging folder (a task on another node would write into its own disk, and be lost)."""
+    def write_data(self, folder: str, ds, empty_schema: pa.Schema, count_columns: Sequence[str] = ()
+                   ) -> pa.Table | None:
+        """Ray tasks write ``ds`` as the run's data folder ``folder``: in ``partial`` locally; on object storage
+        straight into the run's own folder there (``<output>/runs/<run id>/<folder>``), which every node
+        reaches, never the driver's staging folder (a task on another node would write into its own disk).
+
+        Returns the rows per value of ``count_columns`` (column ``n``; None without columns) of what was
+        written: read back from the local files; on object storage as each writer counted the rows of the file
+        it sent whole, with the checksum of the bytes it sent, so nothing is read back from the store."""
         if not self.remote:
-            return self.partial / folder
-        if folder not in self.remote_folders:
-            self.remote_folders.append(folder)
-        return f"{self.folder}/{folder}"
+            write_dataset(ds, self.partial / folder, empty_schema)
+            return parquet_counts(self.partial / folder, count_columns) if count_columns else None
+        from core.described_parquet import write_described  # imports Ray, which a finished run need not load
+
+        described = write_described(ds, locate(f"{self.folder}/{folder}", "output_dir"), empty_schema, count_columns)
+        self.remote_files += [{**entry, "path": f"{folder}/{entry['path']}"} for entry in described.files]
+        return described.counts
 
     def scratch(self) -> Path:
         """The run's scratch folder (dedup spill and tables), which the job deletes before publishing: in
@@ -158,15 +169,13 @@ class PublishedRun:
             if before_publish is not None:
                 with self.timed("quality_gate"):
                     # on object storage the data the gate reads are in the run's folder there, not in the staging
-                    before_publish(self.folder if self.remote_folders else self.partial, self.manifest, self.partial)
+                    before_publish(self.folder if self.remote_files else self.partial, self.manifest, self.partial)
         finally:
             self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
             self.manifest["timings_s"] = self.timings
-            files = listed_files(self.partial)  # readers read these, never a listing
-            if self.remote_folders:
-                files = sorted(files + listed_remote_files(str(self.folder), self.remote_folders),
-                               key=lambda entry: entry["path"])
-            self.manifest["files"] = files
+            # readers read these, never a listing
+            self.manifest["files"] = sorted(listed_files(self.partial) + self.remote_files,
+                                            key=lambda entry: entry["path"])
             write_json_atomically(self.partial / MANIFEST, self.manifest)
         self._publish()
 

@@ -2,47 +2,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core.errors import AccountingError
-from core.parquet import parquet_files
-from core.storage import is_uri, locate
 from factory.pipeline import FUNNEL_STAGES
-
-
-def counts_on_disk(folder: Path | str, columns: list[str]) -> pa.Table:
-    """Rows per distinct value of ``columns`` (column ``n``) over the Parquet files in ``folder``, read a batch
-    at a time: memory is bounded by the distinct values (sources, stages, reasons), not by the rows."""
-    files = parquet_files(folder, "output_dir")
-    if is_uri(folder):
-        import ray
-
-        # on object storage a Ray task counts each file where it runs (retried on a failed read): only the
-        # counts reach the driver
-        count = ray.remote(max_retries=5, retry_exceptions=[OSError])(_file_counts)
-        partials = ray.get([count.remote(str(path), columns) for path in files])
-    else:
-        partials = [_file_counts(path, columns) for path in files]
-    partials = [t for t in partials if t is not None]
-    if not partials:
-        return pa.table({**{c: pa.array([], pa.string()) for c in columns}, "n": pa.array([], pa.int64())})
-    return _summed(pa.concat_tables(partials), columns, "count_all").rename_columns([*columns, "n"])
-
-
-def _file_counts(path: Path | str, columns: list[str]) -> pa.Table | None:
-    if is_uri(path):  # one GET for the whole file: the S3 client cannot retry a 503 answering a ranged read
-        where = locate(path, "output_dir")  # smaller than its error body (a tiny column chunk), and fails
-        with where.filesystem.open_input_stream(where.path, compression=None) as stream:
-            path = pa.BufferReader(stream.read())
-    partials = []
-    for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=1 << 16):
-        partials.append(pa.Table.from_batches([batch]).group_by(columns).aggregate([([], "count_all")]))
-        if len(partials) > 64:  # fold as we go
-            partials = [_summed(pa.concat_tables(partials), columns, "count_all")]
-    return _summed(pa.concat_tables(partials), columns, "count_all") if partials else None
 
 
 def _summed(table: pa.Table, columns: list[str], weight: str) -> pa.Table:

@@ -10,12 +10,11 @@ import pyarrow.compute as pc
 
 from core import progress
 from core.contracts import FACTORY_DOCUMENTS, REJECTS
-from core.parquet import write_dataset
 from core.publish import MANIFEST
 from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
 from core.spill import part_of
-from factory.accounting import check_invariant, count_by, counts_on_disk, format_funnel, funnel
+from factory.accounting import check_invariant, count_by, format_funnel, funnel
 from factory.config import FactoryConfig
 from factory.dedup.tables import DedupWork
 from factory.documents import alive_mask, document_key
@@ -47,16 +46,14 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
         documents = run_stages(stages, context)
         with run.timed("write"):
             # the lazy documents are read twice (kept rows, then rejects): each pass re-reads the last
-            # spill and joins the decisions again, which is cheaper than holding the corpus anywhere
-            write_dataset(documents.map_batches(kept_rows, batch_format="pyarrow"), run.data_path("documents"),
-                          FACTORY_DOCUMENTS)
-            write_dataset(documents.map_batches(reject_rows, batch_format="pyarrow"), run.data_path("rejects"),
-                          REJECTS)
+            # spill and joins the decisions again, which is cheaper than holding the corpus anywhere.
+            # What was written is counted (per source, stage and reason: nothing corpus-sized on the
+            # driver); an imbalance raises and nothing is published
+            kept = run.write_data("documents", documents.map_batches(kept_rows, batch_format="pyarrow"),
+                                  FACTORY_DOCUMENTS, ["source"])
+            rejects = run.write_data("rejects", documents.map_batches(reject_rows, batch_format="pyarrow"),
+                                     REJECTS, ["source", "stage", "reason"])
         shutil.rmtree(context.dedup.root, ignore_errors=True)
-        # count what is on disk, not what we think we wrote; an imbalance raises and nothing is published
-        # (as counts per source, stage and reason, read a batch at a time: nothing corpus-sized on the driver)
-        kept = counts_on_disk(run.data_path("documents"), ["source"])
-        rejects = counts_on_disk(run.data_path("rejects"), ["source", "stage", "reason"])
         n_kept, n_rejected = (pc.sum(t["n"]).as_py() or 0 for t in (kept, rejects))
         run.manifest.update({
             "stages": funnel(sum(inputs.values()), rejects),

@@ -181,8 +181,7 @@ def test_a_finished_run_made_from_another_upstream_is_refreshed(tmp_path):
 
 REMOTE_WRITER = """
 import json, sys
-import pyarrow as pa, ray
-from core.parquet import write_dataset
+import pyarrow as pa, pyarrow.compute as pc, ray
 from core.config import StrictModel
 from core.run import PublishedRun
 
@@ -198,9 +197,11 @@ def staged(partial, manifest, staging):  # what the driver's staging folder hold
 
 with run.writing([], before_publish=staged) as partial:
     rows = ray.data.range(int(sys.argv[2]), override_num_blocks=4).map_batches(
-        lambda t: t.append_column("text", pa.array(["abc"] * len(t))), batch_format="pyarrow")
-    write_dataset(rows, run.data_path("data"), pa.schema([("id", pa.int64()), ("text", pa.string())]))
-    write_dataset(rows.filter(lambda row: False), run.data_path("none"), pa.schema([("id", pa.int64())]))
+        lambda t: t.append_column("text", pc.if_else(pc.equal(pc.bit_wise_and(t["id"], 1), 0), "even", "odd")),
+        batch_format="pyarrow")
+    counts = run.write_data("data", rows, pa.schema([("id", pa.int64()), ("text", pa.string())]), ["text"])
+    run.write_data("none", rows.filter(lambda row: False), pa.schema([("id", pa.int64())]))
+    run.manifest["counted"] = dict(zip(counts["text"].to_pylist(), counts["n"].to_pylist()))
     (partial / "report.txt").write_text("small, written by the driver")
 """
 
@@ -229,6 +230,7 @@ def test_on_object_storage_ray_tasks_write_the_data_straight_there_and_the_manif
         body = client.get_object(Bucket="corpus", Key=prefix + name)["Body"].read()
         assert entry["bytes"] == len(body) and entry["xxh3_128"] == xxhash.xxh3_128(body).hexdigest(), name
     assert sum(f["rows"] for f in manifest["files"] if f["path"].startswith("data/")) == 1000
+    assert manifest["counted"] == {"even": 500, "odd": 500}  # as the writers counted the rows they sent
     assert [f["rows"] for f in manifest["files"] if f["path"].startswith("none/")] == [0]  # an empty dataset: one file
 
 
