@@ -39,7 +39,7 @@ class DescribedParquetSink(Datasink):
             return None
         table = pa.concat_tables(tables)
         counts = table.group_by(self.count_columns).aggregate([([], "count_all")]) if self.count_columns else None
-        return {"entry": write_table(table, self.where, f"part-{ctx.task_idx:05d}.parquet"), "counts": counts}
+        return {"entry": write_table(table, self.where, f"part-{ctx.task_idx:06d}.parquet"), "counts": counts}
 
     def on_write_complete(self, write_result) -> None:
         # on the driver: one small entry per file, and counts bounded by the distinct values (sources, reasons)

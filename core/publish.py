@@ -200,12 +200,22 @@ def read_text(path: str | Path) -> str | None:
     return _read_text(path) if _exists(path) else None
 
 
-def upload_run(local: Path, output: str, run_id: str) -> None:
-    """A run staged on local disk copied to ``<output>/runs/<run id>`` on object storage, manifest last."""
-    target = locate(run_folder(output, run_id), "output_dir")
-    for path in sorted(p for p in local.rglob("*") if p.is_file() and p.name != MANIFEST):
-        _upload(path, target.child(path.relative_to(local).as_posix()))
-    _upload(local / MANIFEST, target.child(MANIFEST))
+def upload_staged(local: Path, run_uri: str, *, under: str = "", skip: set[str] = frozenset()) -> set[str]:
+    """The files of a run staged on local disk (those below ``under``, except the manifest and those in
+    ``skip``) copied into the run's folder on object storage; returns their relative paths."""
+    target = locate(run_uri, "output_dir")
+    sent = set()
+    for path in sorted(p for p in (local / under).rglob("*") if p.is_file()):
+        relative = path.relative_to(local).as_posix()
+        if relative != MANIFEST and relative not in skip:
+            _upload(path, target.child(relative))
+            sent.add(relative)
+    return sent
+
+
+def upload_manifest(local: Path, run_uri: str) -> None:
+    """The staged run's manifest, uploaded after every file it lists."""
+    _upload(local / MANIFEST, locate(run_uri, "output_dir").child(MANIFEST))
 
 
 def _upload(path: Path, target) -> None:

@@ -36,7 +36,7 @@ from core.errors import ConfigError, OutputExistsError
 from core.manifest import base_manifest, new_run_id
 from core.parquet import parquet_counts, write_dataset
 from core.publish import MANIFEST, RUNS, listed_files, old_versions, read_finished_manifest, \
-    remove_unfinished_runs, remove_version, retire_unversioned, run_folder, upload_run, write_json_atomically, \
+    remove_unfinished_runs, remove_version, retire_unversioned, run_folder, upload_manifest, upload_staged, write_json_atomically, \
     write_pointer
 from core.storage import default_storage, is_uri, locate
 from core.watchdog import stalls_named
@@ -60,6 +60,7 @@ class PublishedRun:
         self.run_id: str | None = None
         self.partial: Path | None = None
         self.remote_files: list[dict] = []  # manifest entries of the files Ray tasks wrote to object storage
+        self.uploaded: set[str] = set()  # staged files already copied to the run's folder on object storage
         self.manifest: dict = {}
         self.timings: dict[str, float] = {}
         self.finished = self._finished_output(overwrite)
@@ -117,6 +118,15 @@ class PublishedRun:
         self.remote_files += [{**entry, "path": f"{folder}/{entry['path']}"} for entry in described.files]
         return described.counts
 
+    def share(self, name: str) -> Path | str:
+        """A file or folder the driver wrote in ``partial`` that Ray tasks on every node read (a tokenizer it
+        trained): its path locally; on object storage uploaded now into the run's folder there, and its URI,
+        which a task reads through its node's copy (``core.local_copy``)."""
+        if not self.remote:
+            return self.partial / name
+        self.uploaded |= upload_staged(self.partial, self.folder, under=name, skip=self.uploaded)
+        return f"{self.folder}/{name}"
+
     def scratch(self) -> Path:
         """The run's scratch folder (dedup spill and tables), which the job deletes before publishing: in
         ``partial`` locally (as always); for an output on object storage ``storage.scratch_dir`` when set (a
@@ -151,8 +161,9 @@ class PublishedRun:
         """The partial directory to write into; published (manifest last) when the block ends without error.
 
         ``before_publish(partial, manifest, staging)`` (a quality gate) may add to the manifest or raise: then the
-        partial directory, with its manifest, stays for inspection and nothing is published. (For a run that
-        wrote data to object storage it is given the run's folder there, where that data is.)
+        partial directory, with its manifest, stays for inspection and nothing is published. (On object storage
+        it is given the run's folder there, where the whole run is by then: what Ray tasks wrote, and the staged
+        files, uploaded before the gate.)
         """
         if not self.remote:
             for stale in remove_unfinished_runs(self.output):
@@ -165,11 +176,12 @@ class PublishedRun:
             self.partial = Path(self.folder)
             self.partial.mkdir(parents=True, exist_ok=False)
         yield self.partial
+        if self.remote:
+            self.uploaded |= upload_staged(self.partial, self.folder, skip=self.uploaded)
         try:
             if before_publish is not None:
                 with self.timed("quality_gate"):
-                    # on object storage the data the gate reads are in the run's folder there, not in the staging
-                    before_publish(self.folder if self.remote_files else self.partial, self.manifest, self.partial)
+                    before_publish(self.folder if self.remote else self.partial, self.manifest, self.partial)
         finally:
             self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
             self.manifest["timings_s"] = self.timings
@@ -182,7 +194,8 @@ class PublishedRun:
     def _publish(self) -> None:
         """The run's folder complete (uploaded, on object storage), then CURRENT names it: the one atomic step."""
         if self.remote:
-            upload_run(self.partial, self.output, self.run_id)
+            upload_staged(self.partial, self.folder, skip=self.uploaded)  # what the gate added (its Data Docs)
+            upload_manifest(self.partial, self.folder)
             shutil.rmtree(self.partial, ignore_errors=True)
         write_pointer(self.output, self.run_id)
         if not self.remote:

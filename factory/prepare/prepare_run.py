@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 
 from core import progress
-from core.parquet import write_dataset
 from core.publish import resolve
 from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
@@ -50,15 +49,12 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
     with run.writing(document_files(config.input_dir), before_publish=gate) as partial:
         with run.timed("ray_init"):
             init_ray(config.ray)
-        # its Ray tasks write into the run's staging folder (the tokenizer they read is there too)
-        run.require_one_node("output_dir", "prepare publishes to object storage from a single-node Ray for now; "
-                                           "give output_dir a folder every node mounts (NFS, EFS) instead")
         configure_ray_data(config.ray)  # Ray Data's no-progress guard skips its sort/groupby passes
         batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}  # every per-row pass's blocks
         documents, n_input = read_documents(config, batch)
         progress.say(f"prepare run {run.run_id}: {n_input} documents from {config.input_dir} -> {run.output}")
         with run.timed("tokenizer"):
-            tokenizer_path = tokenizer_for(documents, n_input, config, partial)
+            tokenizer_path = tokenizer_for(documents, n_input, config, run)
         with run.timed("score_tokenize"):
             scored = score_and_tokenize(documents, tokenizer_path, config, batch)
         with run.timed("mix"):
@@ -74,7 +70,7 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
         with run.timed("pack"):
             packed = pack(ordered, partial, config)
         with run.timed("write_documents"):
-            write_documents(ordered, mixed, partial)
+            write_documents(ordered, mixed, run)
         check_counts(n_input, mixed.n_chosen, mixed.n_left_out, packed)
         run.manifest.update(manifest_sections(config, tokenizer_path, n_input, mixed, edges, grouping_info, packed))
         if config.report.enabled:
@@ -99,15 +95,15 @@ def read_documents(config: PrepareConfig, batch: dict):
     return documents, n_input
 
 
-def tokenizer_for(documents, n_input: int, config: PrepareConfig, partial: Path) -> str:
+def tokenizer_for(documents, n_input: int, config: PrepareConfig, run: PublishedRun) -> str:
     """``tokenizer.path`` (in a published output: its current run's), or a BPE trained on a hash sample of the
-    train split and saved with the output."""
+    train split and saved with the output (where the tokenising tasks on every node read it)."""
     if config.tokenizer.path is not None:
         return str(resolve(config.tokenizer.path))
     train_docs = documents.map_batches(of_split, fn_kwargs={"split": TRAIN}, batch_format="pyarrow")
     texts = sample_column(train_docs, "text", n_input, config.tokenizer.train_sample_docs, f"tokenizer-{config.seed}")
-    return str(train_tokenizer(texts, config.tokenizer.train_vocab_size, config.tokenizer.eos_token,
-                               partial / "tokenizer"))
+    train_tokenizer(texts, config.tokenizer.train_vocab_size, config.tokenizer.eos_token, run.partial / "tokenizer")
+    return str(run.share("tokenizer"))
 
 
 def score_and_tokenize(documents, tokenizer_path: str, config: PrepareConfig, batch: dict):
@@ -145,10 +141,10 @@ def pack(ordered, partial: Path, config: PrepareConfig) -> PackedSplits:
     return pack_splits(ordered, partial, config.packing.seq_len, config.packing.rows_per_shard, config.ray.batch_size)
 
 
-def write_documents(ordered, mixed: Mixed, partial: Path) -> None:
+def write_documents(ordered, mixed: Mixed, run: PublishedRun) -> None:
     """The chosen documents (without token ids and embeddings) and the ids of those mixing left out."""
-    write_dataset(ordered.map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS}, batch_format="pyarrow"),
-                  partial / "documents", pa.schema([]))
-    write_dataset(mixed.marked.map_batches(left_out, batch_format="pyarrow")
-                  .map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS + ["text"]}, batch_format="pyarrow"),
-                  partial / "mixed_out", pa.schema([("id", pa.string()), ("source", pa.string())]))
+    run.write_data("documents", ordered.map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS},
+                                                    batch_format="pyarrow"), pa.schema([]))
+    run.write_data("mixed_out", mixed.marked.map_batches(left_out, batch_format="pyarrow")
+                   .map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS + ["text"]}, batch_format="pyarrow"),
+                   pa.schema([("id", pa.string()), ("source", pa.string())]))

@@ -1,6 +1,7 @@
 """Prepare reads a factory output on object storage and publishes there, through a real S3 API server on
 loopback, with the same packed rows (in training order) and documents as the same run on local disk, and a
-manifest listing what is on the store. (Prepare still stages its run on the driver: docs/OBJECT_STORAGE.md.)"""
+manifest listing what is on the store. The S3 run trains its tokenizer, which its tokenising Ray tasks read from
+the store (a task on another node could not read the driver's disk); the local run trains the same one."""
 from __future__ import annotations
 
 import subprocess
@@ -15,15 +16,15 @@ import yaml
 from core.publish import current_run_dir, read_finished_manifest
 
 from conftest import REPO, read_output, subprocess_env  # noqa: F401
-from prepare_corpus import topic_corpus, train_test_tokenizer, write_factory_output
+from prepare_corpus import topic_corpus, write_factory_output
 from s3_server import s3, upload  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
 
 
-def prepare_config(path: Path, input_dir: str, output_dir: str, tokenizer: Path) -> Path:
+def prepare_config(path: Path, input_dir: str, output_dir: str) -> Path:
     path.write_text(yaml.safe_dump({
-        "input_dir": input_dir, "output_dir": output_dir, "tokenizer": {"path": str(tokenizer)},
+        "input_dir": input_dir, "output_dir": output_dir, "tokenizer": {"path": None, "train_vocab_size": 400},
         "curriculum": {"num_buckets": 2}, "grouping": {"embedder": "tfidf", "docs_per_partition": 40},
         "packing": {"seq_len": 64, "rows_per_shard": 8}, "validation": {"fraction": 0.2},
         "ray": {"num_cpus": 2, "batch_size": 32},
@@ -44,11 +45,10 @@ def test_prepare_from_and_to_s3_equals_the_same_run_on_local_disk(tmp_path, s3):
     factory = write_factory_output(tmp_path / "factory", [t for _, t in corpus[::2]], [t for _, t in corpus[1::2]])
     for path in sorted(p for p in factory.rglob("*") if p.is_file()):  # the same published output, on S3
         upload(endpoint, path, f"prep/factory/{path.relative_to(factory).as_posix()}")
-    tokenizer = train_test_tokenizer([t for _, t in corpus], tmp_path / "tokenizer")
 
     runs = {"local": (str(factory), str(tmp_path / "cpt")), "s3": ("s3://corpus/prep/factory", "s3://corpus/prep/cpt")}
     for name, (input_dir, output_dir) in runs.items():
-        config = prepare_config(tmp_path / f"{name}.yaml", input_dir, output_dir, tokenizer)
+        config = prepare_config(tmp_path / f"{name}.yaml", input_dir, output_dir)
         done = subprocess.run([sys.executable, "-m", "factory", "prepare", str(config), "-q"], cwd=REPO,
                               env=subprocess_env(**env), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -65,3 +65,4 @@ def test_prepare_from_and_to_s3_equals_the_same_run_on_local_disk(tmp_path, s3):
             sorted(local_tables[folder].select(key).to_pylist(), key=str), folder
     on_server = [f for f in remote["files"] if f["path"].startswith("documents/")]
     assert on_server and sum(f["rows"] for f in on_server) == remote_tables["documents"].num_rows
+    assert any(f["path"] == "tokenizer/tokenizer.json" for f in remote["files"])  # published with the run
