@@ -129,7 +129,10 @@ def require_exists(location: Location, key: str) -> pafs.FileInfo:
             if location.filesystem.get_file_info(bucket).type == pafs.FileType.NotFound:
                 raise InputError(f"{key}: {location.uri}: the bucket {bucket!r} does not exist (or these "
                                  "credentials may not see it)")
-    except OSError as exc:  # refused credentials, an unreachable endpoint, after the retries
+    except InputError:
+        raise
+    except Exception as exc:  # refused credentials, an unreachable endpoint, after the retries: pyarrow's own
+        # filesystems raise OSError, an fsspec one its own types (hf:// offline: httpx's ConnectError)
         raise InputError(f"{key}: {location.uri}: {_refusal(exc)}") from None
     if info.type == pafs.FileType.NotFound:
         raise InputError(f"{key}: {location.uri} does not exist")
@@ -204,7 +207,7 @@ REFUSED = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH",
            "SignatureDoesNotMatch", "AccessDenied", "HTTP response code 403")
 
 
-def _refusal(exc: OSError, what: str = "cannot be read") -> str:
+def _refusal(exc: Exception, what: str = "cannot be read") -> str:
     """Why a location cannot be read, saying so plainly when the store refused the credentials."""
     if any(code in str(exc) for code in REFUSED):
         return (f"{what}: the credentials were refused (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "

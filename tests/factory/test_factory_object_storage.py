@@ -117,6 +117,8 @@ def test_sources_on_s3_give_the_same_documents_and_rejects_as_on_local_disk(tmp_
     ("s3://corpus/nothing-here/*.parquet", "s3://corpus/nothing-here/*.parquet does not exist"),
     ("abfs://container/a.parquet", "pip install adlfs"),
     ("zz://x/a.parquet", "unknown URI scheme zz://"),
+    # hf:// through fsspec: offline here (no network), a missing repository where there is one: named either way
+    ("hf://datasets/nobody-here/none/a.parquet", "hf://datasets/nobody-here/none/a.parquet"),
 ])
 def test_a_bad_uri_is_exit_2_naming_it_and_the_key_before_any_work(tmp_path, capsys, s3, path, says):  # noqa: F811
     from factory.__main__ import main
