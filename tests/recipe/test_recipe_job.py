@@ -86,7 +86,8 @@ def table_at(output: str | Path, folder: str):
 
 
 def packed_rows(output: str | Path) -> list:
-    return sorted(map(tuple, table_at(output, "train").column("input_ids").to_pylist()))
+    """The packed training rows, in training order (the files in name order, as the manifest lists them)."""
+    return table_at(output, "train").column("input_ids").to_pylist()
 
 
 @pytest.mark.slow
@@ -191,6 +192,11 @@ def check_outputs_on_s3_equal_local(store: Path, node_cache: Path) -> None:
     assert set(table_at(f"{remote}/factory", "documents").column("id").to_pylist()) == \
         set(table_at(store / "factory", "documents").column("id").to_pylist())
     assert packed_rows(f"{remote}/prepare") == packed_rows(store / "prepare")
+    # prepare's Ray-written documents went straight to the store, listed with their rows; its trained tokenizer too
+    prepare_manifest = json.loads(read_text(f"{current_run_dir(remote + '/prepare')}/manifest.json"))
+    documents = [f for f in prepare_manifest["files"] if f["path"].startswith("documents/")]
+    assert documents and sum(f["rows"] for f in documents) == table_at(f"{remote}/prepare", "documents").num_rows
+    assert "tokenizer/tokenizer.json" in {f["path"] for f in prepare_manifest["files"]}
     local_results = json.loads((published(store / "eval") / "results.json").read_text())
     results = json.loads(read_text(f"{current_run_dir(remote + '/eval')}/results.json"))
     for suite in ("perplexity", "multiple_choice"):
