@@ -37,6 +37,11 @@ class StalledError(RuntimeError):
     """A stage made no progress for its configured time: the run stops, naming the stage, instead of hanging."""
 
 
+class NodeLostError(RuntimeError):
+    """A Ray node died under a stage and Ray could not recover its work: the run stops, naming the stage and the
+    node; nothing is published."""
+
+
 EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (ConfigError, 2),
     (InputError, 2),
@@ -44,6 +49,7 @@ EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (AccountingError, 1),
     (QualityGateError, 1),
     (StalledError, 1),
+    (NodeLostError, 1),
 )
 
 

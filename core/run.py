@@ -34,6 +34,7 @@ from core import progress
 from core.config import config_hash
 from core.errors import ConfigError, OutputExistsError
 from core.manifest import base_manifest, new_run_id
+from core.node_loss import node_loss_named
 from core.parquet import parquet_counts, write_dataset
 from core.publish import MANIFEST, RUNS, listed_files, old_versions, read_finished_manifest, \
     remove_unfinished_runs, remove_version, retire_unversioned, run_folder, upload_manifest, upload_staged, write_json_atomically, \
@@ -208,8 +209,9 @@ class PublishedRun:
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
         """Adds the block's wall time to the manifest's ``timings_s``. A Ray Data pass inside it that stops
-        making progress (``core.watchdog.guard_data_progress``) fails as a ``StalledError`` naming ``name``."""
+        making progress (``core.watchdog.guard_data_progress``) fails as a ``StalledError`` naming ``name``; work
+        that Ray lost with a dead node and could not recover, as a ``NodeLostError`` naming ``name`` and the node."""
         start = time.perf_counter()
-        with stalls_named(name):
+        with stalls_named(name), node_loss_named(name):
             yield
         self.timings[name] = round(time.perf_counter() - start, 3)

@@ -1,0 +1,60 @@
+"""A Ray node lost under a stage, said as such: when Ray cannot recover the work a dead node held (an actor or
+an object that lived only there), the stage fails with ``NodeLostError`` naming the stage and the node, instead
+of a traceback from deep inside Ray. What Ray recovers by itself (retried tasks, objects rebuilt from their
+lineage) never reaches here: the job just goes on."""
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from core.errors import NodeLostError
+
+# how Ray says that a node died, in the errors it raises (the actor's, a task's that used it, or the text of one
+# it could not deserialize: UnserializableException keeps only that text)
+_NODE_DIED = re.compile(r"its node has died|NodeDiedError|ObjectLostError|node was terminated unexpectedly|"
+                        r"lost due to node failure", re.IGNORECASE)
+_NODE_ID = re.compile(r"node(?:[ _]id)?:?\s*([0-9a-f]{56})", re.IGNORECASE)
+
+
+@contextmanager
+def node_loss_named(stage: str) -> Iterator[None]:
+    """Ray's errors for work lost with a dead node, raised inside the block, as a ``NodeLostError`` naming
+    ``stage`` and the node."""
+    try:
+        yield
+    except Exception as exc:
+        lost = lost_node_error(exc)
+        if lost is None:
+            raise
+        raise NodeLostError(f"{stage}: {lost_node_named(lost)} died and Ray could not recover its work "
+                            f"({type(lost).__name__}); nothing was published: run the same command again") from exc
+
+
+def lost_node_error(exc: BaseException) -> BaseException | None:
+    """The Ray error in ``exc``'s chain (causes, and a task error's cause) that says a node died; None if none."""
+    exceptions = sys.modules.get("ray.exceptions")  # looked up: a job that never imported Ray cannot get its errors
+    if exceptions is None:
+        return None
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (exceptions.NodeDiedError, exceptions.ObjectLostError)) or \
+                (isinstance(exc, exceptions.RayError) and _NODE_DIED.search(str(exc))):
+            return exc
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return None
+
+
+def lost_node_named(error: BaseException) -> str:
+    """``Ray node <id> (<ip>)`` for the node ``error`` names; else the nodes Ray lists dead."""
+    import ray
+
+    nodes = {node["NodeID"]: node for node in ray.nodes()} if ray.is_initialized() else {}
+    named = _NODE_ID.findall(str(error))
+    ids = list(dict.fromkeys(named)) or [node_id for node_id, node in nodes.items() if not node.get("Alive")]
+    if not ids:
+        return "a Ray node"
+    where = [f"{node_id} ({nodes[node_id]['NodeManagerAddress']})" if node_id in nodes else node_id for node_id in ids]
+    return f"Ray node {', '.join(where)}" if len(where) == 1 else f"one of the Ray nodes {', '.join(where)}"
