@@ -1,7 +1,10 @@
 """A real ``ray start --head`` on loopback with token authentication, for tests that submit jobs with
-``ray job submit`` exactly as the README tells users to."""
+``ray job submit`` exactly as the README tells users to; and a head with worker nodes (``ray_cluster``), each
+its own ``ray start --address`` raylet with its own temp dir, that a test can kill and replace as spot
+instances and an autoscaler do (``tests/factory/test_node_loss.py``)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -91,6 +94,7 @@ class RayHead:
     address: str
     env: dict
     temp_dir: Path
+    gcs_port: int
 
     def submit(self, working_dir: Path, *command: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """``ray job submit --working-dir DIR -- COMMAND``, waiting for the job; its logs come back on stdout."""
@@ -99,15 +103,45 @@ class RayHead:
             env=self.env, capture_output=True, text=True, timeout=timeout, cwd=working_dir.parent,
         )
 
+    def submit_in_background(self, working_dir: Path, *command: str) -> subprocess.Popen:
+        """``ray job submit`` as ``submit`` does, without waiting: the test acts while the job runs, then reads
+        its output with ``finish``."""
+        return subprocess.Popen(
+            [str(RAY), "job", "submit", "--address", self.address, "--working-dir", str(working_dir), "--", *command],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=working_dir.parent,
+        )
+
     def failure(self, job: subprocess.CompletedProcess) -> str:
         return f"{job.stdout[-6000:]}\n{job.stderr[-4000:]}\n{ray_logs(self.temp_dir)}"
 
+    def nodes(self) -> list[dict]:
+        """The cluster's nodes as the dashboard's state API lists them (what ``ray list nodes`` reads)."""
+        request = urllib.request.Request(f"{self.address}/api/v0/nodes?limit=100&detail=true",
+                                         headers={"Authorization": f"Bearer {self.env['RAY_AUTH_TOKEN']}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)["data"]["result"]["result"]
+
+
+def finish(job: subprocess.Popen, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Wait for a ``submit_in_background`` job; its exit status and output as ``RayHead.submit`` gives them."""
+    try:
+        stdout, stderr = job.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        stdout, stderr = job.communicate()
+        pytest.fail(f"the job did not end within {timeout} s:\n{stdout[-6000:]}\n{stderr[-4000:]}")
+    return subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr)
+
+
+def short_temp_dir() -> Path:
+    # Ray's socket paths must stay short: its temp dir goes directly under /tmp
+    return Path(tempfile.mkdtemp(prefix="rj-", dir="/tmp"))
+
 
 @contextmanager
-def ray_head(cwd: Path, num_cpus: int = 2):
+def ray_head(cwd: Path, num_cpus: int = 2, object_store_memory: int | None = None, **ray_env: str):
     """A head node of ``num_cpus`` CPUs on loopback, token auth on, stopped (only it) at the end."""
-    # Ray's socket paths must stay short: its temp dir goes directly under /tmp
-    temp_dir = Path(tempfile.mkdtemp(prefix="rj-", dir="/tmp"))
+    temp_dir = short_temp_dir()
     gcs_port, dashboard_port, agent_port, client_port = free_ports(4)
     token = uuid.uuid4().hex
     env = subprocess_env(
@@ -115,18 +149,105 @@ def ray_head(cwd: Path, num_cpus: int = 2):
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN=token,
         RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",  # no Serve to drain: SIGTERM tears the cluster down at once
+        **ray_env,
     )
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
          f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
-         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+         f"--temp-dir={temp_dir}", "--disable-usage-stats", *store_size(object_store_memory)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
     )
     address = f"http://127.0.0.1:{dashboard_port}"
     try:
         wait_for_dashboard(address, token, head, temp_dir)
-        yield RayHead(address, env, temp_dir)
+        yield RayHead(address, env, temp_dir, gcs_port)
     finally:
         stop_cluster(head, temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def store_size(object_store_memory: int | None) -> list[str]:
+    return [f"--object-store-memory={object_store_memory}"] if object_store_memory else []
+
+
+@dataclass
+class WorkerNode:
+    """One ``ray start --address ... --block`` worker node: its own raylet, temp dir and CPUs."""
+
+    node_id: str
+    process: subprocess.Popen
+    temp_dir: Path
+
+
+class RayCluster:
+    """A head that only runs drivers (0 CPUs: every task and actor lands on a worker node) and worker nodes of
+    1 CPU each, so a killed worker always holds part of the job's work, and 2 cores carry the whole cluster."""
+
+    def __init__(self, head: RayHead, cwd: Path, object_store_memory: int):
+        self.head, self.cwd, self.object_store_memory = head, cwd, object_store_memory
+        self.nodes: list[WorkerNode] = []  # every worker node started, killed ones too: stop() sweeps them all
+
+    def add_node(self, timeout: float = 120) -> WorkerNode:
+        """A new worker node joining the cluster, as an autoscaler adds one; returned once the cluster lists it
+        alive. (Its id is found by a resource only it has, as every node here has the same IP.)"""
+        name = f"drill_worker_{len(self.nodes)}"
+        temp_dir = short_temp_dir()
+        process = subprocess.Popen(
+            [str(RAY), "start", f"--address=127.0.0.1:{self.head.gcs_port}", "--block", "--num-cpus=1",
+             f"--resources={json.dumps({name: 1})}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+             *store_size(self.object_store_memory)],
+            env=self.head.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.cwd,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"ray start --address exited with {process.returncode}:\n{process.stdout.read()[-5000:]}")
+            mine = [n for n in self.head.nodes() if n["state"] == "ALIVE" and name in n.get("resources_total", {})]
+            if mine:
+                node = WorkerNode(mine[0]["node_id"], process, temp_dir)
+                self.nodes.append(node)
+                return node
+            time.sleep(0.5)
+        stop_cluster(process, temp_dir)
+        pytest.fail(f"a worker node did not join the cluster within {timeout} s\n{ray_logs(temp_dir)}")
+
+    def kill_node(self, node: WorkerNode) -> None:
+        """The node dies as a reclaimed spot instance does: SIGKILL to its ``ray start``, its raylet and every
+        process under it (the job's workers there), all at once, nothing shut down cleanly."""
+        try:
+            tree = [psutil.Process(node.process.pid)]
+            tree += tree[0].children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        for proc in tree:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=30)
+        node.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            stop_cluster(node.process, node.temp_dir)
+            shutil.rmtree(node.temp_dir, ignore_errors=True)
+
+
+# the GCS declares a silent node dead after 5 missed health checks, 3 s apart by default; 1 s apart here, so
+# the drills wait less for it (what the job does once the node is declared dead is unchanged)
+DEATH_NOTICED_SOON = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000"}
+
+
+@contextmanager
+def ray_cluster(cwd: Path, workers: int = 2, object_store_memory: int = 200 << 20):
+    """A head (drivers only) and ``workers`` worker nodes of 1 CPU on loopback; every node stopped by its own
+    process ids at the end, the killed ones included."""
+    with ray_head(cwd, num_cpus=0, object_store_memory=object_store_memory, **DEATH_NOTICED_SOON) as head:
+        cluster = RayCluster(head, cwd, object_store_memory)
+        try:
+            for _ in range(workers):
+                cluster.add_node()
+            yield cluster
+        finally:
+            cluster.stop()
