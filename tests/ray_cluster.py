@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -103,13 +104,12 @@ class RayHead:
             env=self.env, capture_output=True, text=True, timeout=timeout, cwd=working_dir.parent,
         )
 
-    def submit_in_background(self, working_dir: Path, *command: str) -> subprocess.Popen:
-        """``ray job submit`` as ``submit`` does, without waiting: the test acts while the job runs, then reads
-        its output with ``finish``."""
-        return subprocess.Popen(
+    def submit_in_background(self, working_dir: Path, *command: str) -> "BackgroundJob":
+        """``ray job submit`` as ``submit`` does, without waiting: the test acts on the job's output as it comes."""
+        return BackgroundJob(subprocess.Popen(
             [str(RAY), "job", "submit", "--address", self.address, "--working-dir", str(working_dir), "--", *command],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=working_dir.parent,
-        )
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=working_dir.parent,
+        ))
 
     def failure(self, job: subprocess.CompletedProcess) -> str:
         return f"{job.stdout[-6000:]}\n{job.stderr[-4000:]}\n{ray_logs(self.temp_dir)}"
@@ -122,15 +122,35 @@ class RayHead:
             return json.load(response)["data"]["result"]["result"]
 
 
-def finish(job: subprocess.Popen, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Wait for a ``submit_in_background`` job; its exit status and output as ``RayHead.submit`` gives them."""
-    try:
-        stdout, stderr = job.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        job.kill()
-        stdout, stderr = job.communicate()
-        pytest.fail(f"the job did not end within {timeout} s:\n{stdout[-6000:]}\n{stderr[-4000:]}")
-    return subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr)
+class BackgroundJob:
+    """A ``ray job submit`` running while the test acts: its output (stdout and stderr) read as it comes."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process, self.lines = process, []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def finish(self, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Wait for the job; its exit status and output as ``RayHead.submit`` gives them (stderr in stdout)."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"the job did not end within {timeout} s:\n{self.output[-6000:]}")
+        self.reader.join(timeout=30)
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, self.output, "")
 
 
 def short_temp_dir() -> Path:
