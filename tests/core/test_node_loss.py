@@ -12,7 +12,8 @@ NODE = "c25522ccfc4ee76349149d03d98ecc399a61c5f5425e1a59da3644c0"
 
 
 def test_a_dead_node_is_named_with_the_stage_and_exits_1():
-    with pytest.raises(NodeLostError, match=f"^write: Ray node {NODE} died .*NodeDiedError.*run the same command") as err:
+    said = f"^write: Ray node {NODE} died .*NodeDiedError.*run the same command"
+    with pytest.raises(NodeLostError, match=said) as err:
         with node_loss_named("write"):
             raise ray.exceptions.NodeDiedError(f"node {NODE} died")
     assert exit_code(err.value) == 1

@@ -158,7 +158,8 @@ def prepare_reference(cluster, job_dir, factory_reference, tmp_path_factory) -> 
     """The factory reference's documents, prepared undisturbed: (that factory output, the packed rows)."""
     factory_output = factory_reference[0]
     output = tmp_path_factory.mktemp("prepare") / "reference"
-    job = cluster.head.submit(job_dir, "python", "-m", "factory", "prepare", prepare_config(job_dir, factory_output, output))
+    job = cluster.head.submit(job_dir, "python", "-m", "factory", "prepare",
+                              prepare_config(job_dir, factory_output, output))
     assert job.returncode == 0, cluster.head.failure(job)
     return factory_output, packed_rows(output)
 
