@@ -21,6 +21,7 @@ import pytest
 import yaml
 from conftest import REPO, parquet_source, published, write_config
 from ray_cluster import BackgroundJob, RayCluster, WorkerNode, ray_cluster
+from s3_server import s3  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ DOCUMENTS = 300
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, s3):  # noqa: F811 (the nodes start with the AWS_* variables a user sets)
     with ray_cluster(tmp_path_factory.mktemp("cluster")) as running:
         yield running
 
@@ -112,7 +113,7 @@ def survived_or_named(result, lost: WorkerNode, output: Path, same_output: Calla
     if result.returncode == 0:
         assert same_output()
         return "finished"
-    assert result.returncode == 1, result.stdout[-6000:]
+    assert "failed with exit code 1" in result.stdout, result.stdout[-6000:]  # the job's own exit code
     named = re.search(rf"error: ([\w+]+): Ray node {lost.node_id} \([\d.]+\) died", result.stdout)
     assert named, result.stdout[-6000:]
     assert not (output / "CURRENT").exists()
@@ -173,3 +174,20 @@ def test_prepare_survives_a_node_lost_during_its_sort(cluster, job_dir, prepare_
     lost = lose_a_node(cluster)
     outcome = survived_or_named(job.finish(), lost, output, lambda: packed_rows(output) == reference)
     print(f"prepare, node lost at its sort: {outcome}")
+
+
+def test_publishing_to_object_storage_from_several_nodes_needs_a_shared_scratch_dir(cluster, job_dir, s3):  # noqa: F811
+    """The dedup spill in the driver's temp folder would be lost to tasks on other nodes: refused, exit 2, naming
+    the key to set, before any stage runs and with nothing on the store."""
+    import boto3
+
+    endpoint, _ = s3
+    write_config(job_dir / "factory-s3.yaml", sources=[parquet_source("papers", Path("data/papers.parquet"))],
+                 output_dir="s3://corpus/nodes/out", preset="scientific", ray={"num_cpus": None})
+    job = cluster.head.submit(job_dir, "python", "-m", "factory", "run", "factory-s3.yaml")
+    # `ray job submit` itself exits 1 for any failed job; the job's own exit code is in its status line
+    assert job.returncode != 0 and "failed with exit code 2" in job.stdout, cluster.head.failure(job)
+    assert re.search(r"storage\.scratch_dir: output_dir s3://corpus/nodes/out is on object storage and Ray has \d "
+                     r"nodes; set storage\.scratch_dir to a folder every node mounts", job.stdout), job.stdout[-3000:]
+    assert "KeyCount" in (listing := boto3.client("s3", endpoint_url=endpoint).list_objects_v2(
+        Bucket="corpus", Prefix="nodes/")) and listing["KeyCount"] == 0
