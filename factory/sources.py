@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 from pathlib import Path
 
@@ -250,7 +251,7 @@ def read_source(plan: dict):
         else:
             ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem)
             parts.append(ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy",
-                                        fn_kwargs={"source": source, "labels": file_labels(plan["files"])}))
+                                        fn_kwargs={"source": source, "labels": plan.get("labels") or file_labels(plan["files"])}))
     return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
@@ -282,6 +283,26 @@ class ReadSources(Stage):
         return cls(plan_sources(config.sources, config.storage), config.ray.rows_per_block)
 
     def apply(self, ds, context: StageContext):
-        datasets = [read_source(plan) for plan in self.plans]
+        return self.read(self.plans)
+
+    def read(self, plans: list[dict]):
+        datasets = [read_source(plan) for plan in plans]
         ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
         return ds.repartition(target_num_rows_per_block=self.rows_per_block)
+
+    def block_groups(self, min_rows: int) -> list[list[int]]:
+        """The input cut into groups of consecutive files of one source, ``[source index, first file, end]``,
+        each of about ``min_rows`` rows or more (by the source's rows per file): the units a killed run resumes
+        by, as datatrove's tasks are files. A source of one file is one group."""
+        groups = []
+        for index, plan in enumerate(self.plans):
+            files = len(plan["files"])
+            per_group = max(1, math.ceil(min_rows / max(plan["rows"] / files, 1)))
+            groups += [[index, start, min(start + per_group, files)] for start in range(0, files, per_group)]
+        return groups
+
+    def read_group(self, group: list[int]):
+        """The rows of one block group (see ``block_groups``)."""
+        index, start, end = group
+        plan = self.plans[index]  # fallback ids name files as among all the source's files
+        return self.read([{**plan, "files": plan["files"][start:end], "labels": file_labels(plan["files"])}])

@@ -10,8 +10,9 @@ Two kinds:
   callable to Ray Data, so it runs in tasks (no actor start-up) and consecutive row stages fuse into
   one streaming pass.
 - a stage that needs the whole corpus (dedup) sets ``whole_input`` and does its own Ray work in
-  ``apply``; the pipeline first spills its input to Parquet partitioned by document key
-  (``StageContext.spilled``) and hands it the lazy read of that spill.
+  ``prepare``, once; the pipeline first spills its input to Parquet partitioned by document key
+  (``StageContext.spilled``), then hands ``apply`` the lazy read of that spill, one block group at a time
+  (a killed run resumes by block group: ``factory.passes``).
 """
 from __future__ import annotations
 
@@ -66,7 +67,11 @@ class Stage:
             declared = declared.model_fields[part].annotation
         return declared
 
+    def prepare(self, context: StageContext) -> None:
+        """Work on the whole corpus, once, before ``apply`` (dedup: find the duplicates); most stages have none."""
+
     def apply(self, ds, context: StageContext):
+        """The lazy dataset with this stage's work on its rows (called once per block group of a pass)."""
         raise NotImplementedError
 
 
