@@ -14,8 +14,8 @@
 the driver for the small files the driver writes (reports, tokenizers), uploaded at publish; the data Ray tasks
 write goes through ``run.write_data(folder, ...)``, straight to ``<output_dir>/runs/<run id>/<folder>`` from whichever node
 runs the task, and scratch to ``run.scratch()`` (docs/OBJECT_STORAGE.md). A crash inside ``writing`` leaves a
-run folder CURRENT does not name, which no reader reads and the next run removes; the published run stays whole
-and current.
+run folder CURRENT does not name, which no reader reads and the next run removes (or, for a job that resumes,
+continues from the units it finished: ``core.resume``); the published run stays whole and current.
 """
 from __future__ import annotations
 

@@ -47,11 +47,12 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
             dedup=DedupWork(run.scratch(), parts, run.ledger),
             timed=run.timed, rows_per_block=config.ray.rows_per_block,
+            rows_per_group=config.ray.rows_per_block * config.ray.blocks_per_group * cluster_cpus(),
         )
         written = run.ledger.done("write")
         if written is None:
-            run.ledger.begin("write")
             documents = run_stages(stages, context).whole()
+            run.ledger.begin("write")
             with run.timed("write"):
                 kept, rejects = write_outputs(documents, run)
             run.ledger.mark("write", asdict(context.found))
@@ -92,7 +93,7 @@ def run_stages(stages: list[Stage], context: StageContext) -> Pass:
     needs the whole corpus the pass is spilled to Parquet, a block group at a time (timed under the names of
     the stages it ran: ``factory.passes``), and the stage does its work on the whole corpus."""
     reader = stages[0]  # ReadSources
-    current = Pass(reader.block_groups(context.rows_per_block * cluster_cpus()), "block groups", reader.read_group)
+    current = Pass(reader.block_groups(context.rows_per_group), "block groups", reader.read_group)
     fused = [reader.name]
     for stage in stages[1:]:
         if stage.whole_input:

@@ -37,6 +37,7 @@ class StageContext:
     dedup: DedupWork  # where dedup tables go, and their partition count
     timed: Callable[[str], ContextManager]
     rows_per_block: int  # documents per block when a spill is read back (config ray.rows_per_block)
+    rows_per_group: int  # least documents in a block group of a pass, the unit a killed run resumes by (factory.passes)
     spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key
     found: DedupFindings = field(default_factory=DedupFindings)
 
