@@ -9,6 +9,7 @@ run is published:
     <out>/runs/<run id>/_resume/identity.json     the run's base manifest: resumed only when it matches
     <out>/runs/<run id>/_resume/<unit>.json        a finished unit and its stats (e.g. rows, duplicates)
     <out>/runs/<run id>/_resume/plan/<pass>.json   a pass's units, fixed at its first start
+    <out>/runs/<run id>/_resume/fixed/<name>.json  another choice made at the first start (the partition count)
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ RESUME = "_resume"
 IDENTITY = "identity.json"
 # what must be equal for a run to continue another: the config, the inputs (with their checksums), the code
 SAME_RUN = {"config_hash": "config", "inputs": "inputs", "code_version": "code version"}
+NOT_UNITS = ("plan", "fixed")  # folders of the ledger whose files are choices, not finished units
 
 
 class Ledger:
@@ -55,7 +57,7 @@ class Ledger:
         """Units finished, and units begun but not finished (under way when the run was killed)."""
         if self.root is None or not self.root.is_dir():
             return {"finished": 0, "under_way": 0}
-        finished = [p for p in self.root.rglob("*.json") if p.parent.name != "plan" and p.name != IDENTITY]
+        finished = [p for p in self.root.rglob("*.json") if p.parent.name not in NOT_UNITS and p.name != IDENTITY]
         begun = [p for p in self.root.rglob("*.started") if not p.with_suffix(".json").is_file()]
         return {"finished": len(finished), "under_way": len(begun)}
 
@@ -66,6 +68,14 @@ class Ledger:
             fixed = {"what": what, "units": units}
             self.mark(f"plan/{name}", fixed)
         return fixed["units"]
+
+    def fixed(self, name: str, value):
+        """``value`` as chosen at the run's first start: a rerun (on another cluster size, say) keeps it."""
+        earlier = self.done(f"fixed/{name}")
+        if earlier is None:
+            self.mark(f"fixed/{name}", {"value": value})
+            return value
+        return earlier["value"]
 
     def progress(self) -> list[str]:
         """'<pass> k/n <units> done' for every pass planned so far, in the order they were planned."""

@@ -41,8 +41,7 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
         with run.timed("ray_init"):
             init_ray(config.ray)
         configure_ray_data(config.ray)
-        parts = run.ledger.plan("dedup_partitions", "partition counts",
-                                [dedup_partitions(config, sum(inputs.values()))])[0]  # kept when resumed
+        parts = run.ledger.fixed("dedup_partitions", dedup_partitions(config, sum(inputs.values())))
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
             dedup=DedupWork(run.scratch(), parts, run.ledger),

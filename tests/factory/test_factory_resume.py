@@ -67,7 +67,7 @@ def run(config_path: Path) -> tuple[subprocess.CompletedProcess, float]:
 def units_finished(output: Path) -> int:
     """Units the unfinished run has marked finished in its ledger: what it really wrote."""
     return sum(1 for marker in output.glob("runs/*/_resume/**/*.json")
-               if marker.parent.name != "plan" and marker.name != "identity.json")
+               if marker.parent.name not in ("plan", "fixed") and marker.name != "identity.json")
 
 
 def timeline(config_path: Path, output: Path) -> tuple[list[tuple[float, int]], float]:
