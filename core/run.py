@@ -183,9 +183,10 @@ class PublishedRun:
         elif not self.resumed:
             self.partial = Path(self.folder)
             self.partial.mkdir(parents=True, exist_ok=False)
-        if resume and not self.resumed:
+        resumable_here = resume and not self.remote  # (object storage: staged files would be uploaded)
+        if resumable_here and not self.resumed:
             write_identity(self.partial, self.manifest)
-        self.ledger = Ledger(self.partial / RESUME if resume and not self.remote else None)
+        self.ledger = Ledger(self.partial / RESUME if resumable_here else None)
         if self.resumed:
             before = self.ledger.counts()
             self.manifest["resumed"] = {"units_finished_before": before["finished"], "units_redone": before["under_way"]}
