@@ -233,14 +233,6 @@ def unfinished_runs(output: Path) -> list[Path]:
     return sorted(folders) + sorted(output.parent.glob(f"{output.name}.partial-*"))
 
 
-def remove_unfinished_runs(output: Path) -> list[Path]:
-    """Remove what crashed runs left behind; returns what was removed."""
-    removed = unfinished_runs(output)
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
-
-
 def retire_unversioned(output: Path) -> list[Path]:
     """After a version is published over an output in the layout before versions: its files go (CURRENT
     already names the new run, so no reader reads them)."""

@@ -14,8 +14,8 @@
 the driver for the small files the driver writes (reports, tokenizers), uploaded at publish; the data Ray tasks
 write goes through ``run.write_data(folder, ...)``, straight to ``<output_dir>/runs/<run id>/<folder>`` from whichever node
 runs the task, and scratch to ``run.scratch()`` (docs/OBJECT_STORAGE.md). A crash inside ``writing`` leaves a
-run folder CURRENT does not name, which no reader reads and the next run removes; the published run stays whole
-and current.
+run folder CURRENT does not name, which no reader reads and the next run removes (or, for a job that resumes,
+continues from the units it finished: ``core.resume``); the published run stays whole and current.
 """
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ from core.errors import ConfigError, OutputExistsError
 from core.manifest import base_manifest, new_run_id
 from core.node_loss import node_loss_named
 from core.parquet import parquet_counts, write_dataset
-from core.publish import MANIFEST, RUNS, listed_files, old_versions, read_finished_manifest, \
-    remove_unfinished_runs, remove_version, retire_unversioned, run_folder, upload_manifest, upload_staged, write_json_atomically, \
+from core.publish import MANIFEST, RUNS, listed_files, old_versions, read_finished_manifest, remove_version, \
+    retire_unversioned, run_folder, unfinished_runs, upload_manifest, upload_staged, write_json_atomically, \
     write_pointer
+from core.resume import RESUME, Ledger, finish, read_identity, resumable, write_identity
 from core.storage import default_storage, is_uri, locate
 from core.watchdog import stalls_named
 
@@ -64,6 +65,8 @@ class PublishedRun:
         self.uploaded: set[str] = set()  # staged files already copied to the run's folder on object storage
         self.manifest: dict = {}
         self.timings: dict[str, float] = {}
+        self.ledger: Ledger | None = None  # the finished units of this run (core.resume)
+        self.resumed = False  # True: this run continues an unfinished one of the same config and inputs
         self.finished = self._finished_output(overwrite)
 
     def _finished_output(self, overwrite: bool) -> dict | None:
@@ -157,25 +160,39 @@ class PublishedRun:
         return getattr(self.config, "storage", None) or default_storage()
 
     @contextmanager
-    def writing(self, inputs: list[Path], before_publish: Callable[[Path | str, dict, Path], None] | None = None
-                ) -> Iterator[Path]:
+    def writing(self, inputs: list[Path], before_publish: Callable[[Path | str, dict, Path], None] | None = None,
+                resume: bool = False) -> Iterator[Path]:
         """The partial directory to write into; published (manifest last) when the block ends without error.
 
         ``before_publish(partial, manifest, staging)`` (a quality gate) may add to the manifest or raise: then the
         partial directory, with its manifest, stays for inspection and nothing is published. (On object storage
         it is given the run's folder there, where the whole run is by then: what Ray tasks wrote, and the staged
         files, uploaded before the gate.)
+
+        ``resume``: the job marks its finished units in ``self.ledger``; an unfinished run of the same config,
+        inputs and code (one killed) is continued in its own folder, under its run id, instead of cleared.
         """
-        if not self.remote:
-            for stale in remove_unfinished_runs(self.output):
-                progress.say(f"removed unfinished output of an earlier crashed run: {stale}")
         self.run_id = new_run_id()
         self.manifest = {**base_manifest(self.run_id, self.config, inputs), **self.upstream}
+        if not self.remote:
+            self._resume_or_clear(resume)
         if self.remote:  # staged on local disk, uploaded when finished (object storage has no rename)
             self.partial = Path(tempfile.mkdtemp(prefix=f"{self.run_id}-"))
-        else:
+            if resume:
+                progress.say(f"output_dir {self.output} is on object storage: a killed run there is not resumed "
+                             "(its staging and scratch are the driver's own); this run starts afresh")
+        elif not self.resumed:
             self.partial = Path(self.folder)
             self.partial.mkdir(parents=True, exist_ok=False)
+        resumable_here = resume and not self.remote  # (object storage: staged files would be uploaded)
+        if resumable_here and not self.resumed:
+            write_identity(self.partial, self.manifest)
+        self.ledger = Ledger(self.partial / RESUME if resumable_here else None)
+        if self.resumed:
+            before = self.ledger.counts()
+            self.manifest["resumed"] = {"units_finished_before": before["finished"], "units_redone": before["under_way"]}
+            progress.say(f"resuming run {self.run_id}: " + ", ".join(
+                self.ledger.progress() + [f"{before['under_way']} unit(s) under way when it stopped are redone"]))
         yield self.partial
         if self.remote:
             self.uploaded |= upload_staged(self.partial, self.folder, skip=self.uploaded)
@@ -186,11 +203,30 @@ class PublishedRun:
         finally:
             self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
             self.manifest["timings_s"] = self.timings
+            if self.ledger.root is not None:
+                self.manifest["units"] = self.ledger.counts()["finished"]
+            finish(self.partial)  # last: a run killed before this point still finds its finished units
             # readers read these, never a listing
             self.manifest["files"] = sorted(listed_files(self.partial) + self.remote_files,
                                             key=lambda entry: entry["path"])
             write_json_atomically(self.partial / MANIFEST, self.manifest)
         self._publish()
+
+    def _resume_or_clear(self, resume: bool) -> None:
+        """Continue the unfinished run this one repeats (``resume``), and remove what other crashed runs left."""
+        unfinished = unfinished_runs(self.output)
+        keep, why_not = resumable(unfinished, self.manifest) if resume else (None, None)
+        if why_not:
+            progress.say(why_not)
+        for stale in unfinished:
+            if stale != keep:
+                shutil.rmtree(stale, ignore_errors=True)
+                progress.say(f"removed unfinished output of an earlier crashed run: {stale}")
+        if keep is not None:
+            earlier = read_identity(keep)
+            self.run_id, self.partial, self.resumed = keep.name, keep, True
+            self.manifest = {**earlier, **self.upstream}
+            (keep / MANIFEST).unlink(missing_ok=True)  # a run refused by its gate wrote one: it is written again
 
     def _publish(self) -> None:
         """The run's folder complete (uploaded, on object storage), then CURRENT names it: the one atomic step."""

@@ -147,6 +147,10 @@ class RayDataConfig(RayConfig):
 
 
 class FactoryRayConfig(RayDataConfig):
+    blocks_per_group: int = Field(
+        gt=0, description="Blocks (of rows_per_block rows) per CPU in a block group, the unit a killed run resumes "
+                          "by (docs/RESUME.md): each group is one Ray Data execution, so fewer, larger groups cost "
+                          "less start-up; smaller ones redo less after a kill.")
     rows_per_partition: int = Field(
         gt=0, description="Most documents per dedup partition when shuffle_partitions is null: one task holds one "
                           "partition of keys and MinHash signatures (about 0.6 KB a document).")

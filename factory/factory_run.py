@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import asdict
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import progress
 from core.contracts import FACTORY_DOCUMENTS, REJECTS
+from core.parquet import parquet_counts
 from core.publish import MANIFEST
 from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
 from core.run import PublishedRun
-from core.spill import part_of
 from factory.accounting import check_invariant, count_by, format_funnel, funnel
 from factory.config import FactoryConfig
+from factory.dedup.findings import DedupFindings
 from factory.dedup.tables import DedupWork
-from factory.documents import alive_mask, document_key
+from factory.documents import alive_mask
+from factory.passes import Pass, spill
 from factory.pipeline import build_stages
 from factory.sources import ReadSources
 from factory.stages.base import Stage, StageContext
@@ -33,26 +36,29 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
     inputs = {plan["source"].name: plan["rows"] for plan in plans}
 
     gate = gate_before_publish("documents", config.quality)
-    with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate):
+    with run.writing([f for plan in plans for f in plan["files"]], before_publish=gate, resume=True):
         progress.say(f"run {run.run_id}: {sum(inputs.values())} documents from {len(plans)} sources -> {run.output}")
         with run.timed("ray_init"):
             init_ray(config.ray)
         configure_ray_data(config.ray)
+        parts = run.ledger.fixed("dedup_partitions", dedup_partitions(config, sum(inputs.values())))
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
-            dedup=DedupWork(run.scratch(), dedup_partitions(config, sum(inputs.values()))),
+            dedup=DedupWork(run.scratch(), parts, run.ledger),
             timed=run.timed, rows_per_block=config.ray.rows_per_block,
+            rows_per_group=config.ray.rows_per_block * config.ray.blocks_per_group * cluster_cpus(),
         )
-        documents = run_stages(stages, context)
-        with run.timed("write"):
-            # the lazy documents are read twice (kept rows, then rejects): each pass re-reads the last
-            # spill and joins the decisions again, which is cheaper than holding the corpus anywhere.
-            # What was written is counted (per source, stage and reason: nothing corpus-sized on the
-            # driver); an imbalance raises and nothing is published
-            kept = run.write_data("documents", documents.map_batches(kept_rows, batch_format="pyarrow"),
-                                  FACTORY_DOCUMENTS, ["source"])
-            rejects = run.write_data("rejects", documents.map_batches(reject_rows, batch_format="pyarrow"),
-                                     REJECTS, ["source", "stage", "reason"])
+        written = run.ledger.done("write")
+        if written is None:
+            documents = run_stages(stages, context).whole()
+            run.ledger.begin("write")
+            with run.timed("write"):
+                kept, rejects = write_outputs(documents, run)
+            run.ledger.mark("write", asdict(context.found))
+        else:  # a run killed after writing its outputs (only local runs resume): dedup's findings are in the
+            # ledger, the counts are read back from the files
+            context.found = DedupFindings(**written)
+            kept, rejects = (parquet_counts(run.partial / folder, columns) for folder, columns in COUNTED_BY.items())
         shutil.rmtree(context.dedup.root, ignore_errors=True)
         n_kept, n_rejected = (pc.sum(t["n"]).as_py() or 0 for t in (kept, rejects))
         run.manifest.update({
@@ -81,51 +87,44 @@ def dedup_partitions(config: FactoryConfig, documents: int) -> int:
     return config.ray.shuffle_partitions or max(cluster_cpus(), math.ceil(documents / config.ray.rows_per_partition))
 
 
-def run_stages(stages: list[Stage], context: StageContext):
+def run_stages(stages: list[Stage], context: StageContext) -> Pass:
     """Apply the stages in order. Row stages are lazy and fuse into one streaming pass; before a stage that
-    needs the whole corpus the pass is spilled to Parquet (timed under the names of the stages it ran)."""
-    ds, fused = None, []
-    for stage in stages:
+    needs the whole corpus the pass is spilled to Parquet, a block group at a time (timed under the names of
+    the stages it ran: ``factory.passes``), and the stage does its work on the whole corpus."""
+    reader = stages[0]  # ReadSources
+    current = Pass(reader.block_groups(context.rows_per_group), "block groups", reader.read_group)
+    fused = [reader.name]
+    for stage in stages[1:]:
         if stage.whole_input:
-            with context.timed("+".join(fused) or "spill"):
-                ds = spill(ds, context, stage.name)
+            with context.timed("+".join(fused)):
+                current = spill(current, context, stage.name)
             with context.timed(stage.name):
-                ds = stage.apply(ds, context)
+                stage.prepare(context)
             fused = []
         else:
-            ds = stage.apply(ds, context)
+            stage.prepare(context)
             fused.append(stage.name)
-    return ds
+        current = current.then(stage, context)
+    return current
 
 
-def spill(ds, context: StageContext, before: str):
-    """Write the in-flight documents once, partitioned by document key, and return their lazy read: the
-    dedup stages join their decisions to it partition by partition, so texts never go through a shuffle
-    or sit in the object store. The previous spill, now read into this one, is deleted."""
-    import ray
-
-    root = context.dedup.root / f"documents_before_{before}"
-    ds.map_batches(with_partition, batch_format="pyarrow", fn_kwargs={"parts": context.dedup.parts}).write_parquet(
-        str(root), partition_cols=["part"], compression="zstd", min_bytes_per_file=16 << 20)
-    if context.spilled:
-        shutil.rmtree(context.spilled, ignore_errors=True)
-    if not any(root.rglob("*.parquet")):  # no documents at all (empty inputs): nothing to deduplicate
-        context.spilled = None
-        return ds
-    context.spilled = str(root)
-    # re-blocked like the input: Ray Data reads a partition's few large files as one block, and a block goes
-    # to one map task, so without it the next pass (the costly filters) ran on one CPU (10k documents: one
-    # block, one worker process)
-    spilled = ray.data.read_parquet(str(root), partitioning=None)
-    return spilled.repartition(target_num_rows_per_block=context.rows_per_block)
+# what each output is counted by, to check that every document is accounted for
+COUNTED_BY = {"documents": ["source"], "rejects": ["source", "stage", "reason"]}
 
 
-def with_partition(table: pa.Table, parts: int) -> pa.Table:
-    """The spill's partition column; rejected rows lose their text (no later pass or output reads it: rejects
-    carry none), so after exact dedup the spill and every pass reading it hold only live texts."""
-    text = pc.if_else(alive_mask(table), table["text"], pa.scalar(None, pa.string()))
-    table = table.set_column(table.schema.get_field_index("text"), "text", text)
-    return table.append_column("part", pa.array(part_of(document_key(table), parts)))
+def write_outputs(documents, run: PublishedRun) -> tuple[pa.Table, pa.Table]:
+    """documents/ and rejects/ from the last pass, written from the start (a killed write left part of them);
+    returns what was written, counted (``PublishedRun.write_data``: nothing corpus-sized on the driver).
+    The lazy documents are read twice (kept rows, then rejects): each pass re-reads the last spill and joins
+    the decisions again, which is cheaper than holding the corpus anywhere."""
+    if not run.remote:
+        for folder in COUNTED_BY:
+            shutil.rmtree(run.partial / folder, ignore_errors=True)
+    kept = run.write_data("documents", documents.map_batches(kept_rows, batch_format="pyarrow"),
+                          FACTORY_DOCUMENTS, COUNTED_BY["documents"])
+    rejects = run.write_data("rejects", documents.map_batches(reject_rows, batch_format="pyarrow"),
+                             REJECTS, COUNTED_BY["rejects"])
+    return kept, rejects
 
 
 def kept_rows(table: pa.Table) -> pa.Table:

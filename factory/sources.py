@@ -249,8 +249,9 @@ def read_source(plan: dict):
             parts.append(ds.map_batches(parquet_batch_to_contract, batch_format="pyarrow", fn_kwargs={"source": source}))
         else:
             ds = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem)
+            labels = plan.get("labels") or file_labels(plan["files"])  # a block group's: its source's labels
             parts.append(ds.map_batches(jsonl_file_to_contract, batch_size=1, batch_format="numpy",
-                                        fn_kwargs={"source": source, "labels": file_labels(plan["files"])}))
+                                        fn_kwargs={"source": source, "labels": labels}))
     return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
@@ -282,6 +283,33 @@ class ReadSources(Stage):
         return cls(plan_sources(config.sources, config.storage), config.ray.rows_per_block)
 
     def apply(self, ds, context: StageContext):
-        datasets = [read_source(plan) for plan in self.plans]
+        return self.read(self.plans)
+
+    def read(self, plans: list[dict]):
+        datasets = [read_source(plan) for plan in plans]
         ds = datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0]
         return ds.repartition(target_num_rows_per_block=self.rows_per_block)
+
+    def block_groups(self, min_rows: int) -> list[list[list[int]]]:
+        """The input cut into groups of consecutive files, each about ``min_rows`` rows or more (by each
+        source's rows per file), a group a list of ``[source index, first file, end]``: the units a killed run
+        resumes by, as datatrove's tasks are files. A group may span sources; a file is never cut."""
+        groups, group, rows = [], [], 0.0
+        for index, plan in enumerate(self.plans):
+            per_file = plan["rows"] / max(len(plan["files"]), 1)
+            for file in range(len(plan["files"])):
+                if group and group[-1][0] == index:
+                    group[-1][2] = file + 1
+                else:
+                    group.append([index, file, file + 1])
+                rows += per_file
+                if rows >= min_rows:
+                    groups.append(group)
+                    group, rows = [], 0.0
+        return groups + [group] if group else groups
+
+    def read_group(self, group: list[list[int]]):
+        """The rows of one block group (see ``block_groups``); fallback ids name files as among all the
+        source's files."""
+        return self.read([{**self.plans[index], "files": self.plans[index]["files"][start:end],
+                           "labels": file_labels(self.plans[index]["files"])} for index, start, end in group])

@@ -86,9 +86,10 @@ def cluster_duplicates(work: DedupWork) -> tuple[int, int]:
     and the rounds it took."""
     current = work.table("edges")
     for round_ in range(1, MAX_ROUNDS + 1):
-        large, small = work.table(f"large_star_{round_}"), work.table(f"small_star_{round_}")
-        changed = total(run_per_partition(work.parts, large_star, edges_root=current, out_root=large), "changed")
-        changed += total(run_per_partition(work.parts, small_star, edges_root=large, out_root=small), "changed")
+        large_name, small_name = f"large_star_{round_}", f"small_star_{round_}"  # tables and ledger labels
+        large, small = work.table(large_name), work.table(small_name)
+        changed = total(run_per_partition(work, large_star, large_name, edges_root=current, out_root=large), "changed")
+        changed += total(run_per_partition(work, small_star, small_name, edges_root=large, out_root=small), "changed")
         for done in (current, large):
             shutil.rmtree(done, ignore_errors=True)  # each round's input is spent: keep the disk at one edge table
         current = small
@@ -97,6 +98,6 @@ def cluster_duplicates(work: DedupWork) -> tuple[int, int]:
             break
     else:
         raise RuntimeError(f"dedup clusters did not converge in {MAX_ROUNDS} rounds")
-    stats = run_per_partition(work.parts, cluster_rows, edges_root=current, similarities_root=work.table("similarities"),
+    stats = run_per_partition(work, cluster_rows, edges_root=current, similarities_root=work.table("similarities"),
                               clusters_root=work.table("clusters"), best_root=work.table("best_similarity"))
     return total(stats, "members"), round_

@@ -22,10 +22,12 @@ def find_exact_duplicates(documents_root: str, work: DedupWork) -> int:
     """Writes ``exact_dups`` (key -> keeper) and returns how many documents are exact duplicates."""
     import ray
 
-    keys = ray.data.read_parquet(documents_root, partitioning=None).select_columns(KEY_COLUMNS)
-    keys.map_batches(spill_text_hashes, batch_size=65536, batch_format="pyarrow",
-                     fn_kwargs={"root": work.table("exact_keys"), "parts": work.parts}).materialize()
-    stats = run_per_partition(work.parts, exact_groups, keys_root=work.table("exact_keys"),
+    with work.whole_step("exact_keys") as todo:
+        if todo:
+            keys = ray.data.read_parquet(documents_root, partitioning=None).select_columns(KEY_COLUMNS)
+            keys.map_batches(spill_text_hashes, batch_size=65536, batch_format="pyarrow",
+                             fn_kwargs={"root": work.table("exact_keys"), "parts": work.parts}).materialize()
+    stats = run_per_partition(work, exact_groups, keys_root=work.table("exact_keys"),
                               dups_root=work.table("exact_dups"), edges_root=work.table("edges"))
     return total(stats, "duplicates")
 

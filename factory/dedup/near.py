@@ -23,6 +23,7 @@ from factory.dedup.minhash import band_keys
 from factory.dedup.partitions import batch_name, run_per_partition, total
 from factory.dedup.tables import BANDS, PAIRS, SIMILARITIES, DedupWork
 from factory.documents import alive_mask, document_key
+from factory.passes import read_part_of_spill
 
 SIGNATURE_COLUMNS = ["id", "source", "reject_stage", "minhash"]
 
@@ -32,16 +33,18 @@ def find_near_pairs(documents_root: str, fuzzy: FuzzyDedupConfig, work: DedupWor
     pairs)."""
     import ray
 
-    signatures = ray.data.read_parquet(documents_root, partitioning=None).select_columns(SIGNATURE_COLUMNS)
-    signatures.map_batches(spill_bands, batch_size=16384, batch_format="pyarrow", fn_kwargs={
-        "root": work.table("bands"), "parts": work.parts, "num_bands": fuzzy.num_bands,
-        "rows_per_band": fuzzy.rows_per_band,
-    }).materialize()  # one count per batch
+    with work.whole_step("bands") as todo:
+        if todo:
+            signatures = ray.data.read_parquet(documents_root, partitioning=None).select_columns(SIGNATURE_COLUMNS)
+            signatures.map_batches(spill_bands, batch_size=16384, batch_format="pyarrow", fn_kwargs={
+                "root": work.table("bands"), "parts": work.parts, "num_bands": fuzzy.num_bands,
+                "rows_per_band": fuzzy.rows_per_band,
+            }).materialize()  # one count per batch
     tables = {name: work.table(name) for name in ("bands", "pairs_by_u", "pairs_by_v", "edges", "similarities")}
-    run_per_partition(work.parts, bucket_stars, tables=tables)
-    candidates = run_per_partition(work.parts, attach_first_signature, tables=tables,
+    run_per_partition(work, bucket_stars, tables=tables)
+    candidates = run_per_partition(work, attach_first_signature, tables=tables,
                                    documents_root=documents_root)
-    verified = run_per_partition(work.parts, verify_pairs, tables=tables,
+    verified = run_per_partition(work, verify_pairs, tables=tables,
                                  documents_root=documents_root, threshold=fuzzy.threshold)
     return total(candidates, "pairs"), total(verified, "pairs")
 
@@ -79,7 +82,7 @@ def bucket_stars(part: int, tables: dict, parts: int) -> dict:
 
 def signatures_of_part(documents_root: str, part: int) -> pa.Table | None:
     """(key, minhash) of the live documents in partition ``part`` of the documents themselves."""
-    documents = read_part(documents_root, part, columns=SIGNATURE_COLUMNS)
+    documents = read_part_of_spill(documents_root, part, columns=SIGNATURE_COLUMNS)
     return live_signatures(documents) if documents is not None else None
 
 

@@ -29,8 +29,10 @@ import pyarrow.compute as pc
 import xxhash
 
 from core.hashing import key_hashes
+from core.resume import Ledger
 from core.spill import read_part
 from core.watchdog import ray_tasks_watched
+from factory.dedup.tables import DedupWork
 
 
 def batch_name(table: pa.Table, column: str) -> str:
@@ -86,15 +88,30 @@ def lookup(indexed: tuple[pa.Table, np.ndarray, np.ndarray], keys: pa.Array, has
     return joined
 
 
-def run_per_partition(parts: int, step: Callable[..., dict], **kwargs) -> list[dict]:
+def run_per_partition(work: DedupWork, step: Callable[..., dict], label: str | None = None, **kwargs) -> list[dict]:
     """Run ``step(part, parts=parts, **kwargs) -> stats`` once per partition, as plain Ray tasks (a Ray Data
     pipeline would cost a second of start-up per step for nothing: each task reads its own files); the
-    stats, one row per partition, bounded by the partition count."""
+    stats, one row per partition, bounded by the partition count. Each task marks its partition finished in the
+    run's ledger (as ``label``, the step's name by default) once its files are written; a resumed run runs only
+    the partitions not marked (a partition under way is run again, replacing its own files)."""
     import ray
 
-    task = ray.remote(num_cpus=1)(step).options(name=f"dedup.{step.__name__}")
-    return ray_tasks_watched([task.remote(part, parts=parts, **kwargs) for part in range(parts)],
-                             f"dedup.{step.__name__}")
+    label = label or step.__name__
+    stats = {part: work.ledger.done(f"{label}/{part}") for part in range(work.parts)}
+    work.ledger.plan(label, "partitions", list(range(work.parts)))
+    task = ray.remote(num_cpus=1)(marked).options(name=f"dedup.{step.__name__}")
+    todo = [part for part, done in stats.items() if done is None]
+    refs = [task.remote(step, work.ledger, label, part, parts=work.parts, **kwargs) for part in todo]
+    stats.update(zip(todo, ray_tasks_watched(refs, f"dedup.{step.__name__}")))
+    return [stats[part] for part in range(work.parts)]
+
+
+def marked(step: Callable[..., dict], ledger: Ledger, label: str, part: int, **kwargs) -> dict:
+    """``step`` for one partition, then its marker (last: its files are whole by then)."""
+    ledger.begin(f"{label}/{part}")
+    stats = step(part, **kwargs)
+    ledger.mark(f"{label}/{part}", stats)
+    return stats
 
 
 def total(stats: list[dict], key: str) -> int:

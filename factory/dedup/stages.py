@@ -28,10 +28,13 @@ class ExactDedup(Stage):
     def __init__(self, exact: ExactDedupConfig):
         self.enabled = self.whole_input = exact.enabled  # switched off, it needs no spill and passes documents on
 
+    def prepare(self, context: StageContext) -> None:
+        if self.enabled and context.spilled is not None:
+            context.found.exact_duplicates = find_exact_duplicates(context.spilled, context.dedup)
+
     def apply(self, ds, context: StageContext):
         if not self.enabled or context.spilled is None:
             return ds
-        context.found.exact_duplicates = find_exact_duplicates(context.spilled, context.dedup)
         return ds.map_batches(MarkExactDuplicates(context.dedup), **WHOLE_BLOCKS)
 
 
@@ -46,18 +49,22 @@ class NearDedup(Stage):
         self.fuzzy = fuzzy
         self.whole_input = fuzzy.enabled  # off, it only clusters exact copies: their edges are on disk already
 
-    def apply(self, ds, context: StageContext):
-        """(After exact dedup and the filters.) With MinHash off, clusters come from exact copies alone, and
-        only the cluster columns change: no document is rejected here."""
+    def prepare(self, context: StageContext) -> None:
+        """(After exact dedup and the filters.) With MinHash off, clusters come from exact copies alone."""
         found = context.found
         if self.fuzzy.enabled and context.spilled is not None:
             found.candidate_pairs, found.verified_pairs = find_near_pairs(context.spilled, self.fuzzy, context.dedup)
         if found.exact_duplicates == 0 and found.verified_pairs == 0:
-            return ds
+            return
         members, found.cluster_rounds = cluster_duplicates(context.dedup)
         found.near_duplicates = members - found.exact_duplicates
         found.clusters_written = True
-        return ds.map_batches(MarkNearDuplicates(context.dedup), **WHOLE_BLOCKS) if self.fuzzy.enabled else ds
+
+    def apply(self, ds, context: StageContext):
+        """With MinHash off only the cluster columns change: no document is rejected here."""
+        if not (self.fuzzy.enabled and context.found.clusters_written):
+            return ds
+        return ds.map_batches(MarkNearDuplicates(context.dedup), **WHOLE_BLOCKS)
 
 
 class DupClusters(Stage):

@@ -10,8 +10,9 @@ Two kinds:
   callable to Ray Data, so it runs in tasks (no actor start-up) and consecutive row stages fuse into
   one streaming pass.
 - a stage that needs the whole corpus (dedup) sets ``whole_input`` and does its own Ray work in
-  ``apply``; the pipeline first spills its input to Parquet partitioned by document key
-  (``StageContext.spilled``) and hands it the lazy read of that spill.
+  ``prepare``, once; the pipeline first spills its input to Parquet partitioned by document key
+  (``StageContext.spilled``), then hands ``apply`` the lazy read of that spill, one block group at a time
+  (a killed run resumes by block group: ``factory.passes``).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class StageContext:
     dedup: DedupWork  # where dedup tables go, and their partition count
     timed: Callable[[str], ContextManager]
     rows_per_block: int  # documents per block when a spill is read back (config ray.rows_per_block)
+    rows_per_group: int  # least documents in a block group of a pass, the unit a killed run resumes by (factory.passes)
     spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key
     found: DedupFindings = field(default_factory=DedupFindings)
 
@@ -66,7 +68,11 @@ class Stage:
             declared = declared.model_fields[part].annotation
         return declared
 
+    def prepare(self, context: StageContext) -> None:
+        """Work on the whole corpus, once, before ``apply`` (dedup: find the duplicates); most stages have none."""
+
     def apply(self, ds, context: StageContext):
+        """The lazy dataset with this stage's work on its rows (called once per block group of a pass)."""
         raise NotImplementedError
 
 
