@@ -74,19 +74,13 @@ def require_columns(files: list[Path], columns: Mapping[str, str], key: str) -> 
             raise InputError(f"{key}: {path}: missing column(s) {missing} ({why}); the file has columns {names}")
 
 
-def write_dataset(ds, path: Path | str, empty_schema: pa.Schema):
-    """A Ray dataset as zstd Parquet files in ``path``; an empty dataset still leaves one file with the schema.
-    A URI is written by the Ray tasks themselves, straight to the store, and the files they wrote are described
-    as they were written (``core.described_parquet``): that description is returned, None for a local path."""
-    if is_uri(path):
-        from core.described_parquet import write_described  # imports Ray, which a reader need not load
-
-        return write_described(ds, locate(path, "output_dir"), empty_schema)
+def write_dataset(ds, path: Path, empty_schema: pa.Schema) -> None:
+    """A Ray dataset as zstd Parquet files in the local folder ``path``; an empty dataset still leaves one file
+    with the schema. (Object storage: ``PublishedRun.write_data``, through ``core.described_parquet``.)"""
     ds.write_parquet(str(path), compression="zstd")
     if not any(Path(path).glob("*.parquet")):  # Ray writes no file for an empty dataset; readers still need one
         Path(path).mkdir(parents=True, exist_ok=True)
         pq.write_table(empty_schema.empty_table(), Path(path) / "empty.parquet", compression="zstd")
-    return None
 
 
 def parquet_counts(folder: Path, columns: Sequence[str]) -> pa.Table:

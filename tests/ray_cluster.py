@@ -82,12 +82,17 @@ def stop_cluster(process: subprocess.Popen, temp_dir: Path) -> None:
                 leftovers.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    for proc in leftovers:
+    kill_all(leftovers)
+
+
+def kill_all(processes: list[psutil.Process]) -> None:
+    """SIGKILL each process (one already gone is fine) and wait until they are all gone."""
+    for proc in processes:
         try:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(leftovers, timeout=30)
+    psutil.wait_procs(processes, timeout=30)
 
 
 @dataclass
@@ -240,12 +245,7 @@ class RayCluster:
             tree += tree[0].children(recursive=True)
         except psutil.NoSuchProcess:
             tree = []
-        for proc in tree:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(tree, timeout=30)
+        kill_all(tree)
         node.process.wait(timeout=30)
 
     def stop(self) -> None:
