@@ -1,7 +1,7 @@
 """A real ``ray start --head`` on loopback with token authentication, for tests that submit jobs with
 ``ray job submit`` exactly as the README tells users to; and a head with worker nodes (``ray_cluster``), each
 its own ``ray start --address`` raylet with its own temp dir, that a test can kill and replace as spot
-instances and an autoscaler do (``tests/factory/test_node_loss.py``)."""
+instances and an autoscaler do (``tests/cluster/``)."""
 from __future__ import annotations
 
 import json
@@ -260,10 +260,10 @@ DEATH_NOTICED_SOON = {"RAY_health_check_period_ms": "1000", "RAY_health_check_ti
 
 
 @contextmanager
-def ray_cluster(cwd: Path, workers: int = 2, object_store_memory: int = 200 << 20):
-    """A head (drivers only) and ``workers`` worker nodes of 1 CPU on loopback; every node stopped by its own
-    process ids at the end, the killed ones included."""
-    with ray_head(cwd, num_cpus=0, object_store_memory=object_store_memory, **DEATH_NOTICED_SOON) as head:
+def ray_cluster(cwd: Path, workers: int = 2, object_store_memory: int = 200 << 20, **env: str):
+    """A head (drivers only) and ``workers`` worker nodes of 1 CPU on loopback, every process started with the
+    variables ``env``; every node stopped by its own process ids at the end, the killed ones included."""
+    with ray_head(cwd, num_cpus=0, object_store_memory=object_store_memory, **DEATH_NOTICED_SOON, **env) as head:
         cluster = RayCluster(head, cwd, object_store_memory)
         try:
             for _ in range(workers):

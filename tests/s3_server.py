@@ -30,10 +30,10 @@ def s3_env(endpoint: str) -> dict[str, str]:
             "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
+@contextmanager
+def s3_store():
     """(endpoint, environment) of a fresh server with the bucket ``corpus``; the variables are set in this
-    process while the module's tests run."""
+    process while it runs."""
     import boto3
 
     with s3_server() as endpoint:
@@ -49,6 +49,13 @@ def s3(tmp_path_factory):
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """``s3_store`` for one module's tests."""
+    with s3_store() as store:
+        yield store
 
 
 def upload(endpoint: str, local: Path, key: str) -> str:

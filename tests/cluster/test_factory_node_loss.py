@@ -3,15 +3,13 @@ node is SIGKILLed (its raylet and the job's workers on it) at a point the job it
 joins as an autoscaler would add one. Each job must finish with the output of an undisturbed run of the same
 config, or fail with exit 1 naming the lost node and the stage; never hang or publish something else.
 
-One cluster serves every drill, and each config's undisturbed reference runs once. The factory's and prepare's
-scratch and outputs are on local disk, which every node of this one-machine cluster shares (standing in for
-the shared mount a real cluster needs)."""
+The package's one cluster serves every drill, and each config's undisturbed reference runs once. The factory's
+and prepare's scratch and outputs are on local disk, which every node of this one-machine cluster shares
+(standing in for the shared mount a real cluster needs)."""
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REPO, parquet_source, published, write_config
-from ray_cluster import BackgroundJob, RayCluster, WorkerNode, ray_cluster
-from s3_server import s3  # noqa: F401  (the fixture)
+
+from .drill import job_folder, lose_a_node, survived_or_named, when
 
 pytestmark = pytest.mark.slow
 
@@ -30,18 +28,9 @@ DOCUMENTS = 300
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, s3):  # noqa: F811 (the nodes start with the AWS_* variables a user sets)
-    with ray_cluster(tmp_path_factory.mktemp("cluster")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def job_dir(tmp_path_factory) -> Path:
     """The job's working directory (the code, the corpus and the configs), uploaded by ``ray job submit``."""
-    job = tmp_path_factory.mktemp("job") / "job"
-    for package in PACKAGES:
-        shutil.copytree(REPO / package, job / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "sample_data"))
+    job = job_folder(tmp_path_factory.mktemp("job") / "job", PACKAGES)
     abstracts = pq.read_table(REPO / "factory/sample_data/arxiv_cs.parquet", columns=["id", "text"]).slice(0, DOCUMENTS)
     rows = abstracts.to_pylist()
     # exact copies and one-word edits of some abstracts, so both dedup stages reject documents
@@ -62,29 +51,9 @@ def factory_config(job: Path, output: Path) -> str:
     return name
 
 
-def when(condition: Callable[[], bool], job: BackgroundJob, timeout: float = 300) -> None:
-    """Wait until ``condition`` holds while the job runs; fail if the job ends first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if not job.running():
-            pytest.fail(f"the job ended before the point of the drill:\n{job.finish().stdout[-6000:]}")
-        time.sleep(0.05)
-    pytest.fail(f"the point of the drill was not reached within {timeout} s")
-
-
 def files_in(output: Path, folder: str) -> Callable[[], bool]:
     """True once a run of ``output`` has written a Parquet file into its scratch folder ``folder``."""
     return lambda: any(output.glob(f"runs/*/_work/{folder}/**/*.parquet"))
-
-
-def lose_a_node(cluster: RayCluster) -> WorkerNode:
-    """Kill the newest worker node, and add its replacement."""
-    lost = cluster.nodes[-1]
-    cluster.kill_node(lost)
-    cluster.add_node()
-    return lost
 
 
 def factory_outcome(output: Path) -> dict:
@@ -105,19 +74,6 @@ def factory_reference(cluster, job_dir, tmp_path_factory) -> tuple[Path, dict]:
     outcome = factory_outcome(output)
     assert {"exact_dedup", "quality", "near_dedup"} <= {s["stage"] for s in outcome["stages"] if s["dropped"]}
     return output, outcome
-
-
-def survived_or_named(result, lost: WorkerNode, output: Path, same_output: Callable[[], bool]) -> str:
-    """What the issue asks of a job that lost a node: it finished with the undisturbed run's output, or it
-    failed with exit 1 naming the lost node and the stage, publishing nothing. Returns which."""
-    if result.returncode == 0:
-        assert same_output()
-        return "finished"
-    assert "failed with exit code 1" in result.stdout, result.stdout[-6000:]  # the job's own exit code
-    named = re.search(rf"error: ([\w+]+): Ray node {lost.node_id} \([\d.]+\) died", result.stdout)
-    assert named, result.stdout[-6000:]
-    assert not (output / "CURRENT").exists()
-    return f"failed in {named.group(1)}"
 
 
 @pytest.mark.parametrize("point", [
@@ -176,7 +132,7 @@ def test_prepare_survives_a_node_lost_during_its_sort(cluster, job_dir, prepare_
     print(f"prepare, node lost at its sort: {outcome}")
 
 
-def test_publishing_to_object_storage_from_several_nodes_needs_a_shared_scratch_dir(cluster, job_dir, s3):  # noqa: F811
+def test_publishing_to_object_storage_from_several_nodes_needs_a_shared_scratch_dir(cluster, job_dir, s3):
     """The dedup spill in the driver's temp folder would be lost to tasks on other nodes: refused, exit 2, naming
     the key to set, before any stage runs and with nothing on the store."""
     import boto3

@@ -1,4 +1,4 @@
-"""The whole recipe submitted to a real Ray cluster, as the README's tutorial does it:
+"""The whole recipe submitted to the package's multi-node Ray cluster, as the README's tutorial does it:
 ``ray job submit --working-dir . -- python -m recipe run CONFIG``: a tiny corpus through the factory,
 prepare, synth (a loopback OpenAI-protocol server), review, a tiny model trained with CPT, SFT and DPO on
 Ray Train workers of the job, and eval. Then the same recipe with its corpus and storage_path on a loopback S3
@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import REPO, published
-from ray_cluster import ray_head
-from s3_server import BUCKET, s3, upload  # noqa: F401  (fixture)
+from s3_server import BUCKET, upload
 from synth_helpers import loopback  # noqa: F401  (fixture)
 
 from core.config import deep_merge
@@ -70,11 +69,13 @@ def manifest(output: Path) -> dict:
     return json.loads((published(output) / "manifest.json").read_text())
 
 
-def s3_recipe(job_dir: Path, endpoint: str, base_url: str) -> str:
-    """The same recipe with its corpus on the S3 server; returns the recipe file's name."""
+def s3_recipe(job_dir: Path, endpoint: str, base_url: str, scratch: Path) -> str:
+    """The same recipe with its corpus on the S3 server; returns the recipe file's name. The factory's dedup
+    spill goes to ``scratch``, a folder every node of the cluster sees, as a multi-node cluster must set."""
     config = recipe_config(base_url)
     for source in config["factory"]["sources"]:
         source["path"] = upload(endpoint, job_dir / source["path"], source["path"])
+    config["factory"]["storage"] = {"scratch_dir": str(scratch)}
     (job_dir / "recipe-s3.yaml").write_text(yaml.safe_dump(config))
     return "recipe-s3.yaml"
 
@@ -93,7 +94,7 @@ def packed_rows(output: str | Path) -> list:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_recipe_submitted_to_a_ray_cluster_locally_and_on_object_storage(
-        tmp_path, loopback, s3, monkeypatch):  # noqa: F811
+        tmp_path, loopback, s3, cluster, node_cache):  # noqa: F811
     server = loopback()
     job_dir = tmp_path / "job"
     for package in PACKAGES:
@@ -104,32 +105,31 @@ def test_recipe_submitted_to_a_ray_cluster_locally_and_on_object_storage(
     store = tmp_path / "store"  # the job's working directory is a temporary copy: outputs go where every node sees
     command = ["python", "-m", "recipe", "run", "recipe.yaml", "--storage-path", str(store)]
     endpoint, _ = s3
-    on_s3 = ["python", "-m", "recipe", "run", s3_recipe(job_dir, endpoint, server.base_url),
+    on_s3 = ["python", "-m", "recipe", "run", s3_recipe(job_dir, endpoint, server.base_url, tmp_path / "scratch"),
              "--storage-path", f"s3://{BUCKET}/recipe"]
-    monkeypatch.setenv("DOMAIN_FACTORY_CACHE", str(tmp_path / "node-cache"))  # the head node's local disk
 
-    with ray_head(tmp_path) as head:  # started with the AWS_* variables a user sets: the jobs find the server
-        first = head.submit(job_dir, *command, timeout=900)
-        assert first.returncode == 0, head.failure(first)
-        assert statuses(first.stdout) == {step: "running" for step in STEPS}
-        # training ran on Ray Train workers of the submitted job: their own output is in the job's logs
-        assert re.search(r"RayTrainWorker pid=\d+[^\n]*\[train\] first step of this attempt: 1", first.stdout)
-        assert "NO HUMAN REVIEWS" in first.stdout  # DPO on judge-approved pairs is said loudly
-        ran = run_ids(store)
+    head = cluster.head  # its nodes have the AWS_* variables a user sets: the jobs find the server
+    first = head.submit(job_dir, *command, timeout=900)
+    assert first.returncode == 0, head.failure(first)
+    assert statuses(first.stdout) == {step: "running" for step in STEPS}
+    # training ran on Ray Train workers of the submitted job: their own output is in the job's logs
+    assert re.search(r"RayTrainWorker pid=\d+[^\n]*\[train\] first step of this attempt: 1", first.stdout)
+    assert "NO HUMAN REVIEWS" in first.stdout  # DPO on judge-approved pairs is said loudly
+    ran = run_ids(store)
 
-        # the whole recipe again, its corpus and storage_path on object storage
-        remote = head.submit(job_dir, *on_s3, timeout=900)
-        assert remote.returncode == 0, head.failure(remote)
-        assert statuses(remote.stdout) == {step: "running" for step in STEPS}
-        ran_on_s3 = run_ids_on_s3()
+    # the whole recipe again, its corpus and storage_path on object storage
+    remote = head.submit(job_dir, *on_s3, timeout=900)
+    assert remote.returncode == 0, head.failure(remote)
+    assert statuses(remote.stdout) == {step: "running" for step in STEPS}
+    ran_on_s3 = run_ids_on_s3()
 
-        again = head.submit(job_dir, *on_s3)  # the lineage read back from object storage: nothing to do
-        assert again.returncode == 0, head.failure(again)
-        assert statuses(again.stdout) == {step: "skipped" for step in STEPS}
-        assert "RayTrainWorker" not in again.stdout
-        assert run_ids_on_s3() == ran_on_s3  # which steps rerun after a deleted output: test_recipe_config.py
+    again = head.submit(job_dir, *on_s3)  # the lineage read back from object storage: nothing to do
+    assert again.returncode == 0, head.failure(again)
+    assert statuses(again.stdout) == {step: "skipped" for step in STEPS}
+    assert "RayTrainWorker" not in again.stdout
+    assert run_ids_on_s3() == ran_on_s3  # which steps rerun after a deleted output: test_recipe_config.py
 
-    check_outputs_on_s3_equal_local(store, tmp_path / "node-cache")
+    check_outputs_on_s3_equal_local(store, node_cache)
 
     # every artifact, each naming what it was made from
     steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]
