@@ -186,7 +186,7 @@ def test_a_first_run_with_no_server_at_a_synth_endpoint_fails_before_any_work(tm
 
 def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, monkeypatch):
     """The runner's skip rules on the real step graph, the jobs replaced by stand-ins that publish a new run each
-    time (the real jobs under ray job submit: tests/recipe/test_recipe_job.py)."""
+    time (the real jobs under ray job submit: tests/cluster/test_recipe_job.py)."""
     from recipe import runner
 
     recipe = load_recipe_config(recipe_file(tmp_path))

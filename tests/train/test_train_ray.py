@@ -68,7 +68,7 @@ def chain(tmp_path_factory):
             ["cpt", str(configs["cpt"]), "--max-steps", "10", "--output-dir", str(root / "cpt-model-10")],
             # the first run again, unchanged: its model is published, nothing is retrained
             ["cpt", str(configs["cpt"])],
-            ["sft", str(configs["sft"])],  # DPO on this kind of adapter: tests/recipe/test_recipe_job.py
+            ["sft", str(configs["sft"])],  # DPO on this kind of adapter: tests/cluster/test_recipe_job.py
             ["cpt", str(configs["cpt-lora"])],
             ["dpo", str(configs["dpo-full"])],
             ["cpt", str(configs["zero3"])]]
