@@ -25,6 +25,7 @@ class StoredAnswer:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None  # "length": cut at max_tokens (None in caches written before it was kept)
 
 
 class AnswerCache:
@@ -37,15 +38,21 @@ class AnswerCache:
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, prompt_version TEXT, "
             "text TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, stored_at REAL)"
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(answers)")}
+        if "finish_reason" not in columns:  # a cache from before the column: its answers keep working
+            self.db.execute("ALTER TABLE answers ADD COLUMN finish_reason TEXT")
 
     def get(self, key: str) -> StoredAnswer | None:
-        row = self.db.execute("SELECT text, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute("SELECT text, prompt_tokens, completion_tokens, finish_reason FROM answers WHERE key = ?",
+                              (key,)).fetchone()
         return StoredAnswer(*row) if row else None
 
     def put(self, key: str, model: str, prompt_version: str, answer: StoredAnswer) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, model, prompt_version, answer.text, answer.prompt_tokens, answer.completion_tokens, time.time()),
+            "INSERT OR REPLACE INTO answers (key, model, prompt_version, text, prompt_tokens, completion_tokens, "
+            "stored_at, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, model, prompt_version, answer.text, answer.prompt_tokens, answer.completion_tokens, time.time(),
+             answer.finish_reason),
         )
 
     def __len__(self) -> int:

@@ -30,6 +30,7 @@ class Answer:
     prompt_tokens: int
     completion_tokens: int
     attempts: int
+    finish_reason: str | None = None
 
 
 class RequestFailed(Exception):
@@ -109,11 +110,13 @@ class EndpointClient:
                     # and pydantic response models: together 2 ms of CPU per request, the ceiling at concurrency 32
                     raw = await self.client.post("/chat/completions", body=body, cast_to=http.Response)
                 payload = json.loads(raw.content)
-                text = payload["choices"][0]["message"]["content"]
+                choice = payload["choices"][0]
+                text = choice["message"]["content"]
                 if text is None:
                     raise RequestFailed("empty_answer", "the answer has no content", attempt)
                 usage = payload.get("usage") or {}
-                return Answer(text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, attempt)
+                return Answer(text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, attempt,
+                              choice.get("finish_reason"))
             except RequestFailed:
                 raise
             except Exception as exc:  # every failure is classified; none escapes unexplained

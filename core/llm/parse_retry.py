@@ -1,6 +1,8 @@
-"""Answers that parse: an answer that is malformed or off its schema (often one cut at max_tokens, or
-from a server without structured output) is asked again, up to ``max_parse_retries`` times, before
-its item is rejected with every raw attempt.
+"""Answers that parse: an answer that is malformed or off its schema (from a server without structured
+output, or a model that lost its way) is asked again, up to ``max_parse_retries`` times, before its item is
+rejected with every raw attempt. An answer the server cut at ``max_tokens`` (finish_reason "length") that does
+not parse is not asked again: the same question under the same limit is cut again, so it is rejected at once
+as ``truncated``, with a hint to raise ``max_tokens``.
 
 Each new ask is its own request with its own cache key (``ChatRequest.asked_again``), so a rerun
 replays the same attempts from the cache and pays for none of them again.
@@ -59,9 +61,20 @@ def resolve_parsed(requests: list[ChatRequest], settings: LLMSettings, parse: Pa
                 final[index] = Parsed(result, value, failed_answers=failed[index])
                 continue
             failed[index].append(result.text)
-            if problem[0] in RETRYABLE_PARSE_FAILURES and retry < max_parse_retries:
+            if result.finish_reason == "length":
+                final[index] = Parsed(result, None, truncated(request, problem), failed[index])
+            elif problem[0] in RETRYABLE_PARSE_FAILURES and retry < max_parse_retries:
                 again.append((index, request))
             else:
                 final[index] = Parsed(result, None, problem, failed[index])
         pending = again
     return [final[i] for i in range(len(requests))]
+
+
+def truncated(request: ChatRequest, problem: tuple[str, str]) -> tuple[str, str]:
+    """The reject reason of an answer cut at the token limit before it parsed, and what to change."""
+    limit = request.params.get("max_tokens")
+    where = f"max_tokens {limit}" if limit is not None else "the server's token limit (no max_tokens was set)"
+    return "truncated", (f"the answer was cut at {where} before it was whole ({problem[0]}: {problem[1]}); "
+                         "raise it (sft.sampling.max_tokens, preferences.max_tokens or preferences.judge_sampling.max_tokens); "
+                         "asking again under the same limit is cut again")

@@ -53,6 +53,7 @@ class ChatResult:
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str | None = None  # the server's: "length" means cut at max_tokens
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -36,7 +36,8 @@ class Resolver:
         stored = self.cache.get(request.key)
         if stored is not None:
             return ChatResult(request.item_id, request.key, True, stored.text, cached=True,
-                              prompt_tokens=stored.prompt_tokens, completion_tokens=stored.completion_tokens)
+                              prompt_tokens=stored.prompt_tokens, completion_tokens=stored.completion_tokens,
+                              finish_reason=stored.finish_reason)
         try:
             answer = await self.client(request.endpoint).complete(
                 request.messages, request.params, request.schema_name, request.schema
@@ -45,9 +46,10 @@ class Resolver:
             return ChatResult(request.item_id, request.key, False, reason=failed.reason, detail=failed.detail,
                               attempts=failed.attempts)
         self.cache.put(request.key, request.model, request.prompt_version,
-                       StoredAnswer(answer.text, answer.prompt_tokens, answer.completion_tokens))
+                       StoredAnswer(answer.text, answer.prompt_tokens, answer.completion_tokens, answer.finish_reason))
         return ChatResult(request.item_id, request.key, True, answer.text, attempts=answer.attempts,
-                          prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens)
+                          prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+                          finish_reason=answer.finish_reason)
 
     async def _all(self, requests: list[ChatRequest], progress: Callable[[int, int], None] | None) -> list[ChatResult]:
         tasks = [asyncio.ensure_future(self._one(r)) for r in requests]

@@ -41,6 +41,12 @@ class Received:
 
 
 Policy = Callable[[dict], str]
+
+
+class Truncated(str):
+    """A policy's answer that the server says it cut at the token limit (finish_reason "length")."""
+
+
 FaultPlan = Callable[[dict, int], "Fault | None"]  # (body, attempt number of this body, from 0)
 
 
@@ -174,7 +180,7 @@ class LoopbackOpenAI:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": "length" if isinstance(content, Truncated) else "stop",
                          "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},

@@ -81,3 +81,21 @@ def test_cached_answers_are_never_sent_again(tmp_path, loopback):
     resolver.close()
     assert all(r.cached and r.text == "stored" for r in results)
     assert len(server.received) == 2
+
+
+def test_a_cache_written_before_finish_reasons_were_kept_still_answers(tmp_path):
+    """An answer cache from an earlier version (no finish_reason column) is read as it is, then extended."""
+    import sqlite3
+
+    from core.llm.cache import AnswerCache, StoredAnswer
+
+    old = sqlite3.connect(tmp_path / "old.sqlite")
+    old.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, model TEXT, prompt_version TEXT, text TEXT NOT NULL, "
+                "prompt_tokens INTEGER, completion_tokens INTEGER, stored_at REAL)")
+    old.execute("INSERT INTO answers VALUES ('k1', 'm', 'v1', 'an old answer', 3, 4, 0)")
+    old.commit()
+    old.close()
+    cache = AnswerCache(tmp_path / "old.sqlite")
+    assert cache.get("k1") == StoredAnswer("an old answer", 3, 4, None)
+    cache.put("k2", "m", "v1", StoredAnswer("cut", 3, 300, "length"))
+    assert cache.get("k2").finish_reason == "length" and len(cache) == 2
