@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -118,10 +119,19 @@ def main() -> None:
     store.load_items(pairs(args.pairs), args.overlap)
     port = free_port()
     app = start_app(work / "reviews.sqlite", port)
-    fetch, submit, accepted, refused = [], [], [0], [0]
+    # every response is counted: 303 (stored), 409 (refused: the item changed or was taken), anything else (a
+    # failure that "0 lost decisions" must not hide), and exceptions in an annotator's loop
+    fetch, submit, accepted, statuses, errors = [], [], set(), Counter(), []
     lock, gate = threading.Lock(), threading.Barrier(len(names))
 
     def annotate(name: str) -> None:
+        try:
+            work_through(name)
+        except Exception as error:  # counted and reported, never a silently shorter run
+            with lock:
+                errors.append(f"{name}: {type(error).__name__}: {error}")
+
+    def work_through(name: str) -> None:
         client = sign_in(f"http://127.0.0.1:{port}", name)
         gate.wait()
         while True:
@@ -137,8 +147,9 @@ def main() -> None:
             with lock:
                 fetch.append(t1 - t0)
                 submit.append(t2 - t1)
-                accepted[0] += status == 303
-                refused[0] += status == 409
+                statuses[status] += 1
+                if status == 303:
+                    accepted.add((name, form["item"]))
 
     start = time.perf_counter()
     threads = [threading.Thread(target=annotate, args=(name,)) for name in names]
@@ -148,17 +159,23 @@ def main() -> None:
         thread.join()
     wall = time.perf_counter() - start
     app.terminate()
-    stored = len([d for d in store.decisions() if d.decision != "skip"])
+    # the store's rows against the submissions it accepted: each accepted one stored once, nothing else stored
+    stored = {(d.annotator, d.item_id) for d in store.decisions() if d.decision != "skip"}
+    failed = {str(code): n for code, n in statuses.items() if code not in (303, 409)}
     result = {
         "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "annotators": len(names),
         "pairs": args.pairs, "overlap": args.overlap, "wall_s": round(wall, 1),
-        "decisions_accepted": accepted[0], "decisions_stored": stored, "refused_stale": refused[0],
-        "lost_decisions": accepted[0] - stored, "decisions_per_s": round(stored / wall, 1),
+        "submissions": sum(statuses.values()), "decisions_accepted": len(accepted), "decisions_stored": len(stored),
+        "refused_stale": statuses[409], "failed_responses": failed, "annotator_errors": errors,
+        "lost_decisions": len(accepted - stored), "stored_not_accepted": len(stored - accepted),
+        "decisions_per_s": round(len(stored) / wall, 1),
         "fetch_next": percentiles(fetch), "submit": percentiles(submit),
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    if result["lost_decisions"] or result["stored_not_accepted"] or failed or errors:
+        sys.exit("review load: decisions lost, failed responses or annotator errors (above)")
 
 
 if __name__ == "__main__":
