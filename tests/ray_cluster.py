@@ -128,7 +128,8 @@ class RayHead:
 
 
 class BackgroundJob:
-    """A ``ray job submit`` running while the test acts: its output (stdout and stderr) read as it comes."""
+    """A process running while the test acts (a ``ray job submit``, a job's own driver): its output (stdout and
+    stderr) read as it comes."""
 
     def __init__(self, process: subprocess.Popen):
         self.process, self.lines = process, []

@@ -234,3 +234,37 @@ def test_checkpoints_named_by_their_published_output_are_read_in_its_current_run
     assert digest == checkpoint_digest(CheckpointConfig(name="lora", path=str(published(lora))))
     publish_copy(tiny["base"], base)  # the base published again: the adapter now applies to a new version
     assert checkpoint_digest(checkpoint) != digest
+
+
+def test_a_retrained_checkpoint_is_evaluated_again(tmp_path, tiny, capsys):
+    """A rerun on unchanged checkpoints is skipped; once a checkpoint is trained again (new weights at the same
+    path, a new hash) the same command evaluates again, and only that checkpoint's numbers move."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    trained = shutil.copytree(tiny["trained"], tmp_path / "cpt-model")
+    config = write_config(tmp_path, {**tiny, "trained": trained}, None, multiple_choice={"enabled": False},
+                          generation={"enabled": False}, decontamination={"enabled": False})
+    assert main(["run", config]) == 0
+    before = json.loads((published(tmp_path / "eval") / "manifest.json").read_text())
+    capsys.readouterr()
+    assert main(["run", config]) == 0 and "nothing to do" in capsys.readouterr().out
+
+    model = AutoModelForCausalLM.from_pretrained(trained)
+    with torch.no_grad():  # trained a little more: every weight moves
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.save_pretrained(trained)
+    assert main(["run", config]) == 0
+    assert "nothing to do" not in capsys.readouterr().out
+    after = json.loads((published(tmp_path / "eval") / "manifest.json").read_text())
+    assert after["run_id"] != before["run_id"]
+    hashes = {run["run_id"]: {c["name"]: c["sha256"] for c in run["checkpoints"]} for run in (before, after)}
+    old, new = hashes[before["run_id"]], hashes[after["run_id"]]
+    assert new["cpt"] != old["cpt"] and new["base"] == old["base"] and new["lora"] == old["lora"]
+    results = json.loads((published(tmp_path / "eval") / "results.json").read_text())["perplexity"]["domain"]
+    runs = sorted((tmp_path / "eval" / "runs").iterdir())
+    earlier = json.loads((runs[0] / "results.json").read_text())["perplexity"]["domain"]
+    assert results["base"] == earlier["base"] and results["cpt"] != earlier["cpt"]

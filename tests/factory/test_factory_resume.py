@@ -7,6 +7,7 @@ afresh and says why."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, parquet_source, published, read_output, subprocess_env, write_config
+from ray_cluster import BackgroundJob
 
 SAMPLE = REPO / "factory" / "sample_data"
 FILES = 10
@@ -56,14 +58,6 @@ def command(config_path: Path) -> list[str]:
     return [sys.executable, "-m", "factory", "run", str(config_path)]
 
 
-def run(config_path: Path) -> tuple[subprocess.CompletedProcess, float]:
-    start = time.perf_counter()
-    done = subprocess.run(command(config_path), cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done, time.perf_counter() - start
-
-
 def units_finished(output: Path) -> int:
     """Units the unfinished run has marked finished in its ledger: what it really wrote."""
     return sum(1 for marker in output.glob("runs/*/_resume/**/*.json")
@@ -73,33 +67,67 @@ def units_finished(output: Path) -> int:
 def timeline(config_path: Path, output: Path) -> tuple[list[tuple[float, int]], float]:
     """Run to the end, noting when units are marked finished on disk: (seconds, units finished) at each
     change, and the run's seconds."""
-    start = time.perf_counter()
-    driver = subprocess.Popen(command(config_path), cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    seen = [(0.0, 0)]
-    while driver.poll() is None:
+    attempt, seen = Attempt(config_path), [(0.0, 0)]
+    while attempt.job.running():
         units = units_finished(output)
         if units > seen[-1][1]:  # (published, the ledger is gone: 0)
-            seen.append((time.perf_counter() - start, units))
+            seen.append((attempt.seconds(), units))
         time.sleep(0.05)
-    assert driver.returncode == 0, driver.stderr.read()[-3000:]
-    return seen, time.perf_counter() - start
+    attempt.finish()
+    return seen, attempt.seconds()
+
+
+class Attempt:
+    """One start of the run's command, its output read as it comes (a resumed run says so first)."""
+
+    def __init__(self, config_path: Path):
+        self.start = time.perf_counter()
+        self.job = BackgroundJob(subprocess.Popen(
+            command(config_path), cwd=REPO, env=subprocess_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True))  # its own group: the kill takes its Ray too
+
+    @property
+    def lines(self) -> list[str]:
+        return self.job.lines
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def wait_for(self, output: Path, units: int, may_end: bool = False) -> float:
+        """Seconds until ``units`` units are finished on disk, the attempt still running (NaN when it ended
+        first and ``may_end``)."""
+        while self.job.running() and units_finished(output) < units:
+            time.sleep(0.02)
+        if not self.job.running():
+            assert may_end, "the run finished before the kill point:\n" + self.job.output[-3000:]
+            return float("nan")
+        return self.seconds()
+
+    def kill(self) -> None:
+        """SIGKILL to the driver and the Ray it started, as a pre-empted head dies."""
+        os.killpg(self.job.process.pid, signal.SIGKILL)
+        self.job.process.wait(timeout=60)
+        self.job.reader.join(timeout=30)
+
+    def finish(self) -> None:
+        done = self.job.finish()
+        assert done.returncode == 0, done.stdout[-3000:]
+
+    def resumed(self) -> str:
+        """The line in which the attempt said what it continues (waiting for it)."""
+        while not any(line.startswith("resuming run") for line in self.lines):
+            assert self.job.running() or self.job.reader.is_alive(), self.job.output[-3000:]
+            time.sleep(0.05)
+        return next(line for line in self.lines if line.startswith("resuming run"))
 
 
 def kill_at(config_path: Path, output: Path, units: int) -> tuple[int, float]:
-    """Start the run and SIGKILL it (its driver and the Ray it started) once ``units`` units are finished on
-    disk; returns the units finished at the kill and the seconds it ran."""
-    start = time.perf_counter()
-    driver = subprocess.Popen(command(config_path), cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        while driver.poll() is None and units_finished(output) < units:
-            time.sleep(0.02)
-        assert driver.poll() is None, "the run finished before the kill point"
-        os.killpg(driver.pid, signal.SIGKILL)
-    finally:
-        driver.wait(timeout=60)
-    return units_finished(output), time.perf_counter() - start
+    """Start the run and SIGKILL it once ``units`` units are finished on disk; returns the units finished at the
+    kill and the seconds it ran."""
+    attempt = Attempt(config_path)
+    attempt.wait_for(output, units)
+    attempt.kill()
+    return units_finished(output), attempt.seconds()
 
 
 def outcome(output: Path) -> dict:
@@ -114,33 +142,48 @@ def outcome(output: Path) -> dict:
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_finished_units_with_the_same_output(tmp_path):
+    """One run killed three times, at about 30%, 60% and 90% of an uninterrupted run's time, each rerun continuing
+    the killed one (a chain: each kill point is also tested on a run that was itself resumed)."""
     seen, reference_s = timeline(config(tmp_path, tmp_path / "reference"), tmp_path / "reference")
     reference = outcome(tmp_path / "reference")
     assert reference["dedup"]["exact_duplicates"] >= 100 and reference["dedup"]["near_duplicates"] > 0
     total = read_output(tmp_path / "reference").manifest["units"]
-    rows = []
+    output = tmp_path / "killed"
+    config_path = config(tmp_path, output)
+    attempt, spent, rows, run_id, finished = Attempt(config_path), 0.0, [], None, 0
     for fraction in (0.3, 0.6, 0.9):
-        output = tmp_path / f"killed-{int(fraction * 100)}"
-        config_path = config(tmp_path, output)
         # killed once it has finished what the uninterrupted run had at that fraction of its time (units differ
         # in size: a dedup partition is far less work than a block group of the filters)
         point = max([units for at, units in seen if at <= fraction * reference_s] + [1])
-        finished, killed_s = kill_at(config_path, output, point)
-        rerun, rerun_s = run(config_path)
-        resumed = next(line for line in rerun.stdout.splitlines() if line.startswith("resuming run"))
-        manifest = read_output(output).manifest
-        assert manifest["run_id"] in resumed  # the killed run's own id: it is continued, not started again
-        assert outcome(output) == reference
-        assert manifest["resumed"]["units_finished_before"] == finished  # nothing finished is done again
-        redone = manifest["resumed"]["units_redone"]
+        if run_id is not None:  # a rerun: the time it took to get back to where the killed run stopped
+            back_s = attempt.wait_for(output, finished + 1)
+            rows[-1] += f"; back past the kill point after {back_s:.1f} s (its Ray start included)"
+            point = max(point, finished + 1)
+        killed_s = attempt.wait_for(output, point)
+        attempt.kill()
+        spent += killed_s
+        finished = units_finished(output)
+        attempt = Attempt(config_path)
+        resumed = attempt.resumed()
+        run_id = run_id or resumed.split()[2].rstrip(":")
+        assert resumed.startswith(f"resuming run {run_id}:"), resumed  # the killed run continued, not a new one
+        redone = int(re.search(r"(\d+) unit\(s\) under way when it stopped are redone", resumed).group(1))
         # at most the units under way: one block group of a streaming pass (or one whole step), or in a dedup
         # step one partition per running task
         assert redone <= CPUS, resumed
-        lost = killed_s + rerun_s - reference_s  # the rerun's own Ray start included
-        rows.append(f"killed at {finished}/{total} units ({fraction:.0%}): {redone} unit(s) redone "
-                    f"({redone / total:.1%} of the units); killed after {killed_s:.1f} s, rerun {rerun_s:.1f} s: "
-                    f"{lost:.1f} s lost on a {reference_s:.1f} s run ({lost / reference_s:.0%})")
-        assert not (published(output) / "_resume").exists()  # the ledger is not published
+        rows.append(f"killed at {finished}/{total} units ({fraction:.0%} of the time): {redone} unit(s) redone "
+                    f"({redone / total:.1%} of the units)")
+    back_s = attempt.wait_for(output, finished + 1, may_end=True)
+    rows[-1] += f"; back past the kill point after {back_s:.1f} s (its Ray start included)"
+    attempt.finish()
+    spent += attempt.seconds()
+    manifest = read_output(output).manifest
+    assert manifest["run_id"] == run_id and outcome(output) == reference
+    assert manifest["resumed"]["units_finished_before"] == finished  # nothing finished is done again
+    assert not (published(output) / "_resume").exists()  # the ledger is not published
+    lost = spent - reference_s
+    rows.append(f"three kills: {spent:.1f} s in all against {reference_s:.1f} s uninterrupted: {lost:.1f} s lost "
+                f"({lost / reference_s:.0%}, three Ray starts included)")
     print("\n" + "\n".join(rows))
 
 
@@ -152,18 +195,12 @@ def test_a_rerun_with_a_changed_config_starts_afresh_and_says_why(tmp_path):
     [killed] = [p.name for p in (output / "runs").iterdir()]
     config(tmp_path, output, dedup={"fuzzy": {"threshold": 0.9}})
     # the rerun is stopped once it has started its own run: what it decided about the killed one is said by then
-    rerun = subprocess.Popen(command(config_path), cwd=REPO, env=subprocess_env(PYTHONUNBUFFERED="1"),
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    said = []
-    try:
-        for line in rerun.stdout:
-            said.append(line)
-            if line.startswith("run "):  # "run <id>: N documents from ...": its own run folder exists
-                break
-    finally:
-        os.killpg(rerun.pid, signal.SIGKILL)
-        rerun.wait(timeout=60)
-    said = "".join(said)
+    rerun = Attempt(config_path)
+    while not any(line.startswith("run ") for line in rerun.lines):  # "run <id>: N documents from ...": its folder
+        assert rerun.job.running(), rerun.job.output[-3000:]
+        time.sleep(0.05)
+    rerun.kill()
+    said = "".join(rerun.lines)
     assert f"not resuming unfinished run {killed}: its config changed; starting afresh" in said, said
     assert "resuming run" not in said
     runs = [p.name for p in (output / "runs").iterdir()]
