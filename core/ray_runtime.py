@@ -32,6 +32,7 @@ class RayConfig(StrictModel):
 
 
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+WORKER_SETUP = "core.worker_output.quiet_routine_output"  # run in every worker process before its first task
 
 # how a warning names a key of the job's ray: section; a recipe names the step's section (factory.ray.num_cpus)
 _key_name: ContextVar[Callable[[str], str]] = ContextVar("ray_key_name", default=lambda key: f"ray.{key}")
@@ -53,7 +54,7 @@ def init_ray(config: RayConfig) -> None:
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
     env = worker_env(config)
-    runtime_env = {"env_vars": env} if env else None
+    runtime_env = {"worker_process_setup_hook": WORKER_SETUP, **({"env_vars": env} if env else {})}
     # Ray's INFO lines ("Started a local Ray instance") only under -v; workers' own output (training's lines)
     # unless -q, whose failures still come back with the task that failed
     output = {"log_to_driver": progress.verbosity() >= progress.NORMAL,
