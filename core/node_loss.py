@@ -33,18 +33,30 @@ def node_loss_named(stage: str) -> Iterator[None]:
 
 
 def lost_node_error(exc: BaseException) -> BaseException | None:
-    """The Ray error in ``exc``'s chain (causes, and a task error's cause) that says a node died; None if none."""
+    """The Ray error among ``exc`` and the errors behind it (``behind``) that says a node died; None if none."""
     exceptions = sys.modules.get("ray.exceptions")  # looked up: a job that never imported Ray cannot get its errors
     if exceptions is None:
         return None
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
+    waiting = [exc]
+    while waiting:
+        exc = waiting.pop(0)
+        if exc is None or id(exc) in seen:
+            continue
         seen.add(id(exc))
         if isinstance(exc, (exceptions.NodeDiedError, exceptions.ObjectLostError)) or \
                 (isinstance(exc, exceptions.RayError) and _NODE_DIED.search(str(exc))):
             return exc
-        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+        waiting += behind(exc)
     return None
+
+
+def behind(exc: BaseException) -> list[BaseException | None]:
+    """The errors ``exc`` was raised from: its causes (a task error's, Python's), and, for Ray Train's errors (which
+    carry no cause), each worker's failure in a worker group's error and the failure of a worker's health check."""
+    failures = getattr(exc, "worker_failures", None)
+    return [getattr(exc, "cause", None), exc.__cause__, exc.__context__, getattr(exc, "health_check_failure", None),
+            *(failures.values() if isinstance(failures, dict) else ())]
 
 
 def lost_node_named(error: BaseException) -> str:
