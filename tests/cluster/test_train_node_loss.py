@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import train_fixtures as tf
+import yaml
 from conftest import published
+from ray_cluster import WorkerNode
 
 from .drill import job_folder, lose_a_node, survived_or_named, when
 
@@ -36,8 +39,8 @@ def job_dir(tmp_path_factory) -> Path:
     model = tf.tiny_model_dir(root / "base")
     rows = tf.pack(tf.documents_tokens(AutoTokenizer.from_pretrained(model)), 40)
     data = tf.write_cpt(root / "data" / "part-0.parquet", rows, copies=8)
-    # checkpoints every 2 steps, all kept (the one the restart resumes from is read back); a lost node is one
-    # failure, and one more is allowed for a restart that Ray schedules before it has noticed the node is gone
+    # checkpoints every 2 steps, all kept (the one the restart resumes from is read back); the lost node is one
+    # failure, and one more is allowed as a margin (the drill is about where the restart resumes, not the count)
     tf.write_train_config(job / "cpt.yaml", model_path=model, data_path=data.parent, root=root, name="cpt",
                           optim={"max_steps": MAX_STEPS, "learning_rate": LEARNING_RATE},
                           run={"save_steps": 2, "num_to_keep": None, "max_failures": 2})
@@ -104,16 +107,34 @@ def continued_from_its_checkpoint(log: str, output: Path, seen_at_kill: int) -> 
     return any(all(abs(logged[k] - expected[k - offset]) < 1e-9 for k in logged) for offset in (0, 1))
 
 
+def lose_the_training_node(cluster, job_dir: Path, run: str) -> tuple[subprocess.CompletedProcess, WorkerNode, int]:
+    """Submit the run ``run`` (its config ``run.yaml``), kill the node of its workers once a checkpoint is registered
+    and add a replacement: (the job's end, the lost node, the step of the newest checkpoint registered then)."""
+    checkpoints = job_dir.parent / "ray" / run
+    job = cluster.head.submit_in_background(job_dir, "python", "-m", "train", "cpt", f"{run}.yaml")
+    when(lambda: registered_checkpoints(checkpoints), job)
+    seen_at_kill = step_of(registered_checkpoints(checkpoints)[-1])
+    lost = lose_a_node(cluster, training_node(cluster))
+    return job.finish(), lost, seen_at_kill
+
+
 @pytest.mark.timeout(900)
 def test_cpt_survives_losing_the_node_of_its_workers(cluster, job_dir):
-    root = job_dir.parent
-    job = cluster.head.submit_in_background(job_dir, "python", "-m", "train", "cpt", "cpt.yaml")
-    when(lambda: registered_checkpoints(root / "ray" / "cpt"), job)
-    seen_at_kill = step_of(registered_checkpoints(root / "ray" / "cpt")[-1])
-    lost = lose_a_node(cluster, training_node(cluster))
-    result = job.finish()
-    output = root / "cpt-model"
+    result, lost, seen_at_kill = lose_the_training_node(cluster, job_dir, "cpt")
+    output = job_dir.parent / "cpt-model"
     outcome = survived_or_named(result, lost, output,
                                 lambda: continued_from_its_checkpoint(result.stdout, output, seen_at_kill))
     said = "resumed from step {} at step {}".format(*restart(result.stdout)) if outcome == "finished" else ""
     print(f"train cpt, node of its workers lost after the checkpoint of step {seen_at_kill}: {outcome} {said}")
+
+
+@pytest.mark.timeout(900)
+def test_cpt_with_no_restart_left_fails_naming_the_lost_node(cluster, job_dir):
+    """The same loss with ``run.max_failures: 0``: exit 1 naming the node and the stage, nothing published (the
+    workers' errors say only that they cannot be reached: their node is found through Ray's state API)."""
+    config = yaml.safe_load((job_dir / "cpt.yaml").read_text())
+    config["run"].update(name="no-restart", max_failures=0)
+    config["output_dir"] = str(job_dir.parent / "no-restart-model")
+    (job_dir / "no-restart.yaml").write_text(yaml.safe_dump(config))
+    result, lost, _ = lose_the_training_node(cluster, job_dir, "no-restart")
+    assert survived_or_named(result, lost, job_dir.parent / "no-restart-model", lambda: False) == "failed in fit"
