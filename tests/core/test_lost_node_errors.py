@@ -1,5 +1,5 @@
 """Work that Ray lost with a dead node fails naming the stage and the node (exit 1), not as a traceback from
-inside Ray; every other error passes through untouched. The real node loss: tests/cluster/."""
+inside Ray; every other error passes through untouched. The real node loss: tests/cluster/test_factory_node_loss.py."""
 from __future__ import annotations
 
 import pytest
