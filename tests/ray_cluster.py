@@ -121,7 +121,14 @@ class RayHead:
 
     def nodes(self) -> list[dict]:
         """The cluster's nodes as the dashboard's state API lists them (what ``ray list nodes`` reads)."""
-        request = urllib.request.Request(f"{self.address}/api/v0/nodes?limit=100&detail=true",
+        return self.listed("nodes")
+
+    def actors(self) -> list[dict]:
+        """The cluster's actors, dead ones too, as ``ray list actors --detail`` shows them (node_id, class_name)."""
+        return self.listed("actors")
+
+    def listed(self, kind: str) -> list[dict]:
+        request = urllib.request.Request(f"{self.address}/api/v0/{kind}?limit=10000&detail=true",
                                          headers={"Authorization": f"Bearer {self.env['RAY_AUTH_TOKEN']}"})
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)["data"]["result"]["result"]

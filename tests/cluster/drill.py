@@ -34,9 +34,9 @@ def when(condition: Callable[[], bool], job: BackgroundJob, timeout: float = 300
     pytest.fail(f"the point of the drill was not reached within {timeout} s")
 
 
-def lose_a_node(cluster: RayCluster) -> WorkerNode:
-    """Kill the newest worker node, and add its replacement."""
-    lost = cluster.nodes[-1]
+def lose_a_node(cluster: RayCluster, node_id: str | None = None) -> WorkerNode:
+    """Kill the worker node ``node_id`` (by default the newest), and add its replacement."""
+    lost = next(n for n in cluster.nodes if n.node_id == node_id) if node_id else cluster.nodes[-1]
     cluster.kill_node(lost)
     cluster.add_node()
     return lost

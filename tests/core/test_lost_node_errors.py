@@ -32,6 +32,22 @@ def test_a_task_error_that_says_an_actor_died_with_its_node_is_found_through_its
                 raise RuntimeError("the pass failed") from lost
 
 
+def test_a_training_worker_lost_with_its_node_is_found_in_ray_trains_worker_group_error():
+    # what trainer.fit() raises when its workers died with their node and no restart is left: the workers' failures
+    # kept by rank (no cause chain), each a failed health check holding the actor's death as the GCS reported it
+    from ray.core.generated.common_pb2 import ActorDiedErrorContext
+    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+    from ray.train.v2.api.exceptions import WorkerGroupError
+
+    death = ray.exceptions.ActorDiedError(ActorDiedErrorContext(
+        class_name="RayTrainWorker", actor_id=bytes(16),
+        error_message=f"The actor died because its node has died. Node Id: {NODE}"))
+    failed = WorkerGroupError("worker 0 failed", {0: WorkerHealthCheckFailedError("health check failed", death)})
+    with pytest.raises(NodeLostError, match=f"^fit: Ray node {NODE} died .*ActorDiedError"):
+        with node_loss_named("fit"):
+            raise failed
+
+
 @pytest.mark.parametrize("error", [ValueError("a bad row"), ray.exceptions.RayError("a task's own bug")])
 def test_other_errors_pass_through_untouched(error):
     with pytest.raises(type(error)) as raised:

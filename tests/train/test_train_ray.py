@@ -1,9 +1,10 @@
 """CPT, SFT and DPO on 2 Ray Train workers with DeepSpeed over gloo (ZeRO stages 0 to 3), on CPU, tiny model.
 
 One child process (its own local Ray, so the session's 2-CPU Ray stays free) runs the chain a
-user runs, through the CLI entry point: CPT with a worker SIGKILLed mid-run, a rerun of the same
-CPT run with more steps, SFT with LoRA, and DPO starting from the SFT adapter with LoRA as its
-reference. The tests then read what was published and what Ray kept in storage.
+user runs, through the CLI entry point: CPT, a rerun of the same CPT run with more steps, SFT with
+LoRA, and DPO starting from the SFT adapter with LoRA as its reference. The tests then read what was
+published and what Ray kept in storage. (Workers lost mid-run with their node, the restart from the last
+checkpoint: tests/cluster/test_train_node_loss.py.)
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def chain(tmp_path_factory):
     configs = {
         "cpt": tf.write_train_config(
             root / "cpt.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="cpt",
-            run={"save_steps": 2, "kill_worker_at_step": 3}),
+            run={"save_steps": 2}),
         "sft": tf.write_train_config(
             root / "sft.yaml", model_path=model, data_path=sft_data, root=root, name="sft",
             model={"finetune": "lora", "gradient_checkpointing": True, "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
@@ -111,11 +112,10 @@ def assert_learns(model_dir: Path, steps: int) -> None:
     assert sum(values[-3:]) / 3 < values[0] - 0.05, values
 
 
-def test_cpt_learns_survives_a_killed_worker_and_resumes_on_rerun(chain):
+def test_cpt_learns_and_resumes_on_rerun(chain):
     root, log = chain
     out = published(root / "cpt-model")
-    assert_learns(out, 8)  # steps 1-8 each logged once: after the kill it continued, it did not restart
-    assert (root / "ray" / "cpt" / "fault_drill_done").is_file()
+    assert_learns(out, 8)
     assert "resuming from checkpoint" in log
     assert "already holds a finished cpt run of this config" in log and "nothing to do" in log
     assert f"cpt done: model in {out}" in log  # the summary names the run's own folder
@@ -136,34 +136,16 @@ def test_cpt_learns_survives_a_killed_worker_and_resumes_on_rerun(chain):
     assert [s for s, _ in rerun] == list(range(1, 11)) and rerun[:8] == losses(out)
 
 
-def test_the_kill_drill_resumes_at_the_checkpoint_step_with_the_schedule_where_it_was(chain):
-    """Rank 1 dies at step 3; the last checkpoint is step 2 (save_steps 2). The restarted attempt's first
-    step must be 3, not 1, and the learning rate must follow one cosine schedule across the restart."""
+def test_every_attempt_says_the_step_it_starts_at(chain):
     import re
     from collections import Counter
 
-    import torch
-    from transformers import get_cosine_schedule_with_warmup
-
     root, log = chain
-    # every attempt of every run in the chain says where it starts: the five runs trained from scratch start at 1,
-    # the restart after the kill at 3 (not at 1 again), the rerun with more steps at 9 (after the published 8)
-    # (Ray may echo a worker's line more than once: an attempt is its rank-0 process, counted once)
+    # the five runs trained from scratch start at 1, the rerun with more steps at 9 (after the published 8), not at 1
+    # again (Ray may echo a worker's line more than once: an attempt is its rank-0 process, counted once)
     attempts = set(re.findall(r"RayTrainWorker pid=(\d+)[^\n]*?\[train\] first step of this attempt: (\d+)", log))
     starts = Counter(int(step) for _, step in attempts)
-    assert starts == Counter({1: 5, 3: 1, 9: 1}), starts
-
-    history = json.loads((published(root / "cpt-model") / "trainer_state.json").read_text())["log_history"]
-    logged = {e["step"]: e["learning_rate"] for e in history if "learning_rate" in e}
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
-    schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=8)
-    expected = []
-    for _ in range(9):
-        expected.append(schedule.get_last_lr()[0])
-        optimizer.step()
-        schedule.step()
-    # one offset fits every step, before and after the restart (a reset schedule would break it at step 3)
-    assert any(all(abs(logged[k] - expected[k - offset]) < 1e-9 for k in logged) for offset in (0, 1)), logged
+    assert starts == Counter({1: 5, 9: 1}), starts
 
 
 def test_sft_with_lora_learns_and_publishes_an_adapter(chain):
