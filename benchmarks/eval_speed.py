@@ -167,18 +167,14 @@ def main() -> None:
         except ImportError:
             print("lm-evaluation-harness not installed: its row is skipped")
         timings, outputs = {name: {"perplexity": [], "multiple_choice": []} for name in runs}, {}
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):
             for name, run in runs.items():
                 times, outputs[name] = run()
                 for suite, seconds in times.items():
                     timings[name][suite].append(seconds)
-        reference = outputs["naive loop"]
-        scored_tokens = sum(reference["tokens"])
-        for name, out in outputs.items():
-            same_picks = sum(a == b for a, b in zip(picks(out["logprobs"]), picks(reference["logprobs"])))
-            ppl_value = math.exp(sum(out["nll"]) / scored_tokens)
-            print(f"  check {name}: corpus perplexity {ppl_value:.4f}, multiple-choice picks equal to the naive loop's "
-                  f"{same_picks}/{mc.num_rows}")
+            if repeat == 0:  # the methods must agree before any time is reported
+                cross_check(outputs, mc.num_rows)
+        scored_tokens = sum(outputs["naive loop"]["tokens"])
         print(f"\n| method | perplexity tokens/s | vs naive | multiple-choice questions/s | vs naive |")
         print("|---|---|---|---|---|")
         base = {s: statistics.median(timings["naive loop"][s]) for s in ("perplexity", "multiple_choice")}
@@ -186,6 +182,27 @@ def main() -> None:
             p, m = (statistics.median(timings[name][s]) for s in ("perplexity", "multiple_choice"))
             print(f"| {name} | {scored_tokens / p:,.0f} | {base['perplexity'] / p:.2f}x | {mc.num_rows / m:.1f} | "
                   f"{base['multiple_choice'] / m:.2f}x |")
+
+
+def cross_check(outputs: dict, questions: int) -> None:
+    """Every method's multiple-choice picks equal the naive loop's, and its corpus perplexity too (to 1e-4
+    relative; lm-eval's rolling log-likelihood also scores each document's first token, so its perplexity is
+    over other tokens and only its picks are compared); else the benchmark stops, exit 1, naming the method."""
+    reference = outputs["naive loop"]
+    scored_tokens = sum(reference["tokens"])
+    expected = math.exp(sum(reference["nll"]) / scored_tokens)
+    differ = []
+    for name, out in outputs.items():
+        same_picks = sum(a == b for a, b in zip(picks(out["logprobs"]), picks(reference["logprobs"])))
+        ppl_value = math.exp(sum(out["nll"]) / scored_tokens)
+        print(f"  check {name}: corpus perplexity {ppl_value:.4f}, multiple-choice picks equal to the naive loop's "
+              f"{same_picks}/{questions}")
+        if same_picks != questions:
+            differ.append(f"{name}: {questions - same_picks} multiple-choice picks differ from the naive loop's")
+        if "lm-evaluation-harness" not in name and abs(ppl_value - expected) > 1e-4 * expected:
+            differ.append(f"{name}: corpus perplexity {ppl_value:.4f}, the naive loop's {expected:.4f}")
+    if differ:
+        sys.exit("the methods do not compute the same results; no time is reported:\n  " + "\n  ".join(differ))
 
 
 if __name__ == "__main__":

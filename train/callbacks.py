@@ -1,4 +1,4 @@
-"""Trainer callbacks: throughput and MFU in the logs, TensorBoard files, Ray reporting, a fault drill.
+"""Trainer callbacks: throughput and MFU in the logs, TensorBoard files, Ray reporting, a heartbeat for the watchdog.
 
 Order matters: the throughput callback adds its numbers to the shared ``logs`` dict before
 TensorBoard writes it, and Ray's callback reports the log history with each checkpoint.
@@ -6,7 +6,6 @@ TensorBoard writes it, and Ray's callback reports the log history with each chec
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -65,24 +64,6 @@ class ThroughputCallback(TrainerCallback):
             state.log_history[-1].update(extra)
 
 
-class KillWorkerCallback(TrainerCallback):
-    """Fault drill: rank 1 dies by SIGKILL once at a given step (a marker file makes it once per run).
-
-    It waits ``grace_s`` first: Ray Train's controller collects reported checkpoints by polling the workers,
-    and a checkpoint reported just before a crash can die with the worker before it is registered (the
-    restart would then resume from the one before). The drill tests resumption, not that race."""
-
-    def __init__(self, step: int, marker: Path, grace_s: float = 5.0):
-        self.step, self.marker, self.grace_s = step, marker, grace_s
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step and args.process_index == 1 and not self.marker.exists():
-            self.marker.parent.mkdir(parents=True, exist_ok=True)
-            self.marker.write_text(f"killed at step {self.step}\n")
-            time.sleep(self.grace_s)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
 class AttemptStartCallback(TrainerCallback):
     """Says on rank 0 which step an attempt starts at, and its learning rate: after a failure or a rerun the
     log shows training continued from the checkpoint (step + 1, schedule where it was), not from step 1."""
@@ -126,8 +107,5 @@ def callbacks(config: TrainConfig, tensorboard_dir: str) -> list[TrainerCallback
         found.append(HeartbeatCallback(heartbeat_file(config)))
     if int(os.environ.get("RANK", "0")) == 0:
         found.append(TensorBoardCallback(SummaryWriter(log_dir=tensorboard_dir)))
-    if config.run.kill_worker_at_step is not None:
-        marker = Path(config.run.storage_path).expanduser() / config.run.name / "fault_drill_done"
-        found.append(KillWorkerCallback(config.run.kill_worker_at_step, marker))
     found.append(RayTrainReportCallback())
     return found

@@ -92,9 +92,6 @@ class RunConfig(StrictModel):
     )
     stall_timeout_s: float | None = Field(gt=0, description="Fail the run, naming it, when no training step "
                                                           "finishes for this long (start-up included); null: never.")
-    kill_worker_at_step: int | None = Field(
-        None, description="Fault drill: rank 1 kills itself once at this step to exercise recovery."
-    )
 
 
 class PlanConfig(StrictModel):

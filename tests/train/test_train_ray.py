@@ -142,10 +142,21 @@ def test_every_attempt_says_the_step_it_starts_at(chain):
 
     root, log = chain
     # the five runs trained from scratch start at 1, the rerun with more steps at 9 (after the published 8), not at 1
-    # again (Ray may echo a worker's line more than once: an attempt is its rank-0 process, counted once)
-    attempts = set(re.findall(r"RayTrainWorker pid=(\d+)[^\n]*?\[train\] first step of this attempt: (\d+)", log))
+    # again; each attempt (its rank-0 process) says so once
+    attempts = re.findall(r"RayTrainWorker pid=(\d+)[^\n]*?\[train\] first step of this attempt: (\d+)", log)
+    assert len(attempts) == len(set(attempts)), attempts
     starts = Counter(int(step) for _, step in attempts)
     assert starts == Counter({1: 5, 9: 1}), starts
+
+
+def test_the_workers_output_is_our_lines_not_library_chatter(chain):
+    """What the user reads: no progress bar per model load, no warning a second from Ray Train's placement-group
+    cleaner (a local Ray has no dashboard for it to ask), no line printed twice by Ray Train's print patch."""
+    _, log = chain
+    assert "Loading weights" not in log and "Writing model shards" not in log
+    assert "Failed to query Ray Train Controller" not in log and "PlacementGroupCleanerMonitor" not in log
+    losses_printed = [line for line in log.splitlines() if "RayTrainWorker" in line and "'loss'" in line]
+    assert losses_printed and len(losses_printed) == len(set(losses_printed))
 
 
 def test_sft_with_lora_learns_and_publishes_an_adapter(chain):
