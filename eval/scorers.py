@@ -88,7 +88,7 @@ class ModelWorker:
     def __init__(self, runtime: dict, seed: int = 0):
         self.runtime = ModelRuntimeConfig.model_validate(runtime)
         self.seed = seed
-        self.model = self.tokenizer = None
+        self.model = self.tokenizer = self.checkpoint = None
 
     def load(self, checkpoint: dict) -> None:
         import torch
@@ -101,6 +101,11 @@ class ModelWorker:
         config = CheckpointConfig.model_validate(checkpoint)
         self.tokenizer = load_tokenizer(config)
         self.model = load_model(config, self.runtime)
+        self.checkpoint = checkpoint
 
-    def score(self, task: str, settings: dict, batch: pa.Table) -> pa.Table:
+    def score(self, task: str, settings: dict, batch: pa.Table, checkpoint: dict | None = None) -> pa.Table:
+        """``checkpoint``: the one the batch is for, loaded first if this worker does not hold it (an actor that
+        Ray started again after its node died holds none)."""
+        if checkpoint is not None and checkpoint != self.checkpoint:
+            self.load(checkpoint)
         return TASKS[task](self.model, self.tokenizer, self.runtime, batch, **settings)

@@ -54,17 +54,28 @@ class LocalWorkers:
         start, parts = time.perf_counter(), []
         for batch in batches(work.inputs, self.batch_size):
             parts.append(self.worker.score(work.task, work.settings, batch))
-            progress.say(f"  {label}: {sum(p.num_rows for p in parts)}/{work.inputs.num_rows} items "
-                         f"({time.perf_counter() - start:.1f}s)")
+            say_scored(label, parts, work, start)
         return pa.concat_tables(parts)
 
     def close(self) -> None:
         self.worker = None
 
 
+def say_scored(label: str, parts: list[pa.Table], work: Work, start: float) -> None:
+    progress.say(f"  {label}: {sum(p.num_rows for p in parts)}/{work.inputs.num_rows} items "
+                 f"({time.perf_counter() - start:.1f}s)")
+
+
+# how often Ray starts a model actor again after its node (or its process) died; bounded, so that an actor that
+# dies on every batch (out of memory) fails the run instead of going round until the stall timeout
+ACTOR_RESTARTS = 3
+
+
 class RayWorkers:
     """``ray.concurrency`` model actors, kept for the whole run: each checkpoint is loaded into them once, and
-    batches go to whichever actor is free (Ray's ActorPool)."""
+    batches go to whichever actor is free (Ray's ActorPool). An actor lost with its node is started again on a
+    live node and Ray sends its unfinished calls again; each batch names its checkpoint, which the restarted
+    (empty) actor loads first: the same batches, the same numbers."""
 
     def __init__(self, ray_config: EvalRayConfig, runtime: dict, seed: int):
         import ray
@@ -72,9 +83,11 @@ class RayWorkers:
         init_ray(ray_config)
         check_actors_fit(ray_config)
         actor = ray.remote(ModelWorker).options(num_cpus=ray_config.num_cpus_per_actor,
-                                                num_gpus=ray_config.num_gpus_per_actor or None)
+                                                num_gpus=ray_config.num_gpus_per_actor or None,
+                                                max_restarts=ACTOR_RESTARTS, max_task_retries=-1)
         self.actors = [actor.remote(runtime, seed) for _ in range(ray_config.concurrency)]
         self.config = ray_config
+        self.checkpoint: dict | None = None  # the one loaded: every batch names it
         self.hint = (f"{ray_config.concurrency} actor(s) x {ray_config.num_cpus_per_actor:g} CPU / "
                      f"{ray_config.num_gpus_per_actor:g} GPU requested; is the cluster able to place them?")
 
@@ -82,7 +95,8 @@ class RayWorkers:
         import ray
         from ray.exceptions import GetTimeoutError
 
-        refs = [actor.load.remote(checkpoint.model_dump()) for actor in self.actors]
+        self.checkpoint = checkpoint.model_dump()
+        refs = [actor.load.remote(self.checkpoint) for actor in self.actors]
         try:
             ray.get(refs, timeout=self.config.stall_timeout_s)
         except GetTimeoutError:
@@ -94,15 +108,14 @@ class RayWorkers:
 
         start, pool = time.perf_counter(), ActorPool(self.actors)
         for batch in batches(work.inputs, self.config.batch_size):
-            pool.submit(lambda actor, b: actor.score.remote(work.task, work.settings, b), batch)
+            pool.submit(lambda actor, b: actor.score.remote(work.task, work.settings, b, self.checkpoint), batch)
         parts = []
         while pool.has_next():
             try:
                 parts.append(pool.get_next_unordered(timeout=self.config.stall_timeout_s))
             except TimeoutError:
                 raise StalledError(f"{label}: no progress for {self.config.stall_timeout_s:g}s; {self.hint}") from None
-        progress.say(f"  {label}: {work.inputs.num_rows} items on {len(self.actors)} actor(s) in "
-                     f"{time.perf_counter() - start:.1f}s")
+            say_scored(label, parts, work, start)
         return pa.concat_tables(parts)
 
     def close(self) -> None:

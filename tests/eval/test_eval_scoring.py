@@ -188,6 +188,27 @@ def test_judge_verdicts_count_both_orders():
     assert result["win_rate"]["low"] < 0.625 < result["win_rate"]["high"]
 
 
+def test_a_worker_holding_no_model_loads_the_checkpoint_its_batch_names(tiny):
+    """A model actor that Ray started again after its node died holds no model: the batch Ray sends it again
+    names its checkpoint, and is scored as by a worker that loaded it; a worker holding another one switches."""
+    from eval.config import CheckpointConfig, ModelRuntimeConfig
+    from eval.scorers import ModelWorker
+
+    runtime = ModelRuntimeConfig(device="cpu", dtype="fp32", forward_batch_size=3).model_dump()
+    items = pa.table({"item_id": [f"d{i}" for i in range(len(DOCUMENTS))], "text": DOCUMENTS})
+    settings = dict(context_length=None, stride=512, add_special_tokens=True)
+    base, lora = (CheckpointConfig(name=name, path=str(tiny[name])).model_dump() for name in ("base", "lora"))
+    loaded = ModelWorker(runtime)
+    loaded.load(lora)
+    expected = loaded.score("perplexity", settings, items)
+    restarted = ModelWorker(runtime)
+    assert restarted.score("perplexity", settings, items, lora).equals(expected)
+    other = restarted.score("perplexity", settings, items, base)
+    assert not other.equals(expected)  # the two checkpoints score differently
+    loaded.load(base)
+    assert other.equals(loaded.score("perplexity", settings, items))
+
+
 def test_a_local_ray_too_small_for_the_model_actors_is_refused(monkeypatch):
     from core.errors import ConfigError
     from eval.streaming import check_actors_fit
