@@ -221,26 +221,38 @@ class RayCluster:
         self.head, self.cwd, self.object_store_memory = head, cwd, object_store_memory
         self.nodes: list[WorkerNode] = []  # every worker node started, killed ones too: stop() sweeps them all
 
-    def add_node(self, timeout: float = 120) -> WorkerNode:
+    def add_node(self, timeout: float = 120, attempts: int = 3) -> WorkerNode:
         """A new worker node joining the cluster, as an autoscaler adds one; returned once the cluster lists it
-        alive. (Its id is found by a resource only it has, as every node here has the same IP.)"""
-        name = f"drill_worker_{len(self.nodes)}"
-        temp_dir = short_temp_dir()
-        process = subprocess.Popen(
-            [str(RAY), "start", f"--address=127.0.0.1:{self.head.gcs_port}", "--block", "--num-cpus=1",
-             f"--resources={json.dumps({name: 1})}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
-             *store_size(self.object_store_memory)],
-            env=self.head.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.cwd,
-        )
+        alive. (Its id is found by a resource only it has, as every node here has the same IP.) A ``ray start``
+        that gives up while joining (it waits 30 s, hard-coded, for its raylet to register: too short on a
+        loaded machine) is swept away and started again, as an autoscaler replaces a node that failed to boot."""
+        for attempt in range(1, attempts + 1):
+            name = f"drill_worker_{len(self.nodes)}_{attempt}"
+            temp_dir = short_temp_dir()
+            process = subprocess.Popen(
+                [str(RAY), "start", f"--address=127.0.0.1:{self.head.gcs_port}", "--block", "--num-cpus=1",
+                 f"--resources={json.dumps({name: 1})}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+                 *store_size(self.object_store_memory)],
+                env=self.head.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.cwd,
+            )
+            node = self._joined(name, process, temp_dir, timeout)
+            if node is not None:
+                self.nodes.append(node)
+                return node
+            said = process.stdout.read()[-5000:]
+            stop_cluster(process, temp_dir)  # a raylet it left behind must not join later
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        pytest.fail(f"ray start --address exited with {process.returncode}, {attempts} times; the last said:\n{said}")
+
+    def _joined(self, name: str, process: subprocess.Popen, temp_dir: Path, timeout: float) -> WorkerNode | None:
+        """The node once the cluster lists it alive; None if its ``ray start`` exited first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"ray start --address exited with {process.returncode}:\n{process.stdout.read()[-5000:]}")
+                return None
             mine = [n for n in self.head.nodes() if n["state"] == "ALIVE" and name in n.get("resources_total", {})]
             if mine:
-                node = WorkerNode(mine[0]["node_id"], process, temp_dir)
-                self.nodes.append(node)
-                return node
+                return WorkerNode(mine[0]["node_id"], process, temp_dir)
             time.sleep(0.5)
         stop_cluster(process, temp_dir)
         pytest.fail(f"a worker node did not join the cluster within {timeout} s\n{ray_logs(temp_dir)}")
