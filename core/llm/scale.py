@@ -21,6 +21,13 @@ from core.llm.settings import LLMSettings
 
 
 class ResolverActor:
+    """One actor of the pool. Ray Data starts an actor lost with its node again on a live node and sends its
+    unfinished batch there; the batch's requests whose answers reached the cache are taken from it, not sent
+    again. That holds where every actor opens one file: nodes on one machine. On a cluster of machines each
+    node's actors write ``cache_file``'s path on that node's own disk (SQLite's WAL needs every process on one
+    machine: a network mount is no remedy), so the answers a lost node stored are lost with it and asked again
+    (the output is the same; those requests are paid twice), and a rerun sends again what other nodes stored."""
+
     def __init__(self, settings: bytes):
         self.resolver = Resolver(pickle.loads(settings), seed_offset=os.getpid())
 
