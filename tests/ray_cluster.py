@@ -250,7 +250,11 @@ class RayCluster:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 return None
-            mine = [n for n in self.head.nodes() if n["state"] == "ALIVE" and name in n.get("resources_total", {})]
+            try:
+                nodes = self.head.nodes()
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # a loaded dashboard drops a request
+                nodes = []
+            mine = [n for n in nodes if n["state"] == "ALIVE" and name in n.get("resources_total", {})]
             if mine:
                 return WorkerNode(mine[0]["node_id"], process, temp_dir)
             time.sleep(0.5)
