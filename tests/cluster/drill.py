@@ -34,10 +34,13 @@ def when(condition: Callable[[], bool], job: BackgroundJob, timeout: float = 300
     pytest.fail(f"the point of the drill was not reached within {timeout} s")
 
 
-def lose_a_node(cluster: RayCluster, node_id: str | None = None) -> WorkerNode:
-    """Kill the worker node ``node_id`` (by default the newest), and add its replacement."""
+def lose_a_node(cluster: RayCluster, node_id: str | None = None,
+                at_the_loss: Callable[[], None] = lambda: None) -> WorkerNode:
+    """Kill the worker node ``node_id`` (by default the newest), call ``at_the_loss`` (what a drill reads before
+    Ray can restart anything elsewhere), and add its replacement."""
     lost = next(n for n in cluster.nodes if n.node_id == node_id) if node_id else cluster.nodes[-1]
     cluster.kill_node(lost)
+    at_the_loss()
     cluster.add_node()
     return lost
 
