@@ -62,8 +62,12 @@ class LocalWorkers:
 
 
 def say_scored(label: str, parts: list[pa.Table], work: Work, start: float) -> None:
-    progress.say(f"  {label}: {sum(p.num_rows for p in parts)}/{work.inputs.num_rows} items "
-                 f"({time.perf_counter() - start:.1f}s)")
+    """A line each time the scored items pass another tenth of the set (and at the end): not one per batch,
+    which on a large set would be pages."""
+    done, total = sum(p.num_rows for p in parts), work.inputs.num_rows
+    tenth = max(1, total // 10)
+    if done == total or done // tenth != (done - parts[-1].num_rows) // tenth:
+        progress.say(f"  {label}: {done}/{total} items ({time.perf_counter() - start:.1f}s)")
 
 
 # how often Ray starts a model actor again after its node (or its process) died; bounded, so that an actor that
