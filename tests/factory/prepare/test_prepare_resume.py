@@ -88,8 +88,10 @@ def attempt(config_path: Path, log: Path, kill_at: int | None = None, past: int 
     else:
         assert driver.returncode == -signal.SIGKILL, f"the run ended before the kill point\n{said[-3000:]}"
     resumed = [line for line in said.splitlines() if line.startswith("resuming run")]
-    return {"seconds": time.perf_counter() - began, "timeline": seen, "finished": units_finished(output),
-            "back_s": back, "resumed": resumed[0] if resumed else None, "said": said}
+    seconds = time.perf_counter() - began
+    # a run that finished without marking a new unit first (the last unit is never marked) got past at its end
+    return {"seconds": seconds, "timeline": seen, "finished": units_finished(output),
+            "back_s": back if back is not None else seconds, "resumed": resumed[0] if resumed else None, "said": said}
 
 
 def outcome(output: Path) -> dict:
