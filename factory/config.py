@@ -144,13 +144,13 @@ class RayDataConfig(RayConfig):
     shuffle_partitions: int | None = Field(
         description="Hash partitions of shuffled tables (dedup's, prepare's groupbys); null: one per cluster CPU, "
                     "and for dedup more when the corpus has over rows_per_partition documents per CPU.")
-
-
-class FactoryRayConfig(RayDataConfig):
     blocks_per_group: int = Field(
         gt=0, description="Blocks (of rows_per_block rows) per CPU in a block group, the unit a killed run resumes "
                           "by (docs/RESUME.md): each group is one Ray Data execution, so fewer, larger groups cost "
                           "less start-up; smaller ones redo less after a kill.")
+
+
+class FactoryRayConfig(RayDataConfig):
     rows_per_partition: int = Field(
         gt=0, description="Most documents per dedup partition when shuffle_partitions is null: one task holds one "
                           "partition of keys and MinHash signatures (about 0.6 KB a document).")

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core import progress
+from core.resume import Ledger
 from core.spill import part_of
 from factory.documents import alive_mask, document_key
 from factory.stages.base import StageContext
@@ -50,17 +51,8 @@ def spill(current: Pass, context: StageContext, before: str) -> Pass:
     next pass reads it a partition at a time. The previous spill, now read into this one, is deleted."""
     name = f"documents_before_{before}"
     root = context.dedup.root / name
-    ledger = context.dedup.ledger
-    groups = ledger.plan(name, current.what, current.groups)
-    rows = 0
-    for index, group in enumerate(groups):
-        done = ledger.done(f"{name}/{index}")
-        if done is None:
-            ledger.begin(f"{name}/{index}")
-            done = {"rows": spill_group(current.build(group), root, index, context.dedup.parts)}
-            ledger.mark(f"{name}/{index}", done)
-            progress.say(f"{name}: {current.what} {index + 1}/{len(groups)} written")
-        rows += done["rows"]
+    rows = write_groups(context.dedup.ledger, name, current.what, current.groups,
+                        lambda index, group: spill_group(current.build(group), root, index, context.dedup.parts))
     if context.spilled:
         shutil.rmtree(context.spilled, ignore_errors=True)
     if rows == 0:  # no documents at all (empty inputs): nothing to deduplicate
@@ -69,6 +61,22 @@ def spill(current: Pass, context: StageContext, before: str) -> Pass:
     context.spilled = str(root)
     return Pass(partition_groups(context.dedup.parts, rows, context.rows_per_group), "partition groups",
                 lambda parts: read_spilled_parts(root, parts, context))
+
+
+def write_groups(ledger: Ledger, name: str, what: str, groups: list, write: Callable[[int, list], int]) -> int:
+    """Each group of a pass not yet marked in ``ledger`` written (``write(index, group)`` -> its rows), then
+    marked, one after another; returns the rows of all groups. The groups are fixed at the pass's first start."""
+    groups = ledger.plan(name, what, groups)
+    rows = 0
+    for index, group in enumerate(groups):
+        done = ledger.done(f"{name}/{index}")
+        if done is None:
+            ledger.begin(f"{name}/{index}")
+            done = {"rows": write(index, group)}
+            ledger.mark(f"{name}/{index}", done)
+            progress.say(f"{name}: {what} {index + 1}/{len(groups)} written")
+        rows += done["rows"]
+    return rows
 
 
 def partition_groups(parts: int, rows: int, min_rows: int) -> list[list[int]]:
@@ -80,11 +88,17 @@ def partition_groups(parts: int, rows: int, min_rows: int) -> list[list[int]]:
 
 def spill_group(ds, root: Path, index: int, parts: int) -> int:
     """One group written whole into ``root/<index>/part=K/``, or not at all; returns its rows."""
-    tmp, final = root / f".{index}.tmp", root / str(index)
-    shutil.rmtree(tmp, ignore_errors=True)  # what a killed attempt at this group left
+    return write_whole(ds.map_batches(with_partition, batch_format="pyarrow", fn_kwargs={"parts": parts}),
+                       root, str(index), partition_cols=["part"], compression="zstd", min_bytes_per_file=16 << 20)
+
+
+def write_whole(ds, root: Path, name: str, **parquet_options) -> int:
+    """``ds`` written as Parquet into ``root/<name>`` whole (written to ``root/.<name>.tmp``, then renamed: one
+    atomic step), or not at all; returns its rows."""
+    tmp, final = root / f".{name}.tmp", root / name
+    shutil.rmtree(tmp, ignore_errors=True)  # what a killed attempt left
     shutil.rmtree(final, ignore_errors=True)
-    ds.map_batches(with_partition, batch_format="pyarrow", fn_kwargs={"parts": parts}).write_parquet(
-        str(tmp), partition_cols=["part"], compression="zstd", min_bytes_per_file=16 << 20)
+    ds.write_parquet(str(tmp), **parquet_options)
     tmp.mkdir(parents=True, exist_ok=True)
     rows = sum(pq.read_metadata(f).num_rows for f in tmp.rglob("*.parquet"))
     tmp.rename(final)

@@ -42,10 +42,10 @@ def topic_corpus(per_topic: int, seed: int = 0, min_sentences: int = 3, max_sent
 
 
 def write_factory_output(out: Path, domain_docs: list[str], general_docs: list[str],
-                         drop: tuple[str, ...] = ()) -> Path:
+                         drop: tuple[str, ...] = (), files: int = 2) -> Path:
     """A finished factory output, published the way the factory publishes one (a version ``runs/<id>`` behind
     ``CURRENT``): documents/*.parquet with the kept-document contract (less the columns in ``drop``) and a
-    manifest; returns ``out``."""
+    manifest; returns ``out``. The documents are cut into ``files`` files."""
     from pydantic import BaseModel
 
     from core.run import PublishedRun
@@ -63,9 +63,10 @@ def write_factory_output(out: Path, domain_docs: list[str], general_docs: list[s
     run = PublishedRun(out, Documents(documents=len(rows)), "factory run", overwrite=True)
     with run.writing([]) as partial:
         (partial / "documents").mkdir()
-        half = len(rows) // 2
-        pq.write_table(table.slice(0, half), partial / "documents" / "part-0.parquet")
-        pq.write_table(table.slice(half), partial / "documents" / "part-1.parquet")
+        bounds = [len(rows) * index // files for index in range(files + 1)]
+        for index in range(files):
+            pq.write_table(table.slice(bounds[index], bounds[index + 1] - bounds[index]),
+                           partial / "documents" / f"part-{index}.parquet")
         run.manifest.update(stages=[{"stage": "read", "in": len(rows), "out": len(rows), "dropped": {}}],
                             outputs={"documents": {"path": "documents", "rows": len(rows)}})
     return out

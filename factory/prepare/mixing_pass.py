@@ -24,6 +24,17 @@ class Mixed:
     n_chosen: int
     n_left_out: int
 
+    def decided(self) -> dict:
+        """What mixing decided, without its datasets (JSON: kept with a resumable run's phases)."""
+        return {"totals": self.totals, "budgets": self.budgets, "cutoffs": self.cutoffs, "warning": self.warning,
+                "n_chosen": self.n_chosen, "n_left_out": self.n_left_out}
+
+    @classmethod
+    def remade(cls, decided: dict, scored, batch: dict) -> "Mixed":
+        """``decided`` applied to ``scored`` again (lazy): the later phases read the documents it marked."""
+        marked = scored.map_batches(mark_mixed_batch, fn_kwargs={"cutoffs": decided["cutoffs"]}, **batch)
+        return cls(**decided, marked=marked, chosen=marked.map_batches(selected, batch_format="pyarrow"))
+
 
 def mixing_cutoffs(ds, config: PrepareConfig) -> tuple[dict, dict, dict, str | None]:
     """(tokens per domain label, budgets, the last kept bin per cut label, a warning when the cut is large)."""

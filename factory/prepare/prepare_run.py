@@ -3,7 +3,11 @@ tokens -> curriculum buckets -> embed + group (map_groups) -> global sort -> pac
 
 ``run_prepare`` reads as that list: each phase is one function below it, in the order it runs, timed
 under its own name in the manifest's ``timings_s``. The passes with more to them live beside their
-rules (mixing_pass.py, grouping_pass.py, pack_splits.py); the manifest and closing lines in summary.py."""
+rules (mixing_pass.py, grouping_pass.py, pack_splits.py); the manifest and closing lines in summary.py.
+
+A killed run started again continues from its finished phases (phases.py, docs/RESUME.md): the trained
+tokenizer, the score and tokenise pass by block group, mixing + curriculum + grouping as one unit; the sort,
+packing, writing and report are the last unit, done again whole."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +26,8 @@ from factory.prepare.grouping_pass import group_documents
 from factory.prepare.inputs import check_factory_output, document_files, documents_dir
 from factory.prepare.mixing import left_out, mix_bin_batch
 from factory.prepare.mixing_pass import Mixed, mix_documents
-from factory.prepare.pack_splits import PackedSplits, pack_splits
+from factory.prepare.pack_splits import SPLITS, PackedSplits, pack_splits
+from factory.prepare.phases import Phases, file_groups
 from factory.prepare.report import write_report
 from factory.prepare.sampling import sample_column
 from factory.prepare.scores import curriculum_score_batch, score_batch
@@ -34,6 +39,7 @@ from factory.prepare.totals import length_counts
 from quality.gate import gate_before_publish
 
 HEAVY_COLUMNS = ["token_ids", "embedding"]  # not written with the document table
+WRITTEN = ["documents", "mixed_out"]  # the data folders write_documents writes
 
 
 def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
@@ -46,25 +52,29 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
         return run.finished
 
     gate = gate_before_publish("cpt", config.quality)
-    with run.writing(document_files(config.input_dir), before_publish=gate) as partial:
+    files = document_files(config.input_dir)
+    # resume=True: a killed run started again continues from its finished phases (docs/RESUME.md)
+    with run.writing(files, before_publish=gate, resume=True) as partial:
         with run.timed("ray_init"):
             init_ray(config.ray)
         configure_ray_data(config.ray)  # Ray Data's no-progress guard skips its sort/groupby passes
         batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}  # every per-row pass's blocks
+        phases = Phases(run)
         documents, n_input = read_documents(config, batch)
         progress.say(f"prepare run {run.run_id}: {n_input} documents from {config.input_dir} -> {run.output}")
         with run.timed("tokenizer"):
             tokenizer_path = tokenizer_for(documents, n_input, config, run)
         with run.timed("score_tokenize"):
-            scored = score_and_tokenize(documents, tokenizer_path, config, batch)
-        with run.timed("mix"):
-            mixed = mix_documents(scored, config, batch)
+            groups = file_groups(len(files), n_input, config.ray.rows_per_block * config.ray.blocks_per_group
+                                 * cluster_cpus())
+            scored = phases.in_groups("scored", groups, lambda group: score_and_tokenize(
+                read_documents(config, batch, [files[i] for i in group])[0], tokenizer_path, config, batch))
+        with run.timed("mix_curriculum_group"):
+            grouped, decided = phases.whole("grouped", lambda: mix_and_group(scored, config, batch))
+            mixed = Mixed.remade(decided["mixing"], scored, batch)
             if mixed.warning:
                 progress.say(f"WARNING {mixed.warning}")  # said again in the summary, where -q shows it
-        with run.timed("curriculum"):
-            bucketed, edges = curriculum(mixed, config, batch)
-        with run.timed("group"):
-            grouped, grouping_info = group(bucketed, mixed.n_chosen, config, batch)
+        phases.begin_last("sort_pack_write", partial, [*SPLITS, *WRITTEN])
         with run.timed("sort"):
             ordered = sort_documents(grouped)
         with run.timed("pack"):
@@ -72,23 +82,27 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
         with run.timed("write_documents"):
             write_documents(ordered, mixed, run)
         check_counts(n_input, mixed.n_chosen, mixed.n_left_out, packed)
-        run.manifest.update(manifest_sections(config, tokenizer_path, n_input, mixed, edges, grouping_info, packed))
+        run.manifest.update(manifest_sections(config, tokenizer_path, n_input, mixed, decided["curriculum_edges"],
+                                              decided["grouping"], packed))
         if config.report.enabled:
             with run.timed("report"):
                 run.manifest["outputs"]["report"] = {
                     "path": write_report(partial, run.manifest, factory_manifest, length_counts(scored), packed)}
+        phases.clear()  # (the report read the scored documents)
 
     for line in summary_lines(config, run.manifest, run.folder, run.timings["total"]):
         progress.summary(line)
     return run.manifest
 
 
-def read_documents(config: PrepareConfig, batch: dict):
-    """The factory's documents in blocks of ``ray.rows_per_block``, each assigned its split; (dataset, count)."""
+def read_documents(config: PrepareConfig, batch: dict, files: list | None = None):
+    """The factory's documents (``files`` of them only, when given) in blocks of ``ray.rows_per_block``, each
+    assigned its split; (dataset, count)."""
     import ray  # here, not at the top: a run that finds its output already published never starts Ray
 
-    documents = ray.data.read_parquet(str(documents_dir(config.input_dir)))
-    n_input = documents.count()
+    documents = ray.data.read_parquet(str(documents_dir(config.input_dir)) if files is None else
+                                      [str(f) for f in files])
+    n_input = documents.count() if files is None else None
     documents = documents.repartition(target_num_rows_per_block=config.ray.rows_per_block)
     documents = documents.map_batches(split_batch, fn_kwargs={"fraction": config.validation.fraction,
                                                               "seed": config.seed}, **batch)
@@ -100,20 +114,32 @@ def tokenizer_for(documents, n_input: int, config: PrepareConfig, run: Published
     train split and saved with the output (where the tokenising tasks on every node read it)."""
     if config.tokenizer.path is not None:
         return str(resolve(config.tokenizer.path))
-    train_docs = documents.map_batches(of_split, fn_kwargs={"split": TRAIN}, batch_format="pyarrow")
-    texts = sample_column(train_docs, "text", n_input, config.tokenizer.train_sample_docs, f"tokenizer-{config.seed}")
-    train_tokenizer(texts, config.tokenizer.train_vocab_size, config.tokenizer.eos_token, run.partial / "tokenizer")
+    if run.ledger.done("tokenizer") is None:  # a resumed run reuses the tokenizer it trained, never a new one
+        run.ledger.begin("tokenizer")
+        train_docs = documents.map_batches(of_split, fn_kwargs={"split": TRAIN}, batch_format="pyarrow")
+        texts = sample_column(train_docs, "text", n_input, config.tokenizer.train_sample_docs,
+                              f"tokenizer-{config.seed}")
+        train_tokenizer(texts, config.tokenizer.train_vocab_size, config.tokenizer.eos_token,
+                        run.partial / "tokenizer")
+        run.ledger.mark("tokenizer")
     return str(run.share("tokenizer"))
 
 
 def score_and_tokenize(documents, tokenizer_path: str, config: PrepareConfig, batch: dict):
-    """Quality scores, token ids, the mixing bin and the curriculum score of every document (materialised:
-    mixing reads it several times)."""
+    """Quality scores, token ids, the mixing bin and the curriculum score of every document."""
     scored = documents.map_batches(score_batch, **batch)
     scored = scored.map_batches(tokenize_batch, fn_kwargs={"tokenizer_path": tokenizer_path}, **batch)
     scored = scored.map_batches(mix_bin_batch, fn_kwargs={"seed": config.seed, "bins": config.mixing.bins}, **batch)
-    scored = scored.map_batches(curriculum_score_batch, fn_kwargs={"weights": config.curriculum.score}, **batch)
-    return scored.materialize()
+    return scored.map_batches(curriculum_score_batch, fn_kwargs={"weights": config.curriculum.score}, **batch)
+
+
+def mix_and_group(scored, config: PrepareConfig, batch: dict):
+    """Mixing, curriculum buckets and grouping, which each need the whole corpus (totals, samples, a shuffle):
+    (the grouped documents, what they decided: the manifest's numbers)."""
+    mixed = mix_documents(scored, config, batch)
+    bucketed, edges = curriculum(mixed, config, batch)
+    grouped, grouping_info = group(bucketed, mixed.n_chosen, config, batch)
+    return grouped, {"mixing": mixed.decided(), "curriculum_edges": edges, "grouping": grouping_info}
 
 
 def curriculum(mixed: Mixed, config: PrepareConfig, batch: dict):
@@ -125,10 +151,9 @@ def curriculum(mixed: Mixed, config: PrepareConfig, batch: dict):
 
 
 def group(bucketed, n_chosen: int, config: PrepareConfig, batch: dict):
-    """Similar documents grouped to share a row (or each its own group); (materialised dataset, grouping info)."""
+    """Similar documents grouped to share a row (or each its own group); (dataset, grouping info)."""
     partitions = config.ray.shuffle_partitions or cluster_cpus()
-    grouped, grouping_info = group_documents(bucketed, config, n_chosen, batch, partitions)
-    return grouped.materialize(), grouping_info
+    return group_documents(bucketed, config, n_chosen, batch, partitions)
 
 
 def sort_documents(grouped):
@@ -143,8 +168,8 @@ def pack(ordered, partial: Path, config: PrepareConfig) -> PackedSplits:
 
 def write_documents(ordered, mixed: Mixed, run: PublishedRun) -> None:
     """The chosen documents (without token ids and embeddings) and the ids of those mixing left out."""
-    run.write_data("documents", ordered.map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS},
+    run.write_data(WRITTEN[0], ordered.map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS},
                                                     batch_format="pyarrow"), pa.schema([]))
-    run.write_data("mixed_out", mixed.marked.map_batches(left_out, batch_format="pyarrow")
+    run.write_data(WRITTEN[1], mixed.marked.map_batches(left_out, batch_format="pyarrow")
                    .map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS + ["text"]}, batch_format="pyarrow"),
                    pa.schema([("id", pa.string()), ("source", pa.string())]))
