@@ -178,6 +178,12 @@ def run_factory(ray_session):
     return run_pipeline
 
 
+def units_finished(output: Path) -> int:
+    """Units a killed run of ``output`` has marked finished in its resume ledger: what it really wrote."""
+    return sum(1 for marker in output.glob("runs/*/_resume/**/*.json")
+               if marker.parent.name not in ("plan", "fixed") and marker.name != "identity.json")
+
+
 def subprocess_env(**extra: str) -> dict:
     """The test's environment for a child process, without any address of the session's Ray."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

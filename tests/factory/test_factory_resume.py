@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, parquet_source, published, read_output, subprocess_env, write_config
+from conftest import REPO, parquet_source, published, read_output, subprocess_env, units_finished, write_config
 from ray_cluster import BackgroundJob
 
 SAMPLE = REPO / "factory" / "sample_data"
@@ -56,12 +56,6 @@ def config(tmp_path: Path, output: Path, **changes) -> Path:
 
 def command(config_path: Path) -> list[str]:
     return [sys.executable, "-m", "factory", "run", str(config_path)]
-
-
-def units_finished(output: Path) -> int:
-    """Units the unfinished run has marked finished in its ledger: what it really wrote."""
-    return sum(1 for marker in output.glob("runs/*/_resume/**/*.json")
-               if marker.parent.name not in ("plan", "fixed") and marker.name != "identity.json")
 
 
 def timeline(config_path: Path, output: Path) -> tuple[list[tuple[float, int]], float]:

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conftest import REPO, published, subprocess_env
+from conftest import REPO, published, subprocess_env, units_finished
 from prepare_corpus import topic_corpus, write_factory_output
 
 pytestmark = pytest.mark.slow
@@ -54,12 +54,6 @@ def start(config_path: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "factory", "prepare", str(config_path)], cwd=REPO,
                             env=subprocess_env(PYTHONUNBUFFERED="1"), stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def units_finished(output: Path) -> int:
-    """Units the unfinished run has marked finished in its ledger: what it really wrote."""
-    return sum(1 for marker in output.glob("runs/*/_resume/**/*.json")
-               if marker.parent.name not in ("plan", "fixed") and marker.name != "identity.json")
 
 
 def attempt(config_path: Path, log: Path, kill_at: int | None = None, past: int = 0) -> dict:
