@@ -94,8 +94,12 @@ def build_model_dir(root: Path, tiny: bool) -> Path:
     config = LlamaConfig(**shape, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=False)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    # on the GPU when there is one: initialising 1.1B parameters on the CPU takes longer than a row
+    with torch.device("cuda" if torch.cuda.is_available() and not tiny else "cpu"):
+        model = LlamaForCausalLM(config)
     model.to(torch.float32 if tiny else torch.bfloat16).save_pretrained(root)
+    del model
+    torch.cuda.empty_cache()  # the rows' processes get the whole GPU
     return root
 
 
@@ -215,6 +219,7 @@ def planned_gb(config) -> dict | None:
 
 def run_row(stage: str, zero: int, options: argparse.Namespace) -> dict:
     import torch
+    from transformers.trainer_utils import SaveStrategy
 
     from train.callbacks import ThroughputCallback
     from train.deepspeed_config import start_deepspeed
@@ -229,6 +234,8 @@ def run_row(stage: str, zero: int, options: argparse.Namespace) -> dict:
     start_deepspeed(config)
     build = cpt_trainer if stage == "cpt" else sft_trainer
     trainer = build(config, [ThroughputCallback(config)])
+    # no checkpoint: transformers saves one at the last step, and 1B's weights and Adam states are ~15 GB a row
+    trainer.args.save_strategy = SaveStrategy.NO
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
