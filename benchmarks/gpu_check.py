@@ -234,7 +234,7 @@ def run_row(stage: str, zero: int, options: argparse.Namespace) -> dict:
     start_deepspeed(config)
     build = cpt_trainer if stage == "cpt" else sft_trainer
     trainer = build(config, [ThroughputCallback(config)])
-    # no checkpoint: transformers saves one at the last step, and 1B's weights and Adam states are ~15 GB a row
+    # no checkpoint: transformers saves one at the last step, up to ~15 GB a 1B row (weights, fp32 Adam states)
     trainer.args.save_strategy = SaveStrategy.NO
     started = time.perf_counter()
     trainer.train()
