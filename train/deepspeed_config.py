@@ -49,3 +49,21 @@ def deepspeed_config(config: TrainConfig) -> dict | None:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+
+
+def start_deepspeed(config: TrainConfig) -> None:
+    """DeepSpeed's communication layer on this process's group (Ray Train's, or benchmarks/gpu_check.py's
+    single rank), before the trainer arguments; nothing when the run has no ZeRO."""
+    if not config.deepspeed.enabled:
+        return
+    import deepspeed
+    import deepspeed.ops
+
+    if not config.scaling.use_gpu:
+        # On CPU DeepSpeed builds its shared-memory all-reduce at every start, under torch's extension file
+        # lock; a worker killed while holding it (a stalled run's teardown) left the lock behind, and every later
+        # CPU run on the machine waited on it forever. Training never uses the op (inference_all_reduce only).
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    # DeepSpeed's comm layer adopts the process group Ray Train created (alone, it makes one from MASTER_ADDR, RANK,
+    # WORLD_SIZE); without it, ZeRO-3's partitioned loading (zero.Init, before the trainer exists) sees one rank
+    deepspeed.init_distributed(dist_backend="nccl" if config.scaling.use_gpu else "gloo")

@@ -13,6 +13,7 @@ import ray.train
 
 from train.callbacks import callbacks
 from train.config import TrainConfig, worker_config
+from train.deepspeed_config import start_deepspeed
 
 
 @dataclass
@@ -25,18 +26,7 @@ class WorkerSetup:
 def setup_worker(config_dict: dict) -> WorkerSetup:
     config = worker_config(config_dict)
     rank = ray.train.get_context().get_world_rank()
-    if config.deepspeed.enabled:
-        import deepspeed
-        import deepspeed.ops
-
-        if not config.scaling.use_gpu:
-            # On CPU DeepSpeed builds its shared-memory all-reduce at every start, under torch's extension file
-            # lock; a worker killed while holding it (a stalled run's teardown) left the lock behind, and every later
-            # CPU run on the machine waited on it forever. Training never uses the op (inference_all_reduce only).
-            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
-        # DeepSpeed's comm layer adopts the process group Ray Train created; without it, ZeRO-3's partitioned
-        # loading (zero.Init, before the trainer exists) sees a world of one rank
-        deepspeed.init_distributed(dist_backend="nccl" if config.scaling.use_gpu else "gloo")
+    start_deepspeed(config)
     # per rank: each rank uploads its own files (DeepSpeed shards) into the same Ray checkpoint
     scratch = tempfile.mkdtemp(prefix=f"train-{config.run.name}-rank{rank}-")
     return WorkerSetup(config, scratch, callbacks(config, tensorboard_dir(config)))

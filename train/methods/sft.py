@@ -1,7 +1,6 @@
 """Supervised fine-tuning with trl's SFTTrainer: chat template, loss on assistant tokens, packing."""
 from __future__ import annotations
 
-import ray.train
 from pydantic import Field
 from trl import SFTConfig, SFTTrainer
 
@@ -10,7 +9,6 @@ from train.arguments import trainer_arguments
 from train.config import TrainConfig
 from train.model import build_model, trl_trainer_parts
 from train.method import TrainingMethod
-from train.worker import fit, setup_worker, whole_dataset
 
 
 class SftOptions(StrictModel):
@@ -35,6 +33,11 @@ def build_trainer(config: TrainConfig, dataset, output_dir: str, callbacks=()) -
 
 
 def train_loop_per_worker(config_dict: dict) -> None:
+    # Ray only here: benchmarks/gpu_check.py builds this stage's trainer on a GPU machine without Ray
+    import ray.train
+
+    from train.worker import fit, setup_worker, whole_dataset
+
     # setup
     worker = setup_worker(config_dict)
     # data: the whole (small) set on every worker; the trainer's sampler splits it between ranks
