@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import peak_rss_by_process  # noqa: E402
 from benchmarks.bench_data import BENCH_DATA  # noqa: E402
+from core.publish import current_run_dir  # noqa: E402
 from factory.config import load_factory_config  # noqa: E402
 
 PLANS = ("factory", "dt-exact", "dt-shared", "dt-old")
@@ -256,12 +257,13 @@ def run_factory(run_dir: Path, shards: Path, args) -> dict:
     run_dir.mkdir(parents=True)
     config_path = write_factory_config(run_dir / "factory.yaml", run_dir / "out", shards, args)
     wall, peak, _ = peak_rss_by_process([sys.executable, "-m", "factory", "run", str(config_path)], ROOT)
-    manifest = json.loads((run_dir / "out/manifest.json").read_text())
-    rejects = pq.read_table(run_dir / "out/rejects", columns=["id", "stage"])
+    out = Path(current_run_dir(run_dir / "out"))  # the published run CURRENT names
+    manifest = json.loads((out / "manifest.json").read_text())
+    rejects = pq.read_table(out / "rejects", columns=["id", "stage"])
     return {"wall_s": wall, **peak_mb(peak),
-            "kept_ids": set(pq.read_table(run_dir / "out/documents", columns=["id"])["id"].to_pylist()),
+            "kept_ids": set(pq.read_table(out / "documents", columns=["id"])["id"].to_pylist()),
             "reject_stage": dict(zip(rejects["id"].to_pylist(), rejects["stage"].to_pylist())),
-            "near_clusters": published_near_clusters(run_dir / "out"),
+            "near_clusters": published_near_clusters(out),
             "stage_timings_s": manifest["timings_s"], "funnel": manifest["stages"]}
 
 
