@@ -126,7 +126,8 @@ def test_prepare_survives_a_node_lost_during_its_sort(cluster, job_dir, prepare_
     output = tmp_path / "out"
     job = cluster.head.submit_in_background(job_dir, "python", "-m", "factory", "prepare",
                                             prepare_config(job_dir, factory_output, output))
-    when(lambda: "chain_partition:" in job.output, job)  # the grouping pass's line: the sort starts
+    # the run's ledger says its last phase (sort, pack, write) is under way: the sort starts
+    when(lambda: any(output.glob("runs/*/_resume/sort_pack_write.started")), job)
     lost = lose_a_node(cluster)
     outcome = survived_or_named(job.finish(), lost, output, lambda: packed_rows(output) == reference)
     print(f"prepare, node lost at its sort: {outcome}")
