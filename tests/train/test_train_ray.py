@@ -59,6 +59,10 @@ def chain(tmp_path_factory):
             root / "dpo-full.yaml", model_path=root / "cpt-model", data_path=pref_data, root=root, name="dpo-full",
             model={"finetune": "full"}, dpo={"reference": "model", "review_status": ["approved"]},
             deepspeed={"zero_stage": 0}, optim={"learning_rate": 1e-3, "max_steps": 6}),
+        # no DeepSpeed at all: torch DDP over gloo on the 2 workers (the path README recommends for small models)
+        "ddp": tf.write_train_config(
+            root / "ddp.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="ddp",
+            deepspeed={"enabled": False}, optim={"max_steps": 6}),
         # ZeRO-3: weights, gradients and optimizer states partitioned over the 2 ranks
         "zero3": tf.write_train_config(
             root / "zero3.yaml", model_path=model, data_path=cpt_data.parent, root=root, name="zero3",
@@ -72,6 +76,7 @@ def chain(tmp_path_factory):
             ["sft", str(configs["sft"])],  # DPO on this kind of adapter: tests/cluster/test_recipe_job.py
             ["cpt", str(configs["cpt-lora"])],
             ["dpo", str(configs["dpo-full"])],
+            ["cpt", str(configs["ddp"])],
             ["cpt", str(configs["zero3"])]]
     # a torch-extensions lock left by a worker killed mid-build (as a stalled run's teardown did) hangs no run
     stale_lock = root / "torch_extensions" / "deepspeed_shm_comm" / "lock"
@@ -141,12 +146,12 @@ def test_every_attempt_says_the_step_it_starts_at(chain):
     from collections import Counter
 
     root, log = chain
-    # the five runs trained from scratch start at 1, the rerun with more steps at 9 (after the published 8), not at 1
+    # the six runs trained from scratch start at 1, the rerun with more steps at 9 (after the published 8), not at 1
     # again; each attempt (its rank-0 process) says so once
     attempts = re.findall(r"RayTrainWorker pid=(\d+)[^\n]*?\[train\] first step of this attempt: (\d+)", log)
     assert len(attempts) == len(set(attempts)), attempts
     starts = Counter(int(step) for _, step in attempts)
-    assert starts == Counter({1: 5, 9: 1}), starts
+    assert starts == Counter({1: 6, 9: 1}), starts
 
 
 def test_the_workers_output_is_our_lines_not_library_chatter(chain):
@@ -193,6 +198,24 @@ def test_dpo_of_a_full_model_against_a_frozen_reference_learns(chain):
     # its config names the CPT output; it trained on (and its manifest names) the run published there
     assert manifest(out)["model_from"]["run_path"] == str(cpt)
     assert manifest(out)["model_from"]["run_id"] == manifest(cpt)["run_id"]
+
+
+def test_plain_ddp_without_deepspeed_on_two_workers_learns(chain):
+    """``deepspeed.enabled: false`` with 2 workers: torch DDP, no DeepSpeed checkpoint files, both ranks' batches in
+    every step (as many tokens a step as the ZeRO-2 run of the same data and batch), a whole model published."""
+    root, _ = chain
+    out = published(root / "ddp-model")
+    assert_learns(out, 6)
+    assert manifest(out)["config"]["deepspeed"]["enabled"] is False
+    assert (out / "model.safetensors").is_file()
+    newest = tracked_checkpoints(root, "ddp")[-1]
+    assert not list(newest.glob("global_step*")) and (newest / "optimizer.pt").is_file()
+
+    def tokens_a_step(model_dir: Path) -> int:
+        history = json.loads((model_dir / "trainer_state.json").read_text())["log_history"]
+        return next(e["num_input_tokens_seen"] for e in history if e.get("step") == 1 and "loss" in e)
+
+    assert tokens_a_step(out) == tokens_a_step(published(root / "cpt-model")) > 0
 
 
 def test_zero3_partitions_the_parameters_and_saves_a_whole_model(chain):
