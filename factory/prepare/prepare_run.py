@@ -39,7 +39,8 @@ from factory.prepare.totals import length_counts
 from quality.gate import gate_before_publish
 
 HEAVY_COLUMNS = ["token_ids", "embedding"]  # not written with the document table
-WRITTEN = ["documents", "mixed_out"]  # the data folders write_documents writes
+DOCUMENTS, MIXED_OUT = "documents", "mixed_out"  # the data folders write_documents writes
+WRITTEN = [DOCUMENTS, MIXED_OUT]
 
 
 def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
@@ -168,8 +169,8 @@ def pack(ordered, partial: Path, config: PrepareConfig) -> PackedSplits:
 
 def write_documents(ordered, mixed: Mixed, run: PublishedRun) -> None:
     """The chosen documents (without token ids and embeddings) and the ids of those mixing left out."""
-    run.write_data(WRITTEN[0], ordered.map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS},
-                                                    batch_format="pyarrow"), pa.schema([]))
-    run.write_data(WRITTEN[1], mixed.marked.map_batches(left_out, batch_format="pyarrow")
+    run.write_data(DOCUMENTS, ordered.map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS},
+                                                   batch_format="pyarrow"), pa.schema([]))
+    run.write_data(MIXED_OUT, mixed.marked.map_batches(left_out, batch_format="pyarrow")
                    .map_batches(drop_columns, fn_kwargs={"names": HEAVY_COLUMNS + ["text"]}, batch_format="pyarrow"),
                    pa.schema([("id", pa.string()), ("source", pa.string())]))
