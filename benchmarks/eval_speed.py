@@ -5,6 +5,10 @@ HFLM on the same items when it is installed. One run, same model, same items; re
 
     .venv/bin/python benchmarks/eval_speed.py --docs 200 --repeats 3
 
+The headline is the default: `ray.enabled: auto` decides between the two ways ours runs (Ray model actors, or
+the same scorer in this process) by the preset's rule for this machine and this much work, and its row is
+compared with lm-evaluation-harness. The JSON (benchmarks/results/eval_speed.json) carries the commit.
+
 Data: $BENCH_DATA (benchmarks/DATA.md): arxiv_cs_abstracts.parquet (perplexity) and mmlu_cs.parquet
 (all 469 questions x 4).
 Model: a Llama from a config (no download) with a BPE tokenizer trained on the fly on other abstracts.
@@ -12,6 +16,7 @@ Model: a Llama from a config (no download) with a BPE tokenizer trained on the f
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -30,7 +35,9 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from core import progress  # noqa: E402
+from benchmarks.measure import run_facts  # noqa: E402
 from eval.config import CheckpointConfig, EvalRayConfig, ModelRuntimeConfig  # noqa: E402
+from eval.placement import on_ray  # noqa: E402
 from eval.streaming import model_workers  # noqa: E402
 from eval.suites import multiple_choice  # noqa: E402
 from eval.suites.common import Work, aligned  # noqa: E402
@@ -150,6 +157,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/eval_speed.json")
     args = parser.parse_args()
     import torch
 
@@ -158,8 +166,12 @@ def main() -> None:
         ppl, mc = items(args.docs)
         print(f"model {params / 1e6:.1f}M params, context {CONTEXT}, torch threads {torch.get_num_threads()}; "
               f"{ppl.num_rows} documents, {mc.num_rows} questions x 4 choices")
-        runs = {"ours, Ray (1 actor x 1 CPU)": lambda: ours(model_dir, ppl, mc, True),
-                "ours, one process": lambda: ours(model_dir, ppl, mc, False),
+        use_ray, why = default_placement(ppl.num_rows + mc.num_rows)
+        ray_row, local_row = "ours, Ray (1 actor x 1 CPU)", "ours, one process"
+        default_row = ray_row if use_ray else local_row
+        print(f"the default, ray.enabled: auto, here: {default_row} ({why})")
+        runs = {ray_row: lambda: ours(model_dir, ppl, mc, True),
+                local_row: lambda: ours(model_dir, ppl, mc, False),
                 "naive loop": lambda: naive(model_dir, ppl, mc)}
         try:
             import lm_eval  # noqa: F401
@@ -178,10 +190,32 @@ def main() -> None:
         print(f"\n| method | perplexity tokens/s | vs naive | multiple-choice questions/s | vs naive |")
         print("|---|---|---|---|---|")
         base = {s: statistics.median(timings["naive loop"][s]) for s in ("perplexity", "multiple_choice")}
+        medians = {name: {s: statistics.median(timings[name][s]) for s in base} for name in runs}
         for name in runs:
-            p, m = (statistics.median(timings[name][s]) for s in ("perplexity", "multiple_choice"))
-            print(f"| {name} | {scored_tokens / p:,.0f} | {base['perplexity'] / p:.2f}x | {mc.num_rows / m:.1f} | "
+            p, m = medians[name]["perplexity"], medians[name]["multiple_choice"]
+            label = f"**{name} (the default here)**" if name == default_row else name
+            print(f"| {label} | {scored_tokens / p:,.0f} | {base['perplexity'] / p:.2f}x | {mc.num_rows / m:.1f} | "
                   f"{base['multiple_choice'] / m:.2f}x |")
+        result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("torch", "transformers"),
+                  "parameters": params, "documents": ppl.num_rows, "questions": mc.num_rows,
+                  "perplexity_tokens": scored_tokens, "repeats": args.repeats, "default": default_row,
+                  "default_because": why, "median_s": medians, "runs_s": timings}
+        if "lm-evaluation-harness HFLM" in medians:
+            theirs = medians["lm-evaluation-harness HFLM"]
+            result["default_over_lm_eval"] = {s: round(theirs[s] / medians[default_row][s], 2) for s in base}
+            print(f"\nthe default ({default_row}) vs lm-evaluation-harness: perplexity "
+                  f"{result['default_over_lm_eval']['perplexity']:.2f}x, multiple choice "
+                  f"{result['default_over_lm_eval']['multiple_choice']:.2f}x")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def default_placement(items: int) -> tuple[bool, str]:
+    """Where the preset's ``ray.enabled: auto`` scores ``items`` items of one checkpoint on this machine."""
+    import yaml
+
+    preset = yaml.safe_load((REPO / "eval/presets/defaults.yaml").read_text())["ray"]
+    return on_ray(EvalRayConfig(**preset), items)
 
 
 def cross_check(outputs: dict, questions: int) -> None:

@@ -11,18 +11,22 @@ The corpus is built from the arXiv CS abstracts of $BENCH_DATA (benchmarks/DATA.
 A document's true cluster is its base. Precision and recall are over pairs of documents placed in
 the same cluster (predicted: the output's ``dup_cluster``, a reject's keeper followed to its cluster).
 
-Each size runs the factory CLI on a fresh local Ray (2 CPUs) with the quality filters, ftfy and
-PII redaction off (the issue's plan for this 2-core machine: dedup and the data path are what must
-scale), and records documents/second, the driver's peak RSS, the whole process tree's peak RSS and PSS,
-the object store's peak use and the bytes Ray spilled. ``--cap-object-store`` adds a run with the
-object store capped well below the corpus.
+Each size runs the factory on a fresh local Ray (2 CPUs) in its own process. The ``--sizes`` runs have the
+quality filters, ftfy, PII redaction and the gate off (dedup and the data path are what must scale); the
+``--full-sizes`` runs have the whole ``scientific`` pipeline on. ``ray.rows_per_partition`` is
+``--rows-per-partition`` (100k: 1M documents make 10 dedup partitions, so a task's memory stops growing with
+the corpus). Each run records documents/second twice (the run itself, and the whole process: Python, Ray's
+start and shutdown), the driver's peak RSS, the whole process tree's peak RSS and PSS, which processes held the
+PSS at its peak, the object store's peak use and the bytes Ray spilled. ``--cap-object-store`` adds a run with
+the object store capped well below the corpus.
 
-    .venv/bin/python benchmarks/factory_scale.py [--sizes 50000 200000 1000000] [--cap-object-store 200000]
+    .venv/bin/python benchmarks/factory_scale.py [--sizes 50000 200000 1000000] [--full-sizes 200000]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -38,9 +42,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from measure import peak_rss_by_process  # noqa: E402
-from bench_data import BENCH_DATA  # noqa: E402
+from benchmarks.measure import peak_rss_by_process, run_facts  # noqa: E402
+from benchmarks.bench_data import BENCH_DATA  # noqa: E402
+from core.publish import current_run_dir  # noqa: E402
 
 DATA = BENCH_DATA
 CAPPED_OBJECT_STORE = 100 * 2**20
@@ -96,6 +100,7 @@ def pair_scores(truth: pa.Table, predicted: pa.Table) -> dict:
 
 def predicted_clusters(output: Path) -> pa.Table:
     """(id, cluster) for every document: kept ones carry ``dup_cluster``; a reject names its keeper."""
+    output = Path(current_run_dir(output))  # the published run
     kept = pq.read_table(output / "documents", columns=["id", "dup_cluster"])
     cluster_of = dict(zip(kept["id"].to_pylist(), kept["dup_cluster"].to_pylist()))
     rejects = pq.read_table(output / "rejects", columns=["id", "detail"])
@@ -122,10 +127,11 @@ def run_one(config_path: Path, stats_path: Path) -> None:
 
     from core.ray_runtime import init_ray
     from factory.config import load_factory_config
-    from factory.factory_run import run_factory
+    from factory.factory_run import dedup_partitions, run_factory
 
     config = load_factory_config(config_path)
     init_ray(config.ray)
+    partitions = dedup_partitions(config, pq.ParquetFile(config.sources[0].path).metadata.num_rows)
     address = ray.get_runtime_context().gcs_address  # this run's Ray, even when others run on the machine
     peak = {"object_store_mib": 0.0}
     done = threading.Event()
@@ -150,33 +156,48 @@ def run_one(config_path: Path, stats_path: Path) -> None:
         "wall_s": wall, "object_store_peak_mib": peak["object_store_mib"],
         "spilled_mib": int(spilled.group(1)) if spilled else 0, "timings_s": manifest["timings_s"],
         "dedup": manifest["dedup"], "kept": manifest["outputs"]["documents"]["rows"],
-        "rejected": manifest["outputs"]["rejects"]["rows"],
+        "rejected": manifest["outputs"]["rejects"]["rows"], "dedup_partitions": partitions,
+        "funnel": [{k: stage.get(k) for k in ("stage", "dropped")} for stage in manifest.get("stages", [])],
     }))
     ray.shutdown()
 
 
-def bench(size: int, work: Path, object_store: int | None) -> dict:
+def pipeline_config(full: bool) -> dict:
+    """The whole ``scientific`` pipeline (the corpus is spliced arXiv abstracts), or dedup and the data path only."""
+    if full:
+        return {"preset": "scientific"}
+    return {"preset": "web",
+            "filters": {name: {"enabled": False} for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb")},
+            "normalise": {"ftfy": False}, "redact": {"emails": False, "ips": False, "phones": False},
+            "quality": {"gate": False}}
+
+
+def bench(size: int, work: Path, object_store: int | None, rows_per_partition: int, full: bool = False) -> dict:
     corpus = work / f"corpus_{size}.parquet"
     truth = build_corpus(size, corpus)
-    output = work / f"out_{size}_{object_store or 'default'}"
-    config = work / f"config_{size}.yaml"
+    name = f"{size}_{object_store or 'default'}_{'full' if full else 'dedup'}"
+    output = work / f"out_{name}"
+    config = work / f"config_{name}.yaml"
     config.write_text(yaml.safe_dump({
-        "preset": "web", "output_dir": str(output),
+        **pipeline_config(full), "output_dir": str(output),
         "sources": [{"name": "scale", "path": str(corpus), "text_column": "text", "id_column": "id", "domain": "domain"}],
-        "filters": {name: {"enabled": False} for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb")},
-        "normalise": {"ftfy": False}, "redact": {"emails": False, "ips": False, "phones": False},
-        "quality": {"gate": False},
-        "ray": {"num_cpus": 2, "object_store_memory": object_store},
+        "ray": {"num_cpus": 2, "object_store_memory": object_store, "rows_per_partition": rows_per_partition},
     }))
-    stats_path = work / f"stats_{size}.json"
-    _, peaks, _ = peak_rss_by_process([sys.executable, __file__, "run-one", str(config), str(stats_path)], ROOT)
+    stats_path = work / f"stats_{name}.json"
+    process_wall, peaks, _ = peak_rss_by_process(
+        [sys.executable, __file__, "run-one", str(config), str(stats_path)], ROOT)
     memory = {"driver_peak_rss_mib": peaks["driver"] / 2**20, "tree_peak_rss_mib": peaks["tree"] / 2**20,
-              "tree_peak_pss_mib": peaks["tree_pss"] / 2**20}
+              "tree_peak_pss_mib": peaks["tree_pss"] / 2**20,
+              "pss_at_peak_mib": {title: [count, round(pss / 2**20)]
+                                  for title, (count, pss) in sorted(peaks["pss_at_peak"].items(),
+                                                                    key=lambda item: -item[1][1])}}
     stats = json.loads(stats_path.read_text())
     result = {
-        "documents": size, "corpus_mib": corpus.stat().st_size / 2**20,
+        "documents": size, "pipeline": "full (scientific)" if full else "dedup and data path",
+        "corpus_mib": corpus.stat().st_size / 2**20,
         "object_store_cap_mib": object_store / 2**20 if object_store else None,
-        "docs_per_s": size / stats["wall_s"], **memory, **stats,
+        "docs_per_s": size / stats["wall_s"], "process_wall_s": process_wall,
+        "docs_per_s_with_start_up": size / process_wall, **memory, **stats,
         "balanced": stats["kept"] + stats["rejected"] == size,
         **pair_scores(truth, predicted_clusters(output)),
     }
@@ -190,6 +211,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[50_000, 200_000, 1_000_000],
                         help="corpus sizes to run (none: only the capped run)")
+    parser.add_argument("--full-sizes", type=int, nargs="*", default=[200_000],
+                        help="corpus sizes to run with the whole scientific pipeline on (filters, ftfy, PII, gate)")
+    parser.add_argument("--rows-per-partition", type=int, default=100_000,
+                        help="ray.rows_per_partition: the most documents one dedup task holds")
     parser.add_argument("--cap-object-store", type=int, default=200_000, metavar="SIZE",
                         help=f"also run SIZE documents with a {CAPPED_OBJECT_STORE >> 20} MiB object store (0: skip)")
     parser.add_argument("--work", type=Path, default=None, help="where corpora and outputs go (default: a temp dir)")
@@ -197,17 +222,21 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="factory_scale_"))
     work.mkdir(parents=True, exist_ok=True)
-    results = [bench(size, work, None) for size in args.sizes]
+    facts = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("ray", "pyarrow"),
+             "rows_per_partition": args.rows_per_partition, "load_average_start": os.getloadavg()}
+    results = [bench(size, work, None, args.rows_per_partition) for size in args.sizes]
+    results += [bench(size, work, None, args.rows_per_partition, full=True) for size in args.full_sizes]
     if args.cap_object_store:
-        results.append(bench(args.cap_object_store, work, CAPPED_OBJECT_STORE))
+        results.append(bench(args.cap_object_store, work, CAPPED_OBJECT_STORE, args.rows_per_partition))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1))
-    print(f"\n| documents | object store cap | docs/s | driver peak RSS | tree peak RSS (PSS) | object store peak | spilled | "
-          f"precision | recall | kept + rejected = in |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+    args.json.write_text(json.dumps({**facts, "load_average_end": os.getloadavg(), "runs": results}, indent=1))
+    print(f"\n| documents | pipeline | partitions | object store cap | docs/s (with start-up) | driver peak RSS | "
+          f"tree peak RSS (PSS) | object store peak | spilled | precision | recall | kept + rejected = in |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
     for r in results:
         cap = f"{r['object_store_cap_mib']:.0f} MiB" if r["object_store_cap_mib"] else "default"
-        print(f"| {r['documents']:,} | {cap} | {r['docs_per_s']:.0f} | {r['driver_peak_rss_mib']:.0f} MiB | "
+        print(f"| {r['documents']:,} | {r['pipeline']} | {r['dedup_partitions']} | {cap} | {r['docs_per_s']:.0f} "
+              f"({r['docs_per_s_with_start_up']:.0f}) | {r['driver_peak_rss_mib']:.0f} MiB | "
               f"{r['tree_peak_rss_mib']:.0f} ({r.get('tree_peak_pss_mib', float('nan')):.0f}) MiB | {r['object_store_peak_mib']:.0f} MiB | {r['spilled_mib']} MiB | "
               f"{r['precision']:.4f} | {r['recall']:.4f} | {'yes' if r['balanced'] else 'NO'} |")
 

@@ -33,16 +33,13 @@ over every pair of the documents that reached near dedup. The JSON records the c
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import itertools
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -58,7 +55,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import peak_rss_by_process  # noqa: E402
+from benchmarks.measure import peak_rss_by_process, run_facts  # noqa: E402
 from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 from core.publish import current_run_dir  # noqa: E402
 from factory.config import load_factory_config  # noqa: E402
@@ -345,15 +342,6 @@ def ratios(results: dict) -> dict:
     return out
 
 
-def machine() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout
-    return {"commit": commit.strip() + ("+uncommitted" if dirty.strip() else ""),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                        "datatrove": importlib.metadata.version("datatrove")}}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", default=str(BENCH_DATA / "arxiv_cs_abstracts.parquet"))
@@ -382,7 +370,7 @@ def main() -> None:
         shards = work / "shards"
         n_docs = write_shards(Path(args.input), shards, datatrove_tasks(args), args.limit)
         config_path = write_factory_config(work / "factory.yaml", work / "unused", shards, args)
-        results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **machine(),
+        results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **run_facts("datatrove", "ray"),
                    "input": Path(args.input).name, "documents": n_docs, "workers": args.workers,
                    "datatrove": {"tasks": datatrove_tasks(args), "intermediate_compression": args.intermediate_compression,
                                  "start_method": args.start_method},

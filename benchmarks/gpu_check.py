@@ -254,6 +254,15 @@ def run_row(stage: str, zero: int, options: argparse.Namespace) -> dict:
     }
 
 
+def end_process_group() -> None:
+    """The process group DeepSpeed started, closed before the interpreter exits: left to its destructors, a
+    ZeRO-3 row's gloo threads aborted the process at exit ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def gpu_memory_gb(gpu: bool) -> float | None:
     import torch
 
@@ -352,8 +361,12 @@ def main() -> int:
         options.model_dir = Path(options.work) / "model"
         options.data = {stage: Path(options.work) / f"{stage}.jsonl" for stage in ("cpt", "sft")}
         stage, zero = options.row.split(":")
-        Path(options.row_json).write_text(json.dumps(run_row(stage, int(zero), options)))
-        return 0
+        try:
+            Path(options.row_json).write_text(json.dumps(run_row(stage, int(zero), options)))
+        finally:
+            end_process_group()
+        sys.stdout.flush()
+        os._exit(0)  # the row is written: no library's thread destructor may turn a finished row into an abort
     missing = missing_module("train.plan", "train.model", "train.arguments", "train.callbacks", "accelerate")
     if missing:
         print(f"missing {missing}, which every row needs: carry its wheel (benchmarks/GPU_CHECK.md)", flush=True)

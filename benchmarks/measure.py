@@ -1,10 +1,15 @@
 """What the benchmarks share: run a command and record its wall time and the peak RSS of its process tree."""
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import platform
 import subprocess
 import threading
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_of(command: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int, str]:
@@ -70,3 +75,14 @@ def by_title(processes: list, memory: list) -> dict[str, tuple[int, int]]:
         count, pss = totals.get(title, (0, 0))
         totals[title] = (count + 1, pss + getattr(used, "pss", used.rss))
     return totals
+
+
+def run_facts(*packages: str) -> dict:
+    """What a committed result must carry to be checked: the commit measured (marked when the tree had
+    uncommitted changes) and the machine, with the versions of ``packages``."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout
+    return {"commit": commit.strip() + ("+uncommitted" if dirty.strip() else ""),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                        **{package: importlib.metadata.version(package) for package in packages}}}

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import peak_rss_of  # noqa: E402
+from benchmarks.measure import peak_rss_of, run_facts  # noqa: E402
 from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 
 BENCH_CORPUS = BENCH_DATA
@@ -166,7 +166,8 @@ def main() -> None:
     datasets = {f"sft_{n}": ("sft", build_sft(n, work / f"sft_{n}")) for n in args.rows}
     if not args.no_documents:
         datasets["documents_50k_abstracts"] = ("documents", build_documents(work / "factory_out"))
-    result = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
+    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              **run_facts("great_expectations", "pyarrow"), "command": " ".join(sys.argv),
               "datasets": timed_runs(datasets, args.runs, work)}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

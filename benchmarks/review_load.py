@@ -33,6 +33,7 @@ from quality.review.auth import hash_token  # noqa: E402
 from quality.review.sqlite_store import SqliteReviewStore  # noqa: E402
 from review_helpers import decide, next_form, sign_in  # noqa: E402
 from bench_data import BENCH_DATA  # noqa: E402
+from benchmarks.measure import run_facts  # noqa: E402
 
 BENCH_CORPUS = BENCH_DATA / "preference_sample.parquet"
 
@@ -163,7 +164,8 @@ def main() -> None:
     stored = {(d.annotator, d.item_id) for d in store.decisions() if d.decision != "skip"}
     failed = {str(code): n for code, n in statuses.items() if code not in (303, 409)}
     result = {
-        "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "annotators": len(names),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("starlette", "uvicorn"),
+        "command": " ".join(sys.argv), "annotators": len(names),
         "pairs": args.pairs, "overlap": args.overlap, "wall_s": round(wall, 1),
         "submissions": sum(statuses.values()), "decisions_accepted": len(accepted), "decisions_stored": len(stored),
         "refused_stale": statuses[409], "failed_responses": failed, "annotator_errors": errors,

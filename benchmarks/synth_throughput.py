@@ -15,6 +15,7 @@ json_schema response format (the SFT example schema), answers that quote the doc
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +31,7 @@ SAMPLE = REPO / "factory" / "sample_data" / "arxiv_cs.parquet"
 
 import pyarrow.parquet as pq  # noqa: E402
 
+from benchmarks.measure import run_facts  # noqa: E402
 from synth.config import PROMPTS_DIR, load_synth_config  # noqa: E402
 from core.llm.requests import ChatRequest  # noqa: E402
 from core.llm.resolver import Resolver  # noqa: E402
@@ -106,7 +108,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10, help="measured items = rounds x concurrency")
     parser.add_argument("--realistic", action="store_true", help="~1k-token prompts, json_schema, long answers")
     parser.add_argument("--actors", type=int, default=0, help="resolve on a Ray Data actor pool of this many actors")
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/synth_throughput.json")
     args = parser.parse_args()
+    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("openai", "ray"),
+              "command": " ".join(sys.argv), "latency_s": args.latency_s, "rounds": args.rounds,
+              "realistic": args.realistic, "actors": args.actors, "rows": []}
     server = subprocess.Popen([sys.executable, "-m", "synth.testing.openai_server", "--latency-s", str(args.latency_s)],
                               cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
@@ -123,6 +129,10 @@ def main() -> None:
                 ideal = concurrency / args.latency_s
                 print(f"| {concurrency} | {items - concurrency} | {rate:.1f} | {ideal:.1f} | {rate / ideal:.0%} "
                       f"| {steady:.1f} | {steady / ideal:.0%} |", flush=True)
+                result["rows"].append({"concurrency": concurrency, "items": items - concurrency, "items_per_s": rate,
+                                       "ideal_items_per_s": ideal, "steady_items_per_s": steady})
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     finally:
         server.terminate()
         server.wait()

@@ -1,33 +1,43 @@
-"""Per-step overhead of the Ray Train + DeepSpeed trainer against a plain transformers run.
+"""Per-step overhead of our trainer (Ray Train, DeepSpeed ZeRO-2 or torch DDP) against plain `torchrun` DDP.
 
-Same tiny model (Llama, hidden 64, 2 layers), same packed CPT data, same settings (fp32, lr,
-global batch, steps), on CPU, in one run of this script:
-  plain: transformers.Trainer in this one process, no Ray, no DeepSpeed, batch = global batch;
-  ray:   `python -m train cpt` code path (train.launch.run): 2 Ray Train workers x 1 CPU,
-         DeepSpeed ZeRO-2 over gloo (--zero-stage; --no-deepspeed: torch DDP), per-worker batch =
-         global batch / 2, data streamed by Ray Data.
-Step time is measured the same way for both (the trainer's token count over wall time between
-per-step logs); the first steps are warm-up and dropped. Also reports end-to-end wall time.
+Same Llama, same packed CPT data, same settings (fp32, lr, global batch, steps), on CPU, 2 processes x 1
+thread on every side, in one run of this script, plans interleaved:
+  torchrun-ddp: `torchrun --nproc_per_node 2` running transformers.Trainer with DDP over gloo; no Ray, no
+                DeepSpeed; the batch split by Trainer's DistributedSampler (the peer as its users run it);
+  ours-ddp:     `python -m train cpt` with `deepspeed.enabled: false` (torch DDP on 2 Ray Train workers);
+  ours-zero2:   `python -m train cpt`, the preset: DeepSpeed ZeRO-2 over gloo on 2 Ray Train workers;
+  plain-1proc:  (opt-in) transformers.Trainer in one process with torch's default threads, no DDP: the
+                baseline of the superseded 0.96x figure.
+Each side's step time is its trainer's token count over the wall time between per-step logs (the first
+steps are warm-up and dropped); each plan's figure is the median over runs of each run's median. Wall time is
+the whole command (process, Ray and worker start-up included).
 
-  .venv/bin/python benchmarks/train_overhead.py [--steps 30] [--window 128]
-  .venv/bin/python benchmarks/train_overhead.py --hidden 768 --layers 8 --window 512 --steps 8   # ~57M: compute dominates
+  .venv/bin/python benchmarks/train_overhead.py --runs 3                                    # tiny model
+  .venv/bin/python benchmarks/train_overhead.py --runs 3 --hidden 768 --layers 8 --window 512 --steps 8
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import train_fixtures as tf  # noqa: E402  (tiny model/tokenizer/data builders; sets offline env)
+from benchmarks.measure import run_facts  # noqa: E402
+from core.publish import current_run_dir  # noqa: E402
 
 WARMUP = 3
+PLANS = ("torchrun-ddp", "ours-ddp", "ours-zero2", "plain-1proc")
+DEFAULT_PLANS = PLANS[:3]
 
 
 def sized_model_dir(root: Path, cli) -> Path:
@@ -56,25 +66,25 @@ def step_times(log_history: list[dict], tokens_per_step: int) -> list[float]:
     return [tokens_per_step / e["tokens_per_s"] for e in log_history if "tokens_per_s" in e][WARMUP:]
 
 
-def plain_run(config, tokens_per_step: int, threads: int | None = None) -> tuple[list[float], float]:
+def hf_trainer_history(config_path: Path, per_device_batch: int, **arguments) -> list[dict]:
+    """transformers.Trainer on the config's model and packed data, our collator and throughput log; under
+    torchrun it runs DDP (Trainer reads the launcher's environment). Returns its log history."""
     import datasets
-    import torch
     import pyarrow.parquet as pq
     from transformers import Trainer, TrainingArguments
 
     from train.arguments import trainer_arguments
     from train.callbacks import ThroughputCallback
-    from train.model import build_model, build_tokenizer
+    from train.config import load_train_config
     from train.document_attention import packed_batch
+    from train.model import build_model, build_tokenizer
 
-    default_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or default_threads)
-    start = time.perf_counter()
+    config = load_train_config(config_path, "cpt")
     tokenizer = build_tokenizer(config.model)
     table = pq.read_table(config.data.train, columns=["input_ids", "doc_lengths"])
     args = trainer_arguments(config, tempfile.mkdtemp())
-    args.update(deepspeed=None, per_device_train_batch_size=config.optim.per_device_batch_size * 2,
-                save_strategy="no", remove_unused_columns=False)
+    args.update(deepspeed=None, per_device_train_batch_size=per_device_batch, save_strategy="no",
+                remove_unused_columns=False, **arguments)
     trainer = Trainer(
         model=build_model(config),
         args=TrainingArguments(**args),
@@ -84,75 +94,128 @@ def plain_run(config, tokens_per_step: int, threads: int | None = None) -> tuple
         callbacks=[ThroughputCallback(config)],
     )
     trainer.train()
-    torch.set_num_threads(default_threads)
-    return step_times(trainer.state.log_history, tokens_per_step), time.perf_counter() - start
+    return trainer.state.log_history
 
 
-def ray_run(config, tokens_per_step: int) -> tuple[list[float], float]:
-    from core import progress
-    from train.launch import run_training
+def torchrun_worker(config_path: Path, per_device_batch: int, history_path: Path) -> None:
+    """One rank of the torchrun plan: 1 thread, DDP over gloo; rank 0 writes the log history."""
+    import torch
 
+    torch.set_num_threads(1)
+    history = hf_trainer_history(config_path, per_device_batch, ddp_backend="gloo")
+    if int(os.environ.get("RANK", "0")) == 0:
+        history_path.write_text(json.dumps(history))
+
+
+def timed(command: list[str], env: dict | None = None) -> float:
     start = time.perf_counter()
-    with progress.lines_to(lambda _: None):
-        run_training(config)
-    history = json.loads((Path(config.output_dir) / "trainer_state.json").read_text())["log_history"]
-    return step_times(history, tokens_per_step), time.perf_counter() - start
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--window", type=int, default=128, help="tokens per packed row")
-    parser.add_argument("--global-batch", type=int, default=4)
-    parser.add_argument("--hidden", type=int, help="a bigger Llama than the test fixture's (hidden 64, 2 layers)")
-    parser.add_argument("--layers", type=int, default=8, help="with --hidden")
-    parser.add_argument("--zero-stage", type=int, choices=[0, 1, 2, 3], default=2,
-                        help="the trainer's DeepSpeed ZeRO stage (0: DeepSpeed's data parallelism without ZeRO)")
-    parser.add_argument("--no-deepspeed", action="store_true", help="the trainer with torch DDP instead of DeepSpeed")
-    parser.add_argument("--skip-one-thread", action="store_true", help="no 1-thread plain run (the slowest, informative)")
-    cli = parser.parse_args()
+def run_plan(plan: str, folder: Path, cli, model: Path, data: Path, tokens_per_step: int) -> dict:
+    """One run of ``plan`` in its own folder: its step times and wall seconds."""
+    folder.mkdir(parents=True)
+    config_path = tf.write_train_config(
+        folder / "cpt.yaml", model_path=model, data_path=data, root=folder, name=plan,
+        optim={"max_steps": cli.steps, "per_device_batch_size": cli.global_batch // 2, "learning_rate": 1e-3},
+        run={"save_steps": cli.steps, "logging_steps": 1, "max_failures": 0},
+        deepspeed={"enabled": plan == "ours-zero2", "zero_stage": 2},
+    )
+    history_path = folder / "history.json"
+    if plan == "torchrun-ddp":
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        wall = timed([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                      __file__, "--torchrun-worker", str(config_path), "--global-batch", str(cli.global_batch),
+                      "--history", str(history_path)], env)
+        history = json.loads(history_path.read_text())
+    elif plan == "plain-1proc":
+        wall = timed([sys.executable, __file__, "--one-process", str(config_path), "--global-batch",
+                      str(cli.global_batch), "--history", str(history_path)])
+        history = json.loads(history_path.read_text())
+    else:
+        wall = timed([sys.executable, "-m", "train", "cpt", str(config_path), "--quiet"])
+        published = Path(current_run_dir(folder / f"{plan}-model"))  # the run that CURRENT names
+        history = json.loads((published / "trainer_state.json").read_text())["log_history"]
+    steps = step_times(history, tokens_per_step)
+    return {"median_step_s": statistics.median(steps), "wall_s": wall}
 
+
+def build_inputs(root: Path, cli) -> tuple[Path, Path]:
+    """The model folder and packed CPT data every plan trains on."""
     from transformers import AutoTokenizer
 
-    from train.config import load_train_config
-
-    root = Path(tempfile.mkdtemp(prefix="train-overhead-"))
     model = tf.tiny_model_dir(root / "model") if cli.hidden is None else sized_model_dir(root / "model", cli)
     tokenizer = AutoTokenizer.from_pretrained(model)
     # documents repeated until every row is a full window: each step sees the same token count
     stream = [t for _ in range(200) for doc in tf.documents_tokens(tokenizer) for t in doc]
     rows = [{"input_ids": stream[i:i + cli.window], "doc_lengths": [cli.window], "n_tokens": cli.window}
             for i in range(0, len(stream) - cli.window, cli.window)]
-    data = tf.write_cpt(root / "cpt.parquet", rows)
-    path = tf.write_train_config(
-        root / "cpt.yaml", model_path=model, data_path=data, root=root, name="bench",
-        optim={"max_steps": cli.steps, "per_device_batch_size": cli.global_batch // 2, "learning_rate": 1e-3},
-        run={"save_steps": cli.steps, "logging_steps": 1, "max_failures": 0},
-        deepspeed={"enabled": not cli.no_deepspeed, "zero_stage": cli.zero_stage},
-    )
-    config = load_train_config(path, "cpt")
+    return model, tf.write_cpt(root / "cpt.parquet", rows)
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    plans = {plan: {"median_step_s": statistics.median(r["median_step_s"] for r in plan_runs),
+                    "median_wall_s": statistics.median(r["wall_s"] for r in plan_runs), "runs": plan_runs}
+             for plan, plan_runs in runs.items()}
+    ratios = {}
+    if "torchrun-ddp" in plans:
+        base = plans["torchrun-ddp"]
+        for plan in ("ours-ddp", "ours-zero2"):
+            if plan in plans:
+                ratios[f"{plan}_over_torchrun_ddp_step"] = round(plans[plan]["median_step_s"] / base["median_step_s"], 3)
+                ratios[f"{plan}_over_torchrun_ddp_wall"] = round(plans[plan]["median_wall_s"] / base["median_wall_s"], 3)
+    return {"plans": plans, "ratios": ratios}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--window", type=int, default=128, help="tokens per packed row")
+    parser.add_argument("--global-batch", type=int, default=4, help="rows per optimizer step, over both processes")
+    parser.add_argument("--hidden", type=int, help="a bigger Llama than the test fixture's (hidden 64, 2 layers)")
+    parser.add_argument("--layers", type=int, default=8, help="with --hidden")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs of each plan; medians reported")
+    parser.add_argument("--plans", default=",".join(DEFAULT_PLANS), help=f"comma-separated, of {', '.join(PLANS)}")
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/train_overhead.json")
+    parser.add_argument("--torchrun-worker", type=Path, help=argparse.SUPPRESS)  # one rank of torchrun-ddp
+    parser.add_argument("--one-process", type=Path, help=argparse.SUPPRESS)  # the plain-1proc run
+    parser.add_argument("--history", type=Path, help=argparse.SUPPRESS)
+    cli = parser.parse_args()
+    if cli.torchrun_worker:
+        return torchrun_worker(cli.torchrun_worker, cli.global_batch // 2, cli.history)
+    if cli.one_process:
+        cli.history.write_text(json.dumps(hf_trainer_history(cli.one_process, cli.global_batch)))
+        return
+    plans = [plan for plan in PLANS if plan in cli.plans.split(",")]
+    if not plans or set(cli.plans.split(",")) - set(PLANS):
+        parser.error(f"--plans takes a comma-separated subset of {', '.join(PLANS)}")
+
+    root = Path(tempfile.mkdtemp(prefix="train-overhead-"))
+    model, data = build_inputs(root, cli)
     tokens_per_step = cli.global_batch * cli.window
-
-    import torch
-
-    # torch's default thread count in this process; Ray gives each 1-CPU worker 1 thread
-    plain, plain_wall = plain_run(config, tokens_per_step)
-    plain1, plain1_wall = ([float("nan")], float("nan")) if cli.skip_one_thread else plain_run(
-        config, tokens_per_step, threads=1)
-    ray, ray_wall = ray_run(config, tokens_per_step)
-    result = {
-        "steps": cli.steps, "window": cli.window, "global_batch": cli.global_batch, "parameters": parameters(model),
-        "trainer_data_parallelism": "torch DDP" if cli.no_deepspeed else f"DeepSpeed ZeRO-{cli.zero_stage}",
-        "plain_threads": torch.get_num_threads(),
-        "plain_median_step_s": statistics.median(plain),
-        "plain_1thread_median_step_s": statistics.median(plain1),
-        "ray_median_step_s": statistics.median(ray),
-        "plain_wall_s": plain_wall, "plain_1thread_wall_s": plain1_wall, "ray_wall_s": ray_wall,
-    }
-    result["step_ratio_ray_over_plain"] = result["ray_median_step_s"] / result["plain_median_step_s"]
-    result["step_ratio_ray_over_plain_1thread"] = result["ray_median_step_s"] / result["plain_1thread_median_step_s"]
-    result["wall_ratio_ray_over_plain"] = ray_wall / plain_wall
-    print(json.dumps(result, indent=2))
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **run_facts("deepspeed", "torch",
+                                                                                           "transformers", "ray"),
+              "steps": cli.steps, "window": cli.window, "global_batch": cli.global_batch,
+              "parameters": parameters(model), "runs_each": cli.runs, "order": plans,
+              "load_average_start": os.getloadavg()}
+    runs: dict[str, list[dict]] = {plan: [] for plan in plans}
+    for i in range(cli.runs):
+        for plan in plans:
+            run = run_plan(plan, root / f"{plan}-{i}", cli, model, data, tokens_per_step)
+            runs[plan].append(run)
+            print(f"run {i + 1}/{cli.runs} {plan:>12}: median step {run['median_step_s'] * 1000:7.1f} ms, "
+                  f"wall {run['wall_s']:6.1f} s", flush=True)
+    result["load_average_end"] = os.getloadavg()
+    result.update(summarise(runs))
+    cli.json.parent.mkdir(parents=True, exist_ok=True)
+    cli.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("commit", "parameters", "ratios")}, indent=2))
+    for plan, figures in result["plans"].items():
+        print(f"{plan:>12}: median step {figures['median_step_s'] * 1000:7.1f} ms, median wall "
+              f"{figures['median_wall_s']:6.1f} s")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from core import progress
-from eval.config import EvalConfig
+from eval.config import EvalConfig, EvalRayConfig
 
 Sets = dict[tuple[str, str], pa.Table]
 
@@ -23,18 +23,21 @@ def gpu_visible() -> bool:
     return torch.cuda.is_available()
 
 
+def on_ray(ray: EvalRayConfig, size: int) -> tuple[bool, str]:
+    """``auto``'s choice for ``size`` items x checkpoints: (model actors on Ray?, the reason, as said)."""
+    if ray.num_gpus_per_actor > 0 or gpu_visible():
+        return True, "a GPU is there to use"
+    if size > ray.in_process_max_items:
+        return True, f"{size} items x checkpoints > ray.in_process_max_items ({ray.in_process_max_items})"
+    return False, (f"no GPU, {size} items x checkpoints <= ray.in_process_max_items {ray.in_process_max_items}; "
+                   "ray.enabled: true forces Ray")
+
+
 def placed(config: EvalConfig, sets: Sets) -> EvalConfig:
     """The config with ``ray.enabled`` decided (true or false), the choice and its reason said."""
     ray = config.ray
     if ray.enabled != "auto":
         return config
-    size, gpu = work_size(config, sets), ray.num_gpus_per_actor > 0 or gpu_visible()
-    on_ray = gpu or size > ray.in_process_max_items
-    if on_ray:
-        why = ("a GPU is there to use" if gpu else
-               f"{size} items x checkpoints > ray.in_process_max_items ({ray.in_process_max_items})")
-        progress.say(f"ray.enabled: auto -> model actors on Ray ({why})")
-    else:
-        progress.say(f"ray.enabled: auto -> scoring in this process (no GPU, {size} items x checkpoints <= "
-                     f"ray.in_process_max_items {ray.in_process_max_items}; ray.enabled: true forces Ray)")
-    return config.model_copy(update={"ray": ray.model_copy(update={"enabled": on_ray})})
+    use_ray, why = on_ray(ray, work_size(config, sets))
+    progress.say(f"ray.enabled: auto -> {'model actors on Ray' if use_ray else 'scoring in this process'} ({why})")
+    return config.model_copy(update={"ray": ray.model_copy(update={"enabled": use_ray})})

@@ -72,8 +72,9 @@ def run_recipe(recipe: RecipeConfig, *, start_at: str | None = None, only: str |
     selected = {s.name for s in selected_steps(steps, start_at, only)}
     statuses: dict[str, str] = {}
     check_every_step(steps, recipe, manifest)  # a typo in any step's config fails now, not after hours of work
-    for number, step in enumerate(steps, 1):
-        if step.name not in selected and manifest.entries.get(step.name) is None:
+    first_selected = min(i for i, s in enumerate(steps) if s.name in selected)
+    for number, step in enumerate(steps[:first_selected], 1):  # the steps after a selected one are not its inputs
+        if manifest.entries.get(step.name) is None:
             raise ConfigError(f"[{number}/{len(steps)}] {step.name}: has no published output yet, and "
                               f"--from/--only skip it; run the recipe without them first")
     endpoints = EndpointsCheck(recipe)

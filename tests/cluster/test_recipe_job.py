@@ -1,8 +1,9 @@
 """The whole recipe submitted to the package's multi-node Ray cluster, as the README's tutorial does it:
-``ray job submit --working-dir . -- python -m recipe run CONFIG``: a tiny corpus through the factory,
-prepare, synth (a loopback OpenAI-protocol server), review, a tiny model trained with CPT, SFT and DPO on
-Ray Train workers of the job, and eval. Then the same recipe with its corpus and storage_path on a loopback S3
-server gives the same documents, packed rows and eval numbers, and a second submission there skips every step."""
+``ray job submit --working-dir . -- python -m recipe run CONFIG``, with its corpus and storage_path on a loopback
+S3 server: a tiny corpus through the factory, prepare, synth (a loopback OpenAI-protocol server), review, a tiny
+model trained with CPT, SFT and DPO on Ray Train workers of the job, and eval. A second submission skips every
+step. Then the prepare step's own config, its output on local disk, gives the same packed rows as on the store.
+(Each job on local disk end to end: its own tests.)"""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO, published
+from conftest import REPO
 from s3_server import BUCKET, upload
 from synth_helpers import loopback  # noqa: F401  (fixture)
 
@@ -26,6 +27,7 @@ from core.storage import locate
 STEPS = ["factory", "prepare", "synth_sft", "synth_preferences", "review", "base_model", "train_cpt", "train_sft",
          "train_dpo", "eval"]
 PACKAGES = ["core", "factory", "synth", "quality", "train", "eval", "recipe"]
+REMOTE = f"s3://{BUCKET}/recipe"  # the recipe's storage_path
 
 
 def tiny_corpus(data: Path) -> None:
@@ -56,19 +58,6 @@ def statuses(log: str) -> dict[str, str]:
     return dict(re.findall(r"\[\d+/\d+\] (\w+): (running|skipped)", log))
 
 
-def run_ids(store: Path) -> dict[str, str | None]:
-    steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]
-    return {name: entry["run_id"] for name, entry in steps.items()}
-
-
-def adapter_base(output: Path) -> str:
-    return json.loads((published(output) / "adapter_config.json").read_text())["base_model_name_or_path"]
-
-
-def manifest(output: Path) -> dict:
-    return json.loads((published(output) / "manifest.json").read_text())
-
-
 def s3_recipe(job_dir: Path, endpoint: str, base_url: str, scratch: Path) -> str:
     """The same recipe with its corpus on the S3 server; returns the recipe file's name. The factory's dedup
     spill goes to ``scratch``, a folder every node of the cluster sees, as a multi-node cluster must set."""
@@ -93,8 +82,7 @@ def packed_rows(output: str | Path) -> list:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_recipe_submitted_to_a_ray_cluster_locally_and_on_object_storage(
-        tmp_path, loopback, s3, cluster, node_cache):  # noqa: F811
+def test_recipe_submitted_to_a_ray_cluster_on_object_storage(tmp_path, loopback, s3, cluster, node_cache):  # noqa: F811
     server = loopback()
     job_dir = tmp_path / "job"
     for package in PACKAGES:
@@ -102,49 +90,75 @@ def test_recipe_submitted_to_a_ray_cluster_locally_and_on_object_storage(
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "arxiv_cs.parquet", "news.jsonl"))
     tiny_corpus(job_dir / "data")
     (job_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe_config(server.base_url)))
-    store = tmp_path / "store"  # the job's working directory is a temporary copy: outputs go where every node sees
-    command = ["python", "-m", "recipe", "run", "recipe.yaml", "--storage-path", str(store)]
     endpoint, _ = s3
     on_s3 = ["python", "-m", "recipe", "run", s3_recipe(job_dir, endpoint, server.base_url, tmp_path / "scratch"),
-             "--storage-path", f"s3://{BUCKET}/recipe"]
+             "--storage-path", REMOTE]
 
     head = cluster.head  # its nodes have the AWS_* variables a user sets: the jobs find the server
-    first = head.submit(job_dir, *command, timeout=900)
+    first = head.submit(job_dir, *on_s3, timeout=900)
     assert first.returncode == 0, head.failure(first)
     assert statuses(first.stdout) == {step: "running" for step in STEPS}
     # training ran on Ray Train workers of the submitted job: their own output is in the job's logs
     assert re.search(r"RayTrainWorker pid=\d+[^\n]*\[train\] first step of this attempt: 1", first.stdout)
     assert "NO HUMAN REVIEWS" in first.stdout  # DPO on judge-approved pairs is said loudly
-    ran = run_ids(store)
-
-    # the whole recipe again, its corpus and storage_path on object storage
-    remote = head.submit(job_dir, *on_s3, timeout=900)
-    assert remote.returncode == 0, head.failure(remote)
-    assert statuses(remote.stdout) == {step: "running" for step in STEPS}
-    ran_on_s3 = run_ids_on_s3()
+    ran = run_ids(REMOTE)
 
     again = head.submit(job_dir, *on_s3)  # the lineage read back from object storage: nothing to do
     assert again.returncode == 0, head.failure(again)
     assert statuses(again.stdout) == {step: "skipped" for step in STEPS}
     assert "RayTrainWorker" not in again.stdout
-    assert run_ids_on_s3() == ran_on_s3  # which steps rerun after a deleted output: test_recipe_config.py
+    assert run_ids(REMOTE) == ran  # which steps rerun after a deleted output: test_recipe_config.py
 
-    check_outputs_on_s3_equal_local(store, node_cache)
+    check_artifacts_and_lineage(REMOTE, ran, node_cache)
 
-    # every artifact, each naming what it was made from
-    steps = json.loads((store / "recipe_manifest.json").read_text())["steps"]
-    assert pq.read_table(published(store / "factory") / "documents").num_rows > 100
-    assert pq.read_table(published(store / "prepare") / "train").num_rows > 0
-    assert pq.read_table(published(store / "synth_sft") / "sft").num_rows >= 8
-    assert pq.read_table(published(store / "synth_preferences") / "preferences").num_rows > 0
+    # the prepare step's own config (as the recipe wrote it) with its output on local disk: the same packed rows
+    # from the same documents (the factory on S3 against local disk: tests/factory/test_factory_object_storage.py)
+    config = yaml.safe_load(read_text(f"{REMOTE}/configs/prepare.yaml"))
+    config["output_dir"] = str(tmp_path / "prepare")  # the job's working directory is a temporary copy
+    (job_dir / "prepare-local.yaml").write_text(yaml.safe_dump(config))
+    local = head.submit(job_dir, "python", "-m", "factory", "prepare", "prepare-local.yaml")
+    assert local.returncode == 0, head.failure(local)
+    assert packed_rows(f"{REMOTE}/prepare") == packed_rows(tmp_path / "prepare")
+
+
+def json_at(path: str) -> dict:
+    return json.loads(read_text(path))
+
+
+def run_ids(storage: str) -> dict[str, str | None]:
+    return {name: entry["run_id"] for name, entry in json_at(f"{storage}/recipe_manifest.json")["steps"].items()}
+
+
+def check_artifacts_and_lineage(storage: str, ran: dict, node_cache: Path) -> None:
+    """Every artifact on the store, each naming what it was made from, down to the version (run folder)."""
+    def run_of(output: str) -> str:
+        return str(current_run_dir(f"{storage}/{output}"))
+
+    def manifest(output: str) -> dict:
+        return json_at(f"{run_of(output)}/manifest.json")
+
+    steps = json_at(f"{storage}/recipe_manifest.json")["steps"]
+    assert table_at(f"{storage}/factory", "documents").num_rows > 100
+    assert table_at(f"{storage}/prepare", "train").num_rows > 0
+    assert table_at(f"{storage}/synth_sft", "sft").num_rows >= 8
+    assert table_at(f"{storage}/synth_preferences", "preferences").num_rows > 0
     for step in ("factory", "prepare", "synth_sft", "synth_preferences"):
         assert steps[step]["quality"]["success"] is True
-        assert manifest(store / step)["run_id"] == ran[step]
-        assert steps[step]["run_path"] == str(published(store / step))  # the lineage names the run's own folder
-    assert (store / "reviews.sqlite").is_file() and steps["review"]["facts"]["dpo_pairs"] == "judge_approved"
-    review = manifest(store / "review")  # published with no decision: names the pairs DPO trains on
+        assert manifest(step)["run_id"] == ran[step]
+        assert steps[step]["run_path"] == run_of(step)  # the lineage names the run's own folder
+    # prepare's Ray-written documents went straight to the store, listed with their rows; its trained tokenizer too
+    documents = [f for f in manifest("prepare")["files"] if f["path"].startswith("documents/")]
+    assert documents and sum(f["rows"] for f in documents) == table_at(f"{storage}/prepare", "documents").num_rows
+    assert "tokenizer/tokenizer.json" in {f["path"] for f in manifest("prepare")["files"]}
+
+    # the review database and the synth cache on the head node's disk; their export and configs on storage
+    assert (node_cache / "recipes" / "tiny" / "reviews.sqlite").is_file()
+    assert not [f for f in listed(storage) if f.endswith(".sqlite")]
+    assert steps["review"]["facts"]["dpo_pairs"] == "judge_approved"
+    review = manifest("review")  # published with no decision: names the pairs DPO trains on
     assert steps["review"]["run_id"] == review["run_id"] and review["preferences_run"]["run_id"] == ran["synth_preferences"]
-    lineage = {stage: manifest(store / "models" / stage) for stage in ("cpt", "sft", "dpo")}
+
+    lineage = {stage: manifest(f"models/{stage}") for stage in ("cpt", "sft", "dpo")}
     assert lineage["cpt"]["trained_on"]["run_id"] == ran["prepare"]
     assert lineage["cpt"]["model_from"]["run_id"] == ran["base_model"]
     assert lineage["sft"]["trained_on"]["run_id"] == ran["synth_sft"]
@@ -155,61 +169,32 @@ def test_recipe_submitted_to_a_ray_cluster_locally_and_on_object_storage(
     for stage in ("cpt", "sft", "dpo"):
         assert lineage[stage]["summary"]["steps"] == 4
         assert steps[f"train_{stage}"]["facts"]["final_loss"] is not None
-    # SFT is a LoRA adapter on the CPT model; DPO a LoRA on the SFT adapter merged into it: the chain is named,
-    # down to the exact version (run folder) each was trained on
-    assert adapter_base(store / "models" / "sft") == str(published(store / "models" / "cpt"))
-    assert adapter_base(store / "models" / "dpo") == str(published(store / "models" / "sft"))
+    # SFT is a LoRA adapter on the CPT model; DPO a LoRA on the SFT adapter merged into it. A model's adapter
+    # names its base as any node finds it: the published version on object storage
+    assert steps["train_cpt"]["run_path"] == run_of("models/cpt") and run_of("models/cpt").startswith(
+        f"{storage}/models/cpt/runs/")
+    assert json_at(f"{run_of('models/sft')}/adapter_config.json")["base_model_name_or_path"] == run_of("models/cpt")
+    assert json_at(f"{run_of('models/dpo')}/adapter_config.json")["base_model_name_or_path"] == run_of("models/sft")
     # DPO on the SFT adapter (merged on load) learns: policy == reference (adapter off) at the start, loss ln 2
-    trainer_state = published(store / "models" / "dpo") / "trainer_state.json"
-    dpo_losses = [e["loss"] for e in json.loads(trainer_state.read_text())["log_history"] if "loss" in e]
+    history = json_at(f"{run_of('models/dpo')}/trainer_state.json")["log_history"]
+    dpo_losses = [e["loss"] for e in history if "loss" in e]
     assert len(dpo_losses) == 4 and abs(dpo_losses[0] - 0.6931) < 0.01 and min(dpo_losses[1:]) < 0.6931, dpo_losses
-    results = json.loads((published(store / "eval") / "results.json").read_text())
+
+    results = json_at(f"{run_of('eval')}/results.json")
     assert [(c["name"], (c["run"] or {}).get("run_id")) for c in results["checkpoints"]] == [
         ("base", ran["base_model"]), ("cpt", ran["train_cpt"]), ("sft", ran["train_sft"]),
         ("dpo", ran["train_dpo"])]
     assert set(results["perplexity"]) == {"domain", "general"}
     assert all(set(by_checkpoint) == {"base", "cpt", "sft", "dpo"} for by_checkpoint in results["perplexity"].values())
-    # CPT on the domain set lowers its perplexity from the random base's
-    domain = results["perplexity"]["domain"]
+    domain = results["perplexity"]["domain"]  # CPT on the domain set lowers its perplexity from the random base's
     assert domain["cpt"]["perplexity"] < domain["base"]["perplexity"]
-    assert (published(store / "eval") / "report.md").is_file()
-    summary = (store / "summary.md").read_text()
-    assert f"Full report: {published(store / 'eval') / 'report.md'}" in summary  # read from the eval run
+    assert read_text(f"{run_of('eval')}/report.md") is not None
+    summary = read_text(f"{storage}/summary.md")
+    assert f"Full report: {run_of('eval')}/report.md" in summary  # read from the eval run
     for line in ("## Steps", "documents:", "SFT examples made:", "judge-approved", "## Models", "## Eval"):
         assert line in summary
     for step in STEPS:  # each step's config is a file the job's own CLI takes
-        assert (store / "configs" / f"{step}.yaml").is_file()
-
-
-def run_ids_on_s3() -> dict[str, str | None]:
-    steps = json.loads(read_text(f"s3://{BUCKET}/recipe/recipe_manifest.json"))["steps"]
-    return {name: entry["run_id"] for name, entry in steps.items()}
-
-
-def check_outputs_on_s3_equal_local(store: Path, node_cache: Path) -> None:
-    """The same kept documents, packed rows, models and eval numbers as the local run; SQLite stayed local."""
-    remote = f"s3://{BUCKET}/recipe"
-    assert set(table_at(f"{remote}/factory", "documents").column("id").to_pylist()) == \
-        set(table_at(store / "factory", "documents").column("id").to_pylist())
-    assert packed_rows(f"{remote}/prepare") == packed_rows(store / "prepare")
-    # prepare's Ray-written documents went straight to the store, listed with their rows; its trained tokenizer too
-    prepare_manifest = json.loads(read_text(f"{current_run_dir(remote + '/prepare')}/manifest.json"))
-    documents = [f for f in prepare_manifest["files"] if f["path"].startswith("documents/")]
-    assert documents and sum(f["rows"] for f in documents) == table_at(f"{remote}/prepare", "documents").num_rows
-    assert "tokenizer/tokenizer.json" in {f["path"] for f in prepare_manifest["files"]}
-    local_results = json.loads((published(store / "eval") / "results.json").read_text())
-    results = json.loads(read_text(f"{current_run_dir(remote + '/eval')}/results.json"))
-    for suite in ("perplexity", "multiple_choice"):
-        assert results[suite] == local_results[suite], suite
-    steps = json.loads(read_text(f"{remote}/recipe_manifest.json"))["steps"]
-    # a model's adapter names its base as any node finds it: the published version on object storage
-    sft = json.loads(read_text(f"{steps['train_sft']['run_path']}/adapter_config.json"))
-    assert sft["base_model_name_or_path"] == steps["train_cpt"]["run_path"]
-    assert steps["train_cpt"]["run_path"].startswith(f"{remote}/models/cpt/runs/")
-    # the review database and the synth cache on the head node's disk; their export and configs on storage
-    assert (node_cache / "recipes" / "tiny" / "reviews.sqlite").is_file()
-    assert read_text(f"{remote}/configs/eval.yaml") is not None and read_text(f"{remote}/summary.md") is not None
-    assert not [f for f in listed(remote) if f.endswith(".sqlite")]
+        assert read_text(f"{storage}/configs/{step}.yaml") is not None
 
 
 def listed(uri: str) -> list[str]:

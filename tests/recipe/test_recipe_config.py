@@ -207,12 +207,14 @@ def test_a_deleted_output_reruns_its_step_and_the_steps_after_it_only(tmp_path, 
     monkeypatch.setattr(runner, "check_endpoints", lambda recipe: None)
     monkeypatch.setattr(runner, "init_ray", lambda config: None)
 
-    def run_once() -> list[str]:
+    def run_once(**selection) -> list[str]:
         ran.clear()
-        run_recipe(recipe)
+        run_recipe(recipe, **selection)
         return list(ran)
 
-    assert run_once() == STEP_NAMES
+    assert run_once(only="factory") == ["factory"]  # the first step alone: the later ones are not its inputs
+    assert run_once(only="prepare") == ["prepare"]
+    assert run_once() == STEP_NAMES[2:]
     assert run_once() == []  # everything current
     shutil.rmtree(Path(recipe.storage) / "models" / "dpo")
     assert run_once() == ["train_dpo", "eval"]
