@@ -196,7 +196,7 @@ def main() -> None:
             label = f"**{name} (the default here)**" if name == default_row else name
             print(f"| {label} | {scored_tokens / p:,.0f} | {base['perplexity'] / p:.2f}x | {mc.num_rows / m:.1f} | "
                   f"{base['multiple_choice'] / m:.2f}x |")
-        result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("torch", "transformers"),
+        result = {**run_facts("torch", "transformers"),
                   "parameters": params, "documents": ppl.num_rows, "questions": mc.num_rows,
                   "perplexity_tokens": scored_tokens, "repeats": args.repeats, "default": default_row,
                   "default_because": why, "median_s": medians, "runs_s": timings}

@@ -222,7 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="factory_scale_"))
     work.mkdir(parents=True, exist_ok=True)
-    facts = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("ray", "pyarrow"),
+    facts = {**run_facts("ray", "pyarrow"),
              "rows_per_partition": args.rows_per_partition, "load_average_start": os.getloadavg()}
     results = [bench(size, work, None, args.rows_per_partition) for size in args.sizes]
     results += [bench(size, work, None, args.rows_per_partition, full=True) for size in args.full_sizes]

@@ -43,7 +43,6 @@ import statistics
 import sys
 import tempfile
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -370,7 +369,7 @@ def main() -> None:
         shards = work / "shards"
         n_docs = write_shards(Path(args.input), shards, datatrove_tasks(args), args.limit)
         config_path = write_factory_config(work / "factory.yaml", work / "unused", shards, args)
-        results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **run_facts("datatrove", "ray"),
+        results = {**run_facts("datatrove", "ray"),
                    "input": Path(args.input).name, "documents": n_docs, "workers": args.workers,
                    "datatrove": {"tasks": datatrove_tasks(args), "intermediate_compression": args.intermediate_compression,
                                  "start_method": args.start_method},

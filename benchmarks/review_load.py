@@ -164,7 +164,7 @@ def main() -> None:
     stored = {(d.annotator, d.item_id) for d in store.decisions() if d.decision != "skip"}
     failed = {str(code): n for code, n in statuses.items() if code not in (303, 409)}
     result = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("starlette", "uvicorn"),
+        **run_facts("starlette", "uvicorn"),
         "command": " ".join(sys.argv), "annotators": len(names),
         "pairs": args.pairs, "overlap": args.overlap, "wall_s": round(wall, 1),
         "submissions": sum(statuses.values()), "decisions_accepted": len(accepted), "decisions_stored": len(stored),

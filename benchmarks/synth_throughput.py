@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sqlite3
 import subprocess
 import sys
@@ -99,7 +100,8 @@ def measure(base_url: str, concurrency: int, items: int, workdir: Path, latency_
         stored = [t for (t,) in db.execute("SELECT stored_at FROM answers WHERE stored_at >= ? ORDER BY stored_at",
                                            (started,))]
     first_wave = [t for t in stored if t < stored[0] + latency_s / 2]
-    return len(results) / elapsed, (len(stored) - len(first_wave)) / (stored[-1] - first_wave[-1])
+    after = len(stored) - len(first_wave)  # none with --rounds 1: no steady state to measure
+    return len(results) / elapsed, after / (stored[-1] - first_wave[-1]) if after else float("nan")
 
 
 def main() -> None:
@@ -111,7 +113,7 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=0, help="resolve on a Ray Data actor pool of this many actors")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/synth_throughput.json")
     args = parser.parse_args()
-    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run_facts("openai", "ray"),
+    result = {**run_facts("openai", "ray"),
               "command": " ".join(sys.argv), "latency_s": args.latency_s, "rounds": args.rounds,
               "realistic": args.realistic, "actors": args.actors, "rows": []}
     server = subprocess.Popen([sys.executable, "-m", "synth.testing.openai_server", "--latency-s", str(args.latency_s)],
@@ -132,7 +134,8 @@ def main() -> None:
                 print(f"| {concurrency} | {items - concurrency} | {rate:.1f} | {ideal:.1f} | {rate / ideal:.0%} "
                       f"| {steady:.1f} | {steady / ideal:.0%} |", flush=True)
                 result["rows"].append({"concurrency": concurrency, "items": items - concurrency, "items_per_s": rate,
-                                       "ideal_items_per_s": ideal, "steady_items_per_s": steady})
+                                       "ideal_items_per_s": ideal,
+                                       "steady_items_per_s": None if math.isnan(steady) else steady})
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     finally:

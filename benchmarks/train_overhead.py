@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,8 +195,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="train-overhead-"))
     model, data = build_inputs(root, cli)
     tokens_per_step = cli.global_batch * cli.window
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **run_facts("deepspeed", "torch",
-                                                                                           "transformers", "ray"),
+    result = {**run_facts("deepspeed", "torch", "transformers", "ray"),
               "steps": cli.steps, "window": cli.window, "global_batch": cli.global_batch,
               "parameters": parameters(model), "runs_each": cli.runs, "order": plans,
               "load_average_start": os.getloadavg()}
