@@ -1,16 +1,10 @@
 """Continual pre-training on packed Parquet: streamed shards, per-document attention, transformers' Trainer."""
 from __future__ import annotations
 
-import ray.train
 from ray.data.collate_fn import NumpyBatchCollateFn
-from transformers import Trainer, TrainingArguments
 
 from core.contracts import PACKED_CPT_INPUTS
-from train.arguments import trainer_arguments
-from train.document_attention import packed_batch
-from train.model import apply_lora, build_model, build_tokenizer
 from train.method import TrainingMethod
-from train.worker import fit, setup_worker
 
 
 class PackedCollate(NumpyBatchCollateFn):
@@ -20,10 +14,20 @@ class PackedCollate(NumpyBatchCollateFn):
         self.pad_id = pad_id
 
     def __call__(self, batch):
+        from train.document_attention import packed_batch
+
         return packed_batch(batch, self.pad_id)
 
 
 def train_loop_per_worker(config_dict: dict) -> None:
+    # the training libraries only on the workers: listing the stages (`python -m train --help`) stays fast
+    import ray.train
+    from transformers import Trainer, TrainingArguments
+
+    from train.arguments import trainer_arguments
+    from train.model import apply_lora, build_model, build_tokenizer
+    from train.worker import fit, setup_worker
+
     # setup
     worker = setup_worker(config_dict)
     config = worker.config

@@ -3,16 +3,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import ray.train
 from pydantic import Field
-from trl import DPOConfig, DPOTrainer
 
 from core.config import StrictModel
-from train.arguments import trainer_arguments
 from train.config import TrainConfig
-from train.model import build_model, trl_trainer_parts
 from train.method import TrainingMethod
-from train.worker import fit, setup_worker, whole_dataset
 
 
 class DpoOptions(StrictModel):
@@ -54,6 +49,12 @@ def as_conversation(row: dict) -> dict:
 
 def build_trainer(config: TrainConfig, pairs, output_dir: str, callbacks=()) -> DPOTrainer:
     """``pairs``: prompt/chosen/rejected as chat turns (``as_conversation``)."""
+    # trl only where a trainer is built: listing the stages (`python -m train --help`) stays fast
+    from trl import DPOConfig, DPOTrainer
+
+    from train.arguments import trainer_arguments
+    from train.model import build_model, trl_trainer_parts
+
     # reference: a frozen copy of the start model, or with LoRA the same weights with the adapter off
     lora_reference = config.model.finetune != "full" and config.dpo.reference == "lora"
     # the arguments before the models: with ZeRO-3 they make DeepSpeed partition the weights as they load
@@ -73,6 +74,10 @@ def build_trainer(config: TrainConfig, pairs, output_dir: str, callbacks=()) -> 
 
 
 def train_loop_per_worker(config_dict: dict) -> None:
+    import ray.train
+
+    from train.worker import fit, setup_worker, whole_dataset
+
     # setup
     worker = setup_worker(config_dict)
     # data: the whole (small) set on every worker, as chat turns; the trainer's sampler splits it between ranks

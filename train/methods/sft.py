@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from pydantic import Field
-from trl import SFTConfig, SFTTrainer
 
 from core.config import StrictModel
-from train.arguments import trainer_arguments
 from train.config import TrainConfig
-from train.model import build_model, trl_trainer_parts
 from train.method import TrainingMethod
 
 
@@ -17,6 +14,12 @@ class SftOptions(StrictModel):
 
 def build_trainer(config: TrainConfig, dataset, output_dir: str, callbacks=()) -> SFTTrainer:
     """trl does the work: chat template, assistant-only labels (``{% generation %}`` spans), packing."""
+    # trl only where a trainer is built: listing the stages (`python -m train --help`) stays fast
+    from trl import SFTConfig, SFTTrainer
+
+    from train.arguments import trainer_arguments
+    from train.model import build_model, trl_trainer_parts
+
     # the arguments before the model: with ZeRO-3 they make DeepSpeed partition the weights as they load
     args = SFTConfig(
         **trainer_arguments(config, output_dir),
