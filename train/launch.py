@@ -80,7 +80,7 @@ def checkpoint_storage(config: TrainConfig) -> dict:
 
 
 def build_trainer(config: TrainConfig, stage: TrainingMethod):
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     scaling = config.scaling
@@ -97,6 +97,9 @@ def build_trainer(config: TrainConfig, stage: TrainingMethod):
             **checkpoint_storage(config),
             checkpoint_config=CheckpointConfig(num_to_keep=config.run.num_to_keep),
             failure_config=FailureConfig(max_failures=config.run.max_failures),
+            # Ray Train's own INFO lines (resources requested, worker group started) only with -v: they are
+            # still in the session's train logs; warnings and errors always show
+            logging_config=LoggingConfig(log_level="INFO" if progress.verbosity() >= progress.VERBOSE else "WARNING"),
         ),
         datasets={"train": train_dataset(config, stage)},
         dataset_config=DataConfig(datasets_to_split=datasets_to_split(stage)),

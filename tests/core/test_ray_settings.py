@@ -83,3 +83,35 @@ def test_a_recipe_step_names_its_own_section(ray_session, warnings):
         init_ray(RayConfig(num_cpus=cpus + 1))
     init_ray(RayConfig(num_cpus=cpus + 1))  # another section's key: the user wrote it there too
     assert [line.split(":")[0] for line in warnings] == ["factory.ray.num_cpus", "ray.num_cpus"]
+
+
+def footer_readers_started(ray_session, folder) -> int:
+    """FooterReader actors started by one Parquet read of ``folder`` (each a new worker process)."""
+    from ray._private.state import actors
+
+    def count():
+        return sum(a["ActorClassName"] == "FooterReader" for a in actors().values())
+
+    before = count()
+    ray_session.data.read_parquet(str(folder)).materialize()
+    return count() - before
+
+
+def test_a_parquet_read_starts_the_configured_footer_readers_not_rays_32(ray_session, warnings, monkeypatch, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for index in range(30):  # three of Ray's 10-file footer batches: Ray's own default would start 32 actors
+        pq.write_table(pa.table({"id": [index]}), tmp_path / f"part-{index:02d}.parquet")
+    monkeypatch.setattr(ray_runtime, "_footer_readers_from_environment", False)
+    monkeypatch.delenv(ray_runtime.FOOTER_READERS_VARIABLE, raising=False)
+    init_ray(RayConfig())  # the default: one reader per read, a process that starts for every read
+    assert footer_readers_started(ray_session, tmp_path) == 1
+    init_ray(RayConfig(parquet_footer_readers=2))  # the next job in the same process has its own
+    assert footer_readers_started(ray_session, tmp_path) == 2
+    init_ray(RayConfig(parquet_footer_readers=None))  # null: Ray's own default
+    assert ray_runtime.FOOTER_READERS_VARIABLE not in os.environ
+    monkeypatch.setattr(ray_runtime, "_footer_readers_from_environment", True)  # set by the job's environment
+    monkeypatch.setenv(ray_runtime.FOOTER_READERS_VARIABLE, "3")
+    init_ray(RayConfig(parquet_footer_readers=1))
+    assert os.environ[ray_runtime.FOOTER_READERS_VARIABLE] == "3" and warnings == []
