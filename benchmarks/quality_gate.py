@@ -40,8 +40,9 @@ IP = r"\b(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]
 
 def build_sft(rows: int, out: Path) -> Path:
     """SFT contract rows from Alpaca instructions; the row number keeps every conversation distinct. Alpaca's
-    examples that hold PII (emails, phone numbers: ~140 hits per 100k rows) are left out, so both gates pass and
-    both are timed on the same successful validation (a failing gate also writes its failure report)."""
+    examples that hold PII (emails, phone numbers: ~140 hits per 100k rows) or a blank answer (our gate's
+    not_empty check: 40 per 100k rows) are left out, so both gates pass and both are timed on the same successful
+    validation (a failing gate also writes its failure report)."""
     import re
 
     from core.contracts import SFT
@@ -51,8 +52,9 @@ def build_sft(rows: int, out: Path) -> Path:
         return find_pii(text) is not None or any(re.search(p, text) for p in (EMAIL, IP, PHONE_PATTERN))
 
     every = pq.read_table(BENCH_CORPUS / "alpaca_sample.parquet").to_pylist()
-    alpaca = [r for r in every if not has_pii(" ".join((r["instruction"], r["input"], r["output"])))]
-    print(f"SFT rows from {len(alpaca):,} Alpaca examples ({len(every) - len(alpaca)} with PII left out)", flush=True)
+    alpaca = [r for r in every if r["output"].strip() and not has_pii(" ".join((r["instruction"], r["input"], r["output"])))]
+    print(f"SFT rows from {len(alpaca):,} Alpaca examples ({len(every) - len(alpaca)} with PII or a blank answer left "
+          "out)", flush=True)
     tasks = ["question_answering", "summary", "term_explanation", "free_form"]
     folder = out / "sft"
     folder.mkdir(parents=True)
