@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import peak_rss_of, run_facts  # noqa: E402
+from core.publish import current_run_dir  # noqa: E402
 from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 
 BENCH_CORPUS = BENCH_DATA
@@ -135,7 +136,8 @@ def timed_runs(datasets: dict[str, tuple[str, Path]], runs: int, work: Path) -> 
     results = {name: {"ours": [], "peer": []} for name in datasets}
     for run in range(runs):
         for name, (kind, path) in datasets.items():  # interleaved: ours then the peer, dataset by dataset
-            data = path / ("sft" if kind == "sft" else "documents")
+            # the factory's output is a published run: its documents are in the run CURRENT names
+            data = path / "sft" if kind == "sft" else current_run_dir(path) / "documents"
             # both must pass: a failing run (exit 1, or GX's success False) stops the benchmark
             ours = peak_rss_of([sys.executable, "-m", "quality", "validate", kind, str(path),
                                 "--docs-dir", str(work / f"docs-{name}-{run}")], ROOT)
