@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 from benchmarks.measure import peak_rss_of, run_facts  # noqa: E402
 from core.publish import current_run_dir  # noqa: E402
-from benchmarks.bench_data import BENCH_DATA  # noqa: E402
 
 BENCH_CORPUS = BENCH_DATA
 SHARD_ROWS = 100_000
