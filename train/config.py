@@ -92,6 +92,10 @@ class RunConfig(StrictModel):
     )
     stall_timeout_s: float | None = Field(gt=0, description="Fail the run, naming it, when no training step "
                                                           "finishes for this long (start-up included); null: never.")
+    health_check_interval_s: float = Field(
+        gt=0, description="How often Ray Train's controller polls the workers (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, "
+                          "unless the job's environment sets it): a finished or failed run is noticed within a few "
+                          "polls. Each poll is one call per worker.")
 
 
 class PlanConfig(StrictModel):

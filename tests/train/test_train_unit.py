@@ -216,3 +216,24 @@ def test_example_configs_are_valid_on_top_of_the_presets(stage):
                                                    "stage": stage}, f"train_{stage}.yaml")
     assert config.optim.learning_rate == {"cpt": 1e-4, "sft": 5e-5, "dpo": 5e-6}[stage]
     assert config.optim.lr_scheduler == "cosine" and config.optim.warmup_ratio > 0
+
+
+def test_the_controllers_poll_interval_comes_from_the_config_and_the_environment_wins(tiny, tmp_path, monkeypatch):
+    """Ray Train's controller reads RAY_TRAIN_HEALTH_CHECK_INTERVAL_S from the driver's environment at each fit:
+    each run's own run.health_check_interval_s is set there, and a value the user exported is left alone."""
+    from train import launch
+
+    root, model_dir, _ = tiny
+    path = tf.write_train_config(tmp_path / "cpt.yaml", model_path=model_dir, data_path=tmp_path, root=tmp_path,
+                                 name="poll")
+    monkeypatch.delenv(launch.HEALTH_CHECK_VARIABLE, raising=False)
+    monkeypatch.setattr(launch, "_health_check_from_environment", False)
+    launch.apply_controller_settings(load(path, "cpt"))
+    assert launch.os.environ[launch.HEALTH_CHECK_VARIABLE] == "0.5"  # the preset's, not Ray's 2 s
+    launch.apply_controller_settings(load(path, "cpt", run={"health_check_interval_s": 0.2}))
+    assert launch.os.environ[launch.HEALTH_CHECK_VARIABLE] == "0.2"  # the next run in the same process has its own
+
+    monkeypatch.setenv(launch.HEALTH_CHECK_VARIABLE, "3")
+    monkeypatch.setattr(launch, "_health_check_from_environment", True)
+    launch.apply_controller_settings(load(path, "cpt", run={"health_check_interval_s": 0.2}))
+    assert launch.os.environ[launch.HEALTH_CHECK_VARIABLE] == "3"
