@@ -79,10 +79,11 @@ def by_title(processes: list, memory: list) -> dict[str, tuple[int, int]]:
 
 def run_facts(*packages: str) -> dict:
     """What a committed result must carry to be checked: the date (UTC), the commit measured (marked when the tree had
-    uncommitted changes) and the machine, with the versions of ``packages``."""
+    uncommitted changes) and the machine, with the versions of ``packages``. The results folder does not count: a
+    queue of benchmarks rewrites its files before they are committed."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)benchmarks/results"], cwd=ROOT, capture_output=True, text=True).stdout
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "commit": commit.strip() + ("+uncommitted" if dirty.strip() else ""),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
