@@ -40,18 +40,25 @@ EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 IP = r"\b(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\b"
 
 
+def peer_flags_pii(text: str) -> bool:
+    """Whether the peer's PII regexes (no validators) match ``text``."""
+    import re
+
+    from core.pii import PHONE_PATTERN
+
+    return any(re.search(pattern, text) for pattern in (EMAIL, IP, PHONE_PATTERN))
+
+
 def build_sft(rows: int, out: Path) -> Path:
     """SFT contract rows from Alpaca instructions; the row number keeps every conversation distinct. Alpaca's
     examples that hold PII (emails, phone numbers: ~140 hits per 100k rows) or a blank answer (our gate's
     not_empty check: 40 per 100k rows) are left out, so both gates pass and both are timed on the same successful
     validation (a failing gate also writes its failure report)."""
-    import re
-
     from core.contracts import SFT
-    from core.pii import PHONE_PATTERN, find_pii
+    from core.pii import find_pii
 
     def has_pii(text: str) -> bool:  # by our rules or by the peer's regexes
-        return find_pii(text) is not None or any(re.search(p, text) for p in (EMAIL, IP, PHONE_PATTERN))
+        return find_pii(text) is not None or peer_flags_pii(text)
 
     every = pq.read_table(BENCH_CORPUS / "alpaca_sample.parquet").to_pylist()
     alpaca = [r for r in every if r["output"].strip() and not has_pii(" ".join((r["instruction"], r["input"], r["output"])))]
@@ -77,11 +84,7 @@ def build_documents(out: Path) -> Path:
     """The factory's own output on the 50k abstracts (scientific preset, filters and dedup as configured), less the
     abstracts the peer's PII regexes flag: effect sizes such as "+34.08%" match its phone regex, which our rules'
     validators judge not a phone (7 of 2,219 documents on the bundled sample). Both gates then pass on the same rows."""
-    import re
-
     import yaml
-
-    from core.pii import PHONE_PATTERN
 
     config, factory_out = out.parent / "factory.yaml", out.parent / "factory_out"
     config.write_text(yaml.safe_dump({
@@ -92,7 +95,7 @@ def build_documents(out: Path) -> Path:
     }))
     wall, _, _ = peak_rss_of([sys.executable, "-m", "factory", "run", str(config)], ROOT)
     documents = pq.read_table(current_run_dir(factory_out) / "documents")
-    flagged = [any(re.search(p, text) for p in (EMAIL, IP, PHONE_PATTERN)) for text in documents.column("text").to_pylist()]
+    flagged = [peer_flags_pii(text) for text in documents.column("text").to_pylist()]
     (out / "documents").mkdir(parents=True)
     pq.write_table(documents.filter(pa.array([not f for f in flagged])), out / "documents" / "part-00000.parquet")
     (out / "manifest.json").write_text(json.dumps({"run_id": "bench", "config": {}}))

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from core import progress
 from core.config import StrictModel
+from core.job_variables import JobVariable
 from core.watchdog import guard_data_progress
 
 
@@ -38,9 +39,7 @@ class RayConfig(StrictModel):
 
 
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
-FOOTER_READERS_VARIABLE = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
-# the job's own environment wins over the config: noted before any job of this process sets the variable
-_footer_readers_from_environment = FOOTER_READERS_VARIABLE in os.environ
+FOOTER_READERS = JobVariable("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS")
 WORKER_SETUP = "core.worker_output.quiet_routine_output"  # run in every worker process before its first task
 
 # how a warning names a key of the job's ray: section; a recipe names the step's section (factory.ray.num_cpus)
@@ -82,12 +81,7 @@ def init_ray(config: RayConfig) -> None:
 def apply_driver_settings(config: RayConfig) -> None:
     """The keys that take effect in this driver, so on a Ray already running too (a recipe's steps, one after
     another, each with its own): the footer-reader count is fixed where a read is planned, in the driver."""
-    if _footer_readers_from_environment:
-        return
-    if config.parquet_footer_readers is None:
-        os.environ.pop(FOOTER_READERS_VARIABLE, None)
-    else:
-        os.environ[FOOTER_READERS_VARIABLE] = str(config.parquet_footer_readers)
+    FOOTER_READERS.apply(config.parquet_footer_readers)
 
 
 def ignored_settings(config: RayConfig, running: bool, address: str | None = None) -> list[tuple[str, str, str]]:

@@ -6,13 +6,13 @@ failures, datasets), the fit, and the atomic publication of the final model with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from core import progress
 from core.adapters import is_adapter, published_path
 from core.errors import ConfigError, StalledError
+from core.job_variables import JobVariable
 from core.storage import is_uri, locate
 from core.publish import published_run_ref
 from core.ray_runtime import cpus_left_for_data, init_ray
@@ -25,9 +25,7 @@ from train.plan import check_plan_fits
 from train.method import TrainingMethod
 from train.methods import get_stage
 
-HEALTH_CHECK_VARIABLE = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
-# the job's own environment wins over the config: noted before any run of this process sets the variable
-_health_check_from_environment = HEALTH_CHECK_VARIABLE in os.environ
+HEALTH_CHECK_INTERVAL = JobVariable("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
 # Trainer-only state: the published model is what the next stage or `merge` loads.
 NOT_PUBLISHED = ("global_step", "optimizer.pt", "scheduler.pt", "rng_state", "latest", "zero_to_fp32.py", "zero_to_torch.py",
                  "training_args.bin")
@@ -72,8 +70,7 @@ def start_ray(config: TrainConfig) -> None:
 def apply_controller_settings(config: TrainConfig) -> None:
     """Ray Train's controller takes its poll interval from the driver's environment at each fit (Ray passes
     the variable on to the controller actor), so each run of a process, and each step of a recipe, has its own."""
-    if not _health_check_from_environment:
-        os.environ[HEALTH_CHECK_VARIABLE] = f"{config.run.health_check_interval_s:g}"
+    HEALTH_CHECK_INTERVAL.apply(config.run.health_check_interval_s)
 
 
 def storage_uri(config: TrainConfig) -> str:

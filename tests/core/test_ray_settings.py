@@ -103,15 +103,15 @@ def test_a_parquet_read_starts_the_configured_footer_readers_not_rays_32(ray_ses
 
     for index in range(30):  # three of Ray's 10-file footer batches: Ray's own default would start 32 actors
         pq.write_table(pa.table({"id": [index]}), tmp_path / f"part-{index:02d}.parquet")
-    monkeypatch.setattr(ray_runtime, "_footer_readers_from_environment", False)
-    monkeypatch.delenv(ray_runtime.FOOTER_READERS_VARIABLE, raising=False)
+    monkeypatch.setattr(ray_runtime.FOOTER_READERS, "user_set", False)
+    monkeypatch.delenv(ray_runtime.FOOTER_READERS.name, raising=False)
     init_ray(RayConfig())  # the default: one reader per read, a process that starts for every read
     assert footer_readers_started(ray_session, tmp_path) == 1
     init_ray(RayConfig(parquet_footer_readers=2))  # the next job in the same process has its own
     assert footer_readers_started(ray_session, tmp_path) == 2
     init_ray(RayConfig(parquet_footer_readers=None))  # null: Ray's own default
-    assert ray_runtime.FOOTER_READERS_VARIABLE not in os.environ
-    monkeypatch.setattr(ray_runtime, "_footer_readers_from_environment", True)  # set by the job's environment
-    monkeypatch.setenv(ray_runtime.FOOTER_READERS_VARIABLE, "3")
+    assert ray_runtime.FOOTER_READERS.name not in os.environ
+    monkeypatch.setattr(ray_runtime.FOOTER_READERS, "user_set", True)  # set by the job's environment
+    monkeypatch.setenv(ray_runtime.FOOTER_READERS.name, "3")
     init_ray(RayConfig(parquet_footer_readers=1))
-    assert os.environ[ray_runtime.FOOTER_READERS_VARIABLE] == "3" and warnings == []
+    assert os.environ[ray_runtime.FOOTER_READERS.name] == "3" and warnings == []

@@ -2,6 +2,7 @@
 the generated DeepSpeed JSON, config errors before any work, LoRA merge, chat vectors, cluster.yaml."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -226,14 +227,14 @@ def test_the_controllers_poll_interval_comes_from_the_config_and_the_environment
     root, model_dir, _ = tiny
     path = tf.write_train_config(tmp_path / "cpt.yaml", model_path=model_dir, data_path=tmp_path, root=tmp_path,
                                  name="poll")
-    monkeypatch.delenv(launch.HEALTH_CHECK_VARIABLE, raising=False)
-    monkeypatch.setattr(launch, "_health_check_from_environment", False)
+    monkeypatch.delenv(launch.HEALTH_CHECK_INTERVAL.name, raising=False)
+    monkeypatch.setattr(launch.HEALTH_CHECK_INTERVAL, "user_set", False)
     launch.apply_controller_settings(load(path, "cpt"))
-    assert launch.os.environ[launch.HEALTH_CHECK_VARIABLE] == "0.5"  # the preset's, not Ray's 2 s
+    assert os.environ[launch.HEALTH_CHECK_INTERVAL.name] == "0.5"  # the preset's, not Ray's 2 s
     launch.apply_controller_settings(load(path, "cpt", run={"health_check_interval_s": 0.2}))
-    assert launch.os.environ[launch.HEALTH_CHECK_VARIABLE] == "0.2"  # the next run in the same process has its own
+    assert os.environ[launch.HEALTH_CHECK_INTERVAL.name] == "0.2"  # the next run in the same process has its own
 
-    monkeypatch.setenv(launch.HEALTH_CHECK_VARIABLE, "3")
-    monkeypatch.setattr(launch, "_health_check_from_environment", True)
+    monkeypatch.setenv(launch.HEALTH_CHECK_INTERVAL.name, "3")
+    monkeypatch.setattr(launch.HEALTH_CHECK_INTERVAL, "user_set", True)
     launch.apply_controller_settings(load(path, "cpt", run={"health_check_interval_s": 0.2}))
-    assert launch.os.environ[launch.HEALTH_CHECK_VARIABLE] == "3"
+    assert os.environ[launch.HEALTH_CHECK_INTERVAL.name] == "3"
