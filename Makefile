@@ -15,12 +15,15 @@ sample: setup
 	$(PY) -m factory run configs/sample.yaml --overwrite
 	$(PY) -m factory prepare configs/sample_prepare.yaml --overwrite
 
-# the review app's browser tests drive Debian's chromium (Playwright's own browser download cannot work here)
-browser:
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null) \
-		|| (echo "make test needs Debian's chromium: apt-get install chromium (as root)" >&2; exit 1)
+# Debian packages the tests drive: chromium for the review app's browser tests (Playwright's own browser download
+# cannot work here), bindfs for a real FUSE filesystem, where the review database must be refused
+TEST_PACKAGES := /usr/bin/chromium:chromium /usr/bin/bindfs:bindfs
+MISSING = $(strip $(foreach p,$(TEST_PACKAGES),$(if $(wildcard $(word 1,$(subst :, ,$(p)))),,$(word 2,$(subst :, ,$(p))))))
+test-packages:
+	@test -z "$(MISSING)" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MISSING) > /dev/null) \
+		|| (echo "make test needs Debian's $(MISSING): apt-get install $(MISSING) (as root)" >&2; exit 1)
 
-test: setup browser
+test: setup test-packages
 	$(PY) -m pytest -q
 
-.PHONY: setup sample test browser
+.PHONY: setup sample test test-packages

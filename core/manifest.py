@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from core.config import config_hash
+from core.sqlite_db import refuse_if_live
 from core.storage import Location, is_uri, locate
 
 
@@ -47,6 +48,7 @@ def file_fingerprint(path: Path | str | Location, chunk_size: int = 1 << 20) -> 
             info = path.info()
             return {"path": path.uri, "bytes": info.size, "modified": info.mtime.isoformat() if info.mtime else None}
         path = Path(path.uri)
+    refuse_if_live(path)  # hashing a database this process has open would drop its SQLite locks
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(chunk_size):

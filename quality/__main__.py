@@ -61,7 +61,11 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--config", help="YAML on top of quality/presets/review.yaml")
     serve = review_commands.add_parser("serve", help="serve the review pages",
                                        description="Annotators sign in with their name and token; admins see "
-                                       "counts, agreement and disputed items at /admin.")
+                                       "counts, agreement and disputed items at /admin. A decision is on disk before "
+                                       "the annotator is told it was saved, and survives a crash of the app and any "
+                                       "command run beside it (annotators, review load/export). One app process "
+                                       "serves a database, from a local disk: a second app on the same database, or "
+                                       "a database on a network filesystem (NFS, SMB, FUSE), is refused (exit 2).")
     serve.add_argument("--db", default="reviews.sqlite", help=DB_HELP)
     serve.add_argument("--host", help="default from review.yaml: 127.0.0.1")
     serve.add_argument("--port", type=int, help="default from review.yaml: 8600")
@@ -175,11 +179,16 @@ def review_command(args: argparse.Namespace) -> None:
     from quality.review.app import create_app
     from quality.review.export import ExportConfig
 
+    from quality.review.serving import claim_serving
+
     host, port = args.host or config.host, args.port if args.port is not None else config.port
     export_to = ExportConfig(db=args.db, output_dir=str(Path(args.export_out or config.export_dir).resolve()))
+    store = open_store(args.db)
+    claim = claim_serving(args.db, f"http://{host}:{port}/")  # held until this process ends
     print(f"review app on http://{host}:{port}/ (database {args.db}; the admin page exports to "
           f"{export_to.output_dir}); Ctrl+C stops it", flush=True)
-    uvicorn.run(create_app(open_store(args.db), config, export_to), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(store, config, export_to), host=host, port=port, log_level="warning")
+    claim.close()
 
 
 def main(argv: list[str] | None = None) -> int:

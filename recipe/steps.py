@@ -198,17 +198,18 @@ class ReviewStep(Step):
             return {"decisions": 0, "last": None}
         from quality.review.sqlite_store import SqliteReviewStore
 
-        decisions = SqliteReviewStore(wiring.review_db()).decisions()
-        return {"decisions": len(decisions), "last": max((d.decided_at for d in decisions), default=None)}
+        held = SqliteReviewStore(wiring.review_db(), key="review.db").snapshot().facts
+        return {"decisions": held["decisions"], "last": held["last_decision_at"]}
 
     def run(self, config, wiring):
         from quality.review.export import export
         from quality.review.loading import load
         from quality.review.sqlite_store import SqliteReviewStore
 
-        store = SqliteReviewStore(config.db)
+        store = SqliteReviewStore(config.db, key="review.db")
         added, existing = load(store, wiring.output("synth_preferences"), wiring.recipe.review.overlap)
-        if store.decisions():
+        held = store.snapshot().facts
+        if held["decisions"]:
             manifest = export(store, config, overwrite=True)
             return {**manifest, "dpo_pairs": "reviewed", "items": added + existing}
         if wiring.recipe.review.require_reviews:
@@ -221,7 +222,7 @@ class ReviewStep(Step):
                       f"review serve --db {config.db}`, then run the recipe again: review, DPO and eval "
                       f"rerun.\n{banner}")
         from quality.review.unreviewed import publish_unreviewed
-        return publish_unreviewed(config, wiring.output("synth_preferences"), added + existing)
+        return publish_unreviewed(config, wiring.output("synth_preferences"), held)
 
     def facts(self, manifest):
         facts = {"dpo_pairs": manifest.get("dpo_pairs"), "items": manifest.get("items")}

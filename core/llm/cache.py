@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from core import sqlite_db
 
 
 def request_key(model: str, messages: list[dict], params: dict, prompt_version: str) -> str:
@@ -29,11 +30,13 @@ class StoredAnswer:
 
 
 class AnswerCache:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: str = "cache_path"):
+        """``key``: the config key that named the file, for the error that refuses a network filesystem."""
+        sqlite_db.refuse_network_filesystem(path, key, "set it to a file on a local disk of the machine that runs "
+                                                       "the job")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; only an OS crash may lose the tail
+        # NORMAL: an answer survives a killed process; an OS crash may lose the last few, which a rerun asks again
+        self.db = sqlite_db.connect(path, synchronous="NORMAL")
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, prompt_version TEXT, "
             "text TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, stored_at REAL)"

@@ -5,7 +5,6 @@ its quality gate (kind ``reviews``). ``python -m train dpo`` with ``review_statu
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 from pydantic import Field
 
@@ -17,7 +16,7 @@ from core.run import PublishedRun
 from quality.config import GateSettings
 from quality.gate import gate_before_publish
 from quality.review.agreement import agreement_report, majority, votes_by_item
-from quality.review.store import Item, ReviewStore
+from quality.review.store import Item, ReviewSnapshot, ReviewStore
 
 FOLDER = "preferences"
 SWAPPED = [("chosen", "rejected"), ("chosen_model", "rejected_model"), ("chosen_temperature", "rejected_temperature"),
@@ -40,11 +39,11 @@ def reviewed_row(item: Item, vote: str, annotators: list[str], votes: int) -> di
     return row
 
 
-def reviewed(store: ReviewStore) -> tuple[list[dict], dict]:
+def reviewed(snapshot: ReviewSnapshot) -> tuple[list[dict], dict]:
     """(rows, summary): the majority decision of every item with votes."""
-    votes = votes_by_item(store.decisions())
+    votes = votes_by_item(snapshot.decisions)
     rows, ties, outcome = [], [], Counter()
-    for item in store.items():
+    for item in snapshot.items:
         item_votes = votes.get(item.id, {})
         if not item_votes:
             outcome["no_decision"] += 1
@@ -63,17 +62,17 @@ def reviewed(store: ReviewStore) -> tuple[list[dict], dict]:
 
 
 def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False) -> dict:
-    decisions = store.decisions()
-    snapshot = {"decisions": len(decisions), "last_decision_at": max((d.decided_at for d in decisions), default=None),
-                "items": len(store.items())}
-    # the same database with new decisions is exported again; unchanged, it is a no-op
+    snapshot = store.snapshot()
+    decisions = snapshot.decisions
+    # the same database with new decisions is exported again; unchanged, it is a no-op. The manifest names the
+    # database by what it held (snapshot.facts), not by its bytes: hashing a live database loses its decisions
     run = PublishedRun(config.output_dir, config, "review export", overwrite=overwrite,
-                       upstream={"review_db": snapshot})
+                       upstream={"review_db": snapshot.facts})
     if run.finished:
         return run.finished
     gate = gate_before_publish("reviews", config.quality)
-    with run.writing([Path(config.db)], before_publish=gate) as partial:
-        rows, summary = reviewed(store)
+    with run.writing([], before_publish=gate) as partial:
+        rows, summary = reviewed(snapshot)
         written = write_rows(rows, REVIEWED_PREFERENCE, partial / FOLDER)
         run.manifest.update({
             "annotators": sorted({d.annotator for d in decisions}),

@@ -1,6 +1,11 @@
 """The review store in SQLite (WAL mode): one connection per thread, every write in a
-``BEGIN IMMEDIATE`` transaction, so concurrent submissions queue instead of losing each other.
-The schema is versioned: ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
+``BEGIN IMMEDIATE`` transaction, so concurrent submissions queue instead of losing each other, and
+``synchronous=FULL``: a decision is on disk before the annotator is told it was saved.
+The schema is versioned: ``MIGRATIONS[i]`` takes a database from version i to i + 1.
+
+The database is only ever opened through SQLite (``core.sqlite_db``): an export describes what it read with
+``snapshot()``, from inside one read transaction, never by hashing the file (which would drop the locks of
+every connection of the process, and lose decisions)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from core import sqlite_db
 from quality.review.store import (
-    Annotator, Decision, Item, Lease, Progress, Session, StaleSubmission, applied_edit,
+    Annotator, Decision, Item, Lease, Progress, ReviewSnapshot, Session, StaleSubmission, applied_edit,
 )
 
 MIGRATIONS = [
@@ -78,22 +84,23 @@ def migrate(db: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
 
 
 class SqliteReviewStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: str = "--db"):
+        """``key``: how the user named the database (a flag or config key), for the error that refuses it."""
         self.path = str(path)
+        sqlite_db.refuse_network_filesystem(self.path, key, "keep the review database on a local disk of the machine "
+                                            "that serves the app, and publish its exports to shared storage")
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         # writers of this process queue on a lock: SQLite's own busy wait sleeps in coarse steps (up to
         # 100 ms), which under many concurrent requests would show as a long latency tail
         self._writing = threading.Lock()
-        self.db.execute("PRAGMA journal_mode=WAL")
         migrate(self.db)
 
     @property
     def db(self) -> sqlite3.Connection:
         if not hasattr(self._local, "db"):
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            db = sqlite_db.connect(self.path, synchronous="FULL")
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
         return self._local.db
@@ -245,6 +252,24 @@ class SqliteReviewStore:
 
     def items(self) -> list[Item]:
         return [self._item(row) for row in self.db.execute("SELECT * FROM items ORDER BY rowid")]
+
+    def snapshot(self) -> ReviewSnapshot:
+        """Items, decisions and the facts that identify them, read in one transaction: a decision committed
+        meanwhile is in all of them or in none."""
+        db = self.db
+        db.execute("BEGIN")  # deferred: in WAL mode its first read fixes what every read after it sees
+        try:
+            facts = dict(db.execute("""SELECT (SELECT COUNT(*) FROM decisions) AS decisions,
+                                              (SELECT MAX(id) FROM decisions) AS last_decision_id,
+                                              (SELECT MAX(decided_at) FROM decisions) AS last_decision_at,
+                                              (SELECT COUNT(*) FROM items) AS items,
+                                              (SELECT version FROM schema_version) AS schema_version""").fetchone())
+            snapshot = ReviewSnapshot(self.items(), self.decisions(), {
+                "path": str(Path(self.path).resolve()), **facts,
+                "read_as": "one SQLite read transaction: these counts and the rows exported (the file is not hashed)"})
+        finally:
+            db.execute("COMMIT")
+        return snapshot
 
     # --- sessions -----------------------------------------------------------------------------------
 

@@ -99,6 +99,15 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ReviewSnapshot:
+    """Everything an export reads, from one consistent point in time, and ``facts`` that identify that point
+    (decisions, last decision id, items, schema version) for the export's manifest."""
+    items: list[Item]
+    decisions: list[Decision]
+    facts: dict
+
+
+@dataclass(frozen=True)
 class Session:
     id: str
     annotator: Annotator
@@ -117,6 +126,7 @@ class ReviewStore(Protocol):
     def progress(self, annotator: Annotator) -> Progress: ...
     def decisions(self) -> list[Decision]: ...
     def items(self) -> list[Item]: ...
+    def snapshot(self) -> ReviewSnapshot: ...
     def create_session(self, annotator: Annotator, session_id: str, csrf: str, expires_at: float) -> None: ...
     def session(self, session_id: str, now: float) -> Session | None: ...
     def end_session(self, session_id: str) -> None: ...

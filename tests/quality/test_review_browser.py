@@ -4,13 +4,15 @@ holds exactly those decisions, byte for byte (a browser submits a textarea with 
 Markup in a model's answer is shown as text and never runs; its images are links."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import published
+from conftest import published, write_parquet
 from quality_samples import preferences, replace_row
 from review_helpers import review_store, serve
+from review_processes import Server, cli, listed_votes, set_up
 
 from quality.review.export import ExportConfig, export
 
@@ -128,3 +130,38 @@ def test_markup_in_an_answer_is_shown_as_text_and_never_runs(tmp_path, page):
         assert page.evaluate("window.__pwned") is None and dialogs == []
     finally:
         served.stop()
+
+
+def test_two_annotators_in_the_browser_with_commands_beside_the_app_keep_all_24_decisions(tmp_path, browser):
+    """The run that lost 22 of 24 decisions: two annotators in Chromium against ``review serve``, the lead running
+    ``annotators list`` beside the app every few decisions; then the export and the list count all 24."""
+    db, preferences_dir = tmp_path / "r.sqlite", tmp_path / "preferences"
+    write_parquet(preferences_dir / "part-0.parquet", preferences(12).to_pydict(), preferences(1).schema)
+    tokens = set_up(db, {"ann": False, "bob": False}, preferences_dir, overlap=2)
+    server = Server(db, tmp_path / "admin-export", tmp_path / "serve.log")
+    contexts = {name: browser.new_context() for name in tokens}
+    try:
+        pages = {name: context.new_page() for name, context in contexts.items()}
+        for name, page in pages.items():
+            page.goto(f"{server.url}/login")
+            page.get_by_label("Annotator").fill(name)
+            page.get_by_label("Token").fill(tokens[name])
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{server.url}/review")
+        for decided in range(1, 13):
+            for name, page in pages.items():
+                with page.expect_navigation():
+                    page.keyboard.press("k" if decided % 3 else "s")
+            if decided % 4 == 0:
+                listed = listed_votes(db)  # the lead's shell, beside the app
+                assert {name: sum(listed[name].values()) for name in tokens} == {"ann": decided, "bob": decided}
+        assert "Nothing left for you" in pages["ann"].content()
+        assert "24 of 24 votes" in pages["bob"].inner_text(".progress")
+    finally:
+        for context in contexts.values():
+            context.close()
+        server.stop()
+    assert listed_votes(db) == {"ann": {"keep": 8, "swap": 4}, "bob": {"keep": 8, "swap": 4}}
+    cli("review", "export", "--db", str(db), "--out", str(tmp_path / "out"))
+    manifest = json.loads((published(tmp_path / "out") / "manifest.json").read_text())
+    assert manifest["decision_counts"] == {"keep": 16, "swap": 8} and manifest["review_db"]["decisions"] == 24

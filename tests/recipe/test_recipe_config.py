@@ -160,12 +160,14 @@ def test_the_review_step_publishes_a_run_naming_the_judge_approved_pairs_when_no
 
     (tmp_path / "staged").mkdir()
     preferences = publish_copy(tmp_path / "staged", tmp_path / "synth_preferences")
-    SqliteReviewStore(str(tmp_path / "reviews.sqlite"))  # the step has loaded the pairs into it
+    store = SqliteReviewStore(str(tmp_path / "reviews.sqlite"))  # the step has loaded the pairs into it
+    store.load_items([{"id": f"p{i}", "prompt": "q", "chosen": "a", "rejected": "b"} for i in range(7)], overlap=1)
     config = ExportConfig(db=str(tmp_path / "reviews.sqlite"), output_dir=str(tmp_path / "review"))
-    manifest = publish_unreviewed(config, str(preferences), items=7)
+    manifest = publish_unreviewed(config, str(preferences), store.snapshot().facts)
     on_disk = json.loads((published(tmp_path / "review") / "manifest.json").read_text())
     assert on_disk["run_id"] == manifest["run_id"] and on_disk["dpo_pairs"] == "judge_approved"
     assert on_disk["items"] == 7 and on_disk["decisions"] == 0
+    assert on_disk["review_db"]["items"] == 7 and on_disk["inputs"] == []  # described from inside SQLite, not hashed
     # the exact preferences run DPO uses, by id and by its own folder (still there after synth runs again)
     pairs = on_disk["preferences_run"]
     assert pairs["run_id"] == read_finished_manifest(preferences)["run_id"]
