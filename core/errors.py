@@ -33,6 +33,11 @@ class QualityGateError(RuntimeError):
     """The output breaks an expectation of its quality suite: it is kept unpublished for inspection."""
 
 
+class ShortfallError(RuntimeError):
+    """A run produced nothing, or fewer rows than its floor (``quality.min_rows``, synth's ``min_yield``): a
+    failure, never a published success; the message names the top reasons rows were dropped and where they are."""
+
+
 class StalledError(RuntimeError):
     """A stage made no progress for its configured time: the run stops, naming the stage, instead of hanging."""
 
@@ -48,6 +53,7 @@ EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (OutputExistsError, 2),
     (AccountingError, 1),
     (QualityGateError, 1),
+    (ShortfallError, 1),
     (StalledError, 1),
     (NodeLostError, 1),
 )

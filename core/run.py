@@ -243,11 +243,14 @@ class PublishedRun:
             progress.say(f"removed old version {old} (storage.keep_versions: {keep})")
 
     @contextmanager
-    def timed(self, name: str) -> Iterator[None]:
+    def timed(self, name: str, shown: str | None = None, unit: str = "rows") -> Iterator[None]:
         """Adds the block's wall time to the manifest's ``timings_s``. A Ray Data pass inside it that stops
         making progress (``core.watchdog.guard_data_progress``) fails as a ``StalledError`` naming ``name``; work
-        that Ray lost with a dead node and could not recover, as a ``NodeLostError`` naming ``name`` and the node."""
+        that Ray lost with a dead node and could not recover, as a ``NodeLostError`` naming ``name`` and the node.
+        Its progress lines say ``shown`` (default ``name`` in words: ``exact_dedup`` "exact dedup"), counting
+        ``unit``."""
         start = time.perf_counter()
-        with stalls_named(name), node_loss_named(name):
+        label = shown or name.replace("+", ", ").replace("_", " ")
+        with stalls_named(name), node_loss_named(name), progress.stage(label, unit):
             yield
         self.timings[name] = round(time.perf_counter() - start, 3)

@@ -96,9 +96,9 @@ def run_stages(stages: list[Stage], context: StageContext) -> Pass:
     fused = [reader.name]
     for stage in stages[1:]:
         if stage.whole_input:
-            with context.timed("+".join(fused)):
+            with context.timed("+".join(fused), unit="documents"):
                 current = spill(current, context, stage.name)
-            with context.timed(stage.name):
+            with context.timed(stage.name, unit="documents"):
                 stage.prepare(context)
             fused = []
         else:
@@ -120,10 +120,12 @@ def write_outputs(documents, run: PublishedRun) -> tuple[pa.Table, pa.Table]:
     if not run.remote:
         for folder in COUNTED_BY:
             shutil.rmtree(run.partial / folder, ignore_errors=True)
-    kept = run.write_data("documents", documents.map_batches(kept_rows, batch_format="pyarrow"),
-                          FACTORY_DOCUMENTS, COUNTED_BY["documents"])
-    rejects = run.write_data("rejects", documents.map_batches(reject_rows, batch_format="pyarrow"),
-                             REJECTS, COUNTED_BY["rejects"])
+    with progress.stage("write kept documents", "documents read"):
+        kept = run.write_data("documents", documents.map_batches(kept_rows, batch_format="pyarrow"),
+                              FACTORY_DOCUMENTS, COUNTED_BY["documents"])
+    with progress.stage("write rejects", "documents read"):
+        rejects = run.write_data("rejects", documents.map_batches(reject_rows, batch_format="pyarrow"),
+                                 REJECTS, COUNTED_BY["rejects"])
     return kept, rejects
 
 

@@ -74,7 +74,8 @@ def write_groups(ledger: Ledger, name: str, what: str, groups: list, write: Call
             ledger.begin(f"{name}/{index}")
             done = {"rows": write(index, group)}
             ledger.mark(f"{name}/{index}", done)
-            progress.say(f"{name}: {what} {index + 1}/{len(groups)} written")
+            stage = progress.current_stage()
+            progress.say(f"{stage.label if stage else name}: {what} {index + 1}/{len(groups)} done")
         rows += done["rows"]
     return rows
 

@@ -65,6 +65,7 @@ class PreferenceChecks(StrictModel):
 
 class QualityConfig(StrictModel):
     examples: int = Field(ge=0)
+    min_rows: int = Field(ge=1, description="A dataset with fewer rows fails its gate (an empty one always does).")
     documents: DocumentsChecks
     cpt: CptChecks
     sft: SftChecks
@@ -85,8 +86,10 @@ def load_quality_config(path: str | Path | None = None) -> QualityConfig:
 class GateSettings(StrictModel):
     """A job's ``quality:`` section: validate the output before it is published."""
 
-    gate: bool = Field(True, description="false: publish without validating.")
+    gate: bool = Field(True, description="false: publish without validating (the row floor still holds).")
     config: str | None = Field(None, description="A quality config file with thresholds (see quality/presets).")
+    min_rows: int | None = Field(None, ge=1, description="Fewer rows fail the run, exit 1, even with gate: false; "
+                                 "null: the thresholds file's min_rows (1: an empty output always fails).")
 
     @model_validator(mode="after")
     def _thresholds_load(self):

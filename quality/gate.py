@@ -3,12 +3,14 @@ a one-screen summary and an entry for its manifest. ``gate_before_publish`` is w
 ``PublishedRun.writing`` so that its output is validated before CURRENT names it."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from core import progress
-from core.errors import QualityGateError
+from core.errors import QualityGateError, ShortfallError
+from core.parquet import open_parquet
 from core.storage import is_uri
 from quality.charts import write_charts
 from quality.checks import Check
@@ -79,16 +81,22 @@ def not_measured(checks: list[Check], missing: set[str]) -> list[Check]:
     return checks
 
 
+def row_floor(rows: int, min_rows: int) -> Check:
+    return Check("rows", f"the dataset holds at least {min_rows} row(s): an empty or near-empty output is a failed "
+                 "run, never a published one", rows, low=min_rows)
+
+
 def validate(kind: str, path: str | Path, config: QualityConfig | None = None, docs_dir: str | Path | None = None,
-             manifest: dict | None = None) -> GateResult:
-    """Run ``kind``'s suite over the dataset at ``path``; ``manifest`` stands in for one not yet written."""
+             manifest: dict | None = None, min_rows: int | None = None) -> GateResult:
+    """Run ``kind``'s suite over the dataset at ``path``; ``manifest`` stands in for one not yet written;
+    ``min_rows``: the row floor (default the thresholds' ``min_rows``)."""
     config = config or load_quality_config()
     dataset = locate(kind, path, manifest)
     suite = build_suite(dataset, config)
     schema, present = schema_check(dataset.files, suite.contract, config.examples)
     usable = [m for m in suite.meters if set(m.columns) <= present]
     rows = measure(dataset, usable)
-    checks = [schema] + [c for m in usable for c in m.checks()]
+    checks = [schema, row_floor(rows, min_rows or config.min_rows)] + [c for m in usable for c in m.checks()]
     for meter in suite.meters:
         if meter not in usable:
             checks += not_measured(meter.checks(), set(meter.columns) - present)
@@ -116,18 +124,26 @@ def default_docs(root: Path | str) -> Path:
 
 
 def gate_before_publish(kind: str, settings: GateSettings):
-    """The ``before_publish`` hook of a job's ``PublishedRun.writing``, or None when the gate is off. The run's
-    folder is where its files stay once published, so the Data Docs it names are in their final place."""
-    if not settings.gate:
-        return None
+    """The ``before_publish`` hook of a job's ``PublishedRun.writing``. The run's folder is where its files stay
+    once published, so the Data Docs it names are in their final place. With the gate off, the hook only holds the
+    row floor (``min_rows``): an empty output is never published."""
 
     def gate(partial: Path | str, manifest: dict, staging: Path) -> None:
+        thresholds = load_quality_config(settings.config)
+        floor = settings.min_rows or thresholds.min_rows
+        if not settings.gate:
+            rows = sum(open_parquet(f, "output").metadata.num_rows for f in locate(kind, partial, manifest).files)
+            if rows < floor:
+                raise ShortfallError(shortfall(kind, rows, floor, partial, manifest))
+            return
         # the Data Docs go in the run's staging folder, so they are published with it (on object storage too,
         # where ``partial`` is the run's folder on the store and ``staging`` the local files uploaded with it)
         docs = Path(staging) / DOCS
-        result = validate(kind, partial, load_quality_config(settings.config), docs, manifest=manifest)
+        result = validate(kind, partial, thresholds, docs, manifest=manifest, min_rows=floor)
         manifest["quality"] = {**result.manifest_entry(), "data_docs": str(Path(DOCS) / "index.html")}
         progress.summary(result.summary())  # the gate's verdict: shown even with -q
+        if result.rows < floor:
+            raise ShortfallError(shortfall(kind, result.rows, floor, partial, manifest))
         if not result.success:
             raise QualityGateError(
                 f"the {kind} output breaks {len(result.failed)} quality expectation(s); nothing was published. "
@@ -135,3 +151,22 @@ def gate_before_publish(kind: str, settings: GateSettings):
                 "fix the data or the thresholds (quality.config), or set quality.gate: false")
 
     return gate
+
+
+def shortfall(kind: str, rows: int, floor: int, partial: Path | str, manifest: dict) -> str:
+    """Why a run with too few rows failed: the floor, the top reasons rows were dropped, where the rejects are."""
+    return (f"the {kind} output has {rows} row(s), fewer than quality.min_rows {floor}; nothing was published. "
+            f"{dropped_summary(manifest, partial)}")
+
+
+def dropped_summary(manifest: dict, partial: Path | str, top: int = 5) -> str:
+    """The top reasons rows were dropped, as the run's manifest counts them (a job's ``rejects_by_reason``, the
+    factory's per-stage ``dropped``), and the folder of its rejects."""
+    reasons = Counter(manifest.get("rejects_by_reason") or {})
+    for stage in manifest.get("stages") or []:
+        reasons.update(stage.get("dropped") or {})
+    said = (f"Top reasons rows were dropped: {', '.join(f'{why} {n}' for why, n in reasons.most_common(top))}"
+            if reasons else "No row was rejected on the way")
+    rejects = (manifest.get("outputs") or {}).get("rejects")
+    where = f"; the rejects are in {str(partial).rstrip('/')}/{rejects['path']}" if rejects else ""
+    return f"{said}{where} (the run is kept for inspection in {partial}, which no reader reads)."

@@ -85,6 +85,9 @@ class SynthConfig(StrictModel):
     max_parse_retries: int = Field(ge=0, description="Ask again when an answer is malformed or off-schema, up to "
                                                      "this many times, before the item is rejected.")
     endpoints: dict[str, EndpointConfig] = Field(min_length=1)
+    min_yield: float = Field(ge=0, le=1, description="The share of planned examples (sft: documents x tasks; "
+                             "preferences: prompts x pairs per prompt) that must survive; below it the run fails, "
+                             "exit 1, naming the top reject reasons, and publishes nothing.")
     input: InputConfig | None = None
     ray: RayActorPoolConfig
     sft: SftConfig | None = None

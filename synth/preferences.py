@@ -23,7 +23,7 @@ from core.llm.scale import resolve
 from quality.suites import SAME_EXAMPLE
 from synth.config import SynthConfig
 from synth.inputs import read_input
-from synth.parsing import parse_json_answer
+from core.llm.json_answers import parse_json_answer
 from synth.repeats import FirstOfEach
 from synth.results import JobResult, reject
 from synth.templates import PromptTemplate, load_template
@@ -165,6 +165,9 @@ def run_preferences(plan: PreferencePlan, config: SynthConfig) -> JobResult:
     rejects += duplicates
     if duplicates:
         progress.say(f"repeats: {len(duplicates)} duplicate triple(s) rejected before the gate")
+    # planned: the pairs each prompt can give (prompts refused before any request included)
+    per_prompt = min(prefs.max_pairs_per_prompt, len(list(combinations(range(len(prefs.generators)), 2))))
     counts = {"prompts": len(plan.prompts) + len(plan.rejects), "pairs_judged": len(pairs), "triples": len(rows),
+              "planned": (len(plan.prompts) + len(plan.rejects)) * per_prompt, "survived": len(rows),
               "duplicates": len(duplicates)}
     return JobResult(rows, rejects, stats, counts)

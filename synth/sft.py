@@ -24,7 +24,7 @@ from quality.suites import SAME_EXAMPLE
 from synth.config import SynthConfig
 from synth.grounding import overlap
 from synth.inputs import document_title, read_input
-from synth.parsing import parse_json_answer
+from core.llm.json_answers import parse_json_answer
 from synth.repeats import FirstOfEach
 from synth.results import JobResult, reject
 from synth.templates import PromptTemplate, load_template
@@ -189,7 +189,9 @@ def run_sft(plan: SftPlan, config: SynthConfig) -> JobResult:
     if reasons["duplicate"] or reasons["variant_unchanged"]:
         progress.say(f"repeats: {reasons['duplicate']} duplicate conversation(s) and {reasons['variant_unchanged']} "
                      f"unchanged variant(s) rejected before the gate")
+    # planned: an example per (input document, task type), documents refused before any request included
     counts = {"documents": len(plan.documents) + len(plan.rejects), "examples": len(rows),
+              "planned": (len(plan.documents) + len(plan.rejects)) * len(sft.tasks), "survived": len(rows),
               "variant_examples": len(variant_rows), "duplicates": reasons["duplicate"],
               "variants_unchanged": reasons["variant_unchanged"]}
     return JobResult(rows + variant_rows, rejects, stats, counts)

@@ -15,8 +15,9 @@ from core import progress
 from core.contracts import PREFERENCE, SFT, SYNTH_REJECTS
 from core.llm.requests import RequestStats
 from core.parquet import write_rows
+from core.errors import ShortfallError
 from core.run import PublishedRun
-from quality.gate import gate_before_publish
+from quality.gate import dropped_summary, gate_before_publish
 from synth.config import SynthConfig
 from synth.preferences import plan_preferences, run_preferences
 from synth.results import JobResult
@@ -49,6 +50,16 @@ def total_stats(stages: dict[str, RequestStats]) -> dict:
     return {**total.to_dict(), "by_stage": {name: s.to_dict() for name, s in stages.items()}}
 
 
+def refuse_low_yield(job_name: str, counts: dict, min_yield: float, partial, manifest: dict) -> None:
+    """ShortfallError (exit 1, nothing published) when fewer than ``min_yield`` of the planned examples survived."""
+    planned, survived = counts["planned"], counts["survived"]
+    if planned and survived >= min_yield * planned and survived > 0:
+        return
+    share = f"{survived / planned:.0%}" if planned else "nothing planned"
+    raise ShortfallError(f"synth {job_name}: {survived} of {planned} planned examples survived ({share}), below "
+                         f"min_yield {min_yield:.0%}; nothing was published. {dropped_summary(manifest, partial)}")
+
+
 def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False) -> dict:
     job = JOBS[job_name]
     run = PublishedRun(config.output_dir, config, f"{job_name} run", overwrite=overwrite)
@@ -72,14 +83,19 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False) ->
             "outputs": {job.folder: {"path": job.folder, "rows": rows},
                         "rejects": {"path": "rejects", "rows": rejected}},
         })
+        # what became of every request and answer: said before the verdict, so a failed run says it too
+        summarize_requests(requests, run.manifest["rejects_by_reason"])
+        refuse_low_yield(job_name, result.counts, config.min_yield, partial, run.manifest)
     progress.summary(f"wrote {rows} {job.folder} rows and {rejected} rejects to {run.folder} in "
                      f"{run.timings['resolve']} s")
+    return run.manifest
+
+
+def summarize_requests(requests: dict, rejects_by_reason: dict) -> None:
     progress.summary(f"requests: {requests['requests']} needed, {requests['cached_hits']} from cache, "
                      f"{requests['http_attempts']} sent ({requests['retries']} transport retries, "
                      f"{requests['parse_retries']} asked again after an unparseable answer), "
                      f"failures {requests['failures_by_reason'] or 'none'}, "
                      f"tokens {requests['prompt_tokens']} in / {requests['completion_tokens']} out")
-    if run.manifest["rejects_by_reason"]:
-        progress.summary("rejects by reason: "
-                         + ", ".join(f"{k} {v}" for k, v in sorted(run.manifest["rejects_by_reason"].items())))
-    return run.manifest
+    if rejects_by_reason:
+        progress.summary("rejects by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(rejects_by_reason.items())))

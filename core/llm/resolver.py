@@ -17,6 +17,7 @@ from core.llm.cache import AnswerCache, StoredAnswer
 from core.llm.client import EndpointClient, RequestFailed
 from core.llm.requests import ChatRequest, ChatResult
 from core.llm.settings import LLMSettings
+from core.llm.structured_watch import StructuredOutputWatch
 
 
 class Resolver:
@@ -26,6 +27,7 @@ class Resolver:
         self.loop = asyncio.new_event_loop()
         self.rng = random.Random(settings.seed + seed_offset)
         self.clients: dict[str, EndpointClient] = {}
+        self.watch = StructuredOutputWatch(settings.endpoints)
 
     def client(self, name: str) -> EndpointClient:
         if name not in self.clients:  # created lazily inside the loop that will use it
@@ -35,6 +37,7 @@ class Resolver:
     async def _one(self, request: ChatRequest) -> ChatResult:
         stored = self.cache.get(request.key)
         if stored is not None:
+            self.watch.answered(request.endpoint, request.schema, stored.text, stored.finish_reason)
             return ChatResult(request.item_id, request.key, True, stored.text, cached=True,
                               prompt_tokens=stored.prompt_tokens, completion_tokens=stored.completion_tokens,
                               finish_reason=stored.finish_reason)
@@ -47,6 +50,7 @@ class Resolver:
                               attempts=failed.attempts)
         self.cache.put(request.key, request.model, request.prompt_version,
                        StoredAnswer(answer.text, answer.prompt_tokens, answer.completion_tokens, answer.finish_reason))
+        self.watch.answered(request.endpoint, request.schema, answer.text, answer.finish_reason)
         return ChatResult(request.item_id, request.key, True, answer.text, attempts=answer.attempts,
                           prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
                           finish_reason=answer.finish_reason)
@@ -64,7 +68,9 @@ class Resolver:
     def resolve(self, requests: list[ChatRequest], progress=None) -> list[ChatResult]:
         """One result per request, in order; identical requests are sent once."""
         unique = unique_requests(requests)
-        return results_for(requests, self.loop.run_until_complete(self._all(unique, progress)))
+        answered = self.loop.run_until_complete(self._all(unique, progress))
+        self.watch.round_done()
+        return results_for(requests, answered)
 
     def close(self) -> None:
         for client in self.clients.values():

@@ -11,6 +11,7 @@ import math
 import shutil
 from typing import Callable
 
+from core import progress
 from core.run import PublishedRun
 from factory.passes import write_groups, write_whole
 
@@ -69,4 +70,6 @@ def read_back(folder):
     a sort of a lazy read (no block count known) would cut it into Ray's default 200 partitions."""
     import ray
 
-    return ray.data.read_parquet(str(folder)).materialize()
+    stage = progress.current_stage()
+    with progress.stage(f"{stage.label if stage else 'phase'}: read back", unit=None):
+        return ray.data.read_parquet(str(folder)).materialize()

@@ -61,26 +61,27 @@ def run_prepare(config: PrepareConfig, *, overwrite: bool = False) -> dict:
         configure_ray_data(config.ray)  # Ray Data's no-progress guard skips its sort/groupby passes
         batch = {"batch_format": "pyarrow", "batch_size": config.ray.batch_size}  # every per-row pass's blocks
         phases = Phases(run)
-        documents, n_input = read_documents(config, batch)
+        with progress.stage("read: count the factory's documents", unit=None):
+            documents, n_input = read_documents(config, batch)
         progress.say(f"prepare run {run.run_id}: {n_input} documents from {config.input_dir} -> {run.output}")
-        with run.timed("tokenizer"):
+        with run.timed("tokenizer", "train the tokenizer", "documents"):
             tokenizer_path = tokenizer_for(documents, n_input, config, run)
-        with run.timed("score_tokenize"):
+        with run.timed("score_tokenize", "score and tokenise", "documents"):
             groups = file_groups(len(files), n_input, config.ray.rows_per_block * config.ray.blocks_per_group
                                  * cluster_cpus())
             scored = phases.in_groups("scored", groups, lambda group: score_and_tokenize(
                 read_documents(config, batch, [files[i] for i in group])[0], tokenizer_path, config, batch))
-        with run.timed("mix_curriculum_group"):
+        with run.timed("mix_curriculum_group", "mix, curriculum, group", "documents"):
             grouped, decided = phases.whole("grouped", lambda: mix_and_group(scored, config, batch))
             mixed = Mixed.remade(decided["mixing"], scored, batch)
             if mixed.warning:
-                progress.say(f"WARNING {mixed.warning}")  # said again in the summary, where -q shows it
+                progress.warn(f"WARNING {mixed.warning}")  # once, as it is found (shown with -q too)
         phases.begin_last("sort_pack_write", partial, [*SPLITS, *WRITTEN])
-        with run.timed("sort"):
+        with run.timed("sort", "sort into training order", "documents"):
             ordered = sort_documents(grouped)
-        with run.timed("pack"):
+        with run.timed("pack", "pack rows", "documents"):
             packed = pack(ordered, partial, config)
-        with run.timed("write_documents"):
+        with run.timed("write_documents", "write the document table", "documents"):
             write_documents(ordered, mixed, run)
         check_counts(n_input, mixed.n_chosen, mixed.n_left_out, packed)
         run.manifest.update(manifest_sections(config, tokenizer_path, n_input, mixed, decided["curriculum_edges"],
@@ -137,9 +138,12 @@ def score_and_tokenize(documents, tokenizer_path: str, config: PrepareConfig, ba
 def mix_and_group(scored, config: PrepareConfig, batch: dict):
     """Mixing, curriculum buckets and grouping, which each need the whole corpus (totals, samples, a shuffle):
     (the grouped documents, what they decided: the manifest's numbers)."""
-    mixed = mix_documents(scored, config, batch)
-    bucketed, edges = curriculum(mixed, config, batch)
-    grouped, grouping_info = group(bucketed, mixed.n_chosen, config, batch)
+    with progress.stage("mix: domain and general tokens", "documents"):
+        mixed = mix_documents(scored, config, batch)
+    with progress.stage("curriculum: score quantiles", "documents"):
+        bucketed, edges = curriculum(mixed, config, batch)
+    with progress.stage("group related documents", "documents"):
+        grouped, grouping_info = group(bucketed, mixed.n_chosen, config, batch)
     return grouped, {"mixing": mixed.decided(), "curriculum_edges": edges, "grouping": grouping_info}
 
 

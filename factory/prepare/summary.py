@@ -49,8 +49,8 @@ def manifest_sections(config: PrepareConfig, tokenizer_path: str, n_input: int, 
 
 
 def summary_lines(config: PrepareConfig, manifest: dict, output: Path | str, seconds: float) -> list[str]:
-    """The run's closing lines: splits and packing, the domain share, the mixing warning again (at the end,
-    where the summary is read), grouping quality, and where it all went (``output``: the run's own folder)."""
+    """The run's closing lines: splits and packing, the domain share (its warning was said when mixing found it),
+    grouping quality, and where it all went (``output``: the run's own folder)."""
     train, validation = manifest["splits"][TRAIN], manifest["splits"][VALIDATION]
     mixing, grouping = manifest["mixing"], manifest["grouping"]
     lines = [
@@ -60,8 +60,6 @@ def summary_lines(config: PrepareConfig, manifest: dict, output: Path | str, sec
         f"domain token share {mixing['achieved_domain_token_fraction']} "
         f"(target {config.mixing.domain_token_fraction}); {mixing['documents_left_out']} documents left out by mixing",
     ]
-    if mixing["warning"]:
-        lines.append(f"WARNING {mixing['warning']}")
     if grouping.get("enabled"):
         lines.append(f"grouping ({grouping['embedder']}): mean similarity of documents sharing a row "
                      f"{grouping['row_neighbour_similarity']} vs random pairs {grouping['random_pair_similarity']}")

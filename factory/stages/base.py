@@ -35,7 +35,7 @@ class StageContext:
 
     batch: dict[str, Any]  # map_batches keyword arguments: batch_format, batch_size
     dedup: DedupWork  # where dedup tables go, and their partition count
-    timed: Callable[[str], ContextManager]
+    timed: Callable[..., ContextManager]  # PublishedRun.timed: (name, shown=None, unit="rows")
     rows_per_block: int  # documents per block when a spill is read back (config ray.rows_per_block)
     rows_per_group: int  # least documents in a block group of a pass, the unit a killed run resumes by (factory.passes)
     spilled: str | None = None  # the documents as last spilled to Parquet, partitioned by document key

@@ -79,6 +79,8 @@ def export(store: ReviewStore, config: ExportConfig, *, overwrite: bool = False)
             "decision_counts": dict(Counter(d.decision for d in decisions)),
             "agreement": agreement_report(decisions),
             **summary,
+            # why items are not in the export (the gate names them when too few are)
+            "rejects_by_reason": {why: n for why, n in summary["outcome"].items() if why not in ("kept", "swapped")},
             "outputs": {FOLDER: {"path": FOLDER, "rows": written}},
         })
     progress.summary(f"exported {written} approved pair(s) to {run.folder}/{FOLDER}: {summary['outcome']}; "

@@ -33,13 +33,21 @@ def test_every_job_takes_verbose_and_quiet(job, argv, verbosity_restored):
         assert progress.verbosity() == level
 
 
-def test_a_ray_data_run_prints_one_line_not_rays_logs(ray_session, capsys, monkeypatch, verbosity_restored):
+def test_a_ray_data_run_prints_one_line_named_by_its_stage_not_rays_logs(ray_session, capsys, monkeypatch,
+                                                                          verbosity_restored):
     monkeypatch.setattr(progress.stage_progress_class(), "MIN_SHOWN_S", 0)  # this small pass may take under 1 s
     progress.set_verbosity(progress.NORMAL)
     init_ray(RayConfig())
-    run_pipeline(ray_session)
+    with progress.stage("score documents", "documents"):
+        run_pipeline(ray_session)
+    run_pipeline(ray_session)  # a pass no stage named
+    with progress.stage("count the factory's documents", None):  # rows that mean nothing to a user: not shown
+        ray_session.data.range(60, override_num_blocks=3).map_batches(lambda batch: batch).count()
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 1 and "<lambda>: 60 rows in, 60 out" in out[0], out
+    assert len(out) == 3, out
+    assert out[0].startswith("score documents: 60 documents, ") and out[0].endswith("s"), out
+    assert out[1].startswith("working: 60 rows, "), out  # never an operator's or a function's name
+    assert out[2].startswith("count the factory's documents, ") and "rows" not in out[2], out
 
 
 def test_quiet_prints_no_progress(ray_session, capsys, verbosity_restored):

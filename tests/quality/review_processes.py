@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from conftest import REPO, subprocess_env
+from http_process import wait_for_http
+from ray_cluster import free_ports
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -40,31 +40,17 @@ def outside_decisions(db: Path) -> dict[tuple[str, str], str]:
         outside.close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Server:
     """``python -m quality review serve`` as its own process."""
 
     def __init__(self, db: Path, export_out: Path, log: Path):
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "quality", "review", "serve", "--db", str(db), "--port", str(self.port),
              "--export-out", str(export_out)], cwd=REPO, env=subprocess_env(), stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while True:
-            assert self.process.poll() is None, f"review serve exited {self.process.returncode}: {log.read_text()}"
-            assert time.time() < deadline, f"review serve did not answer in 60 s: {log.read_text()}"
-            try:
-                if httpx.get(f"{self.url}/login", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_for_http(self.process, f"{self.url}/login", log, "review serve", timeout_s=60)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import ConfigError
 from synth.config import PROMPTS_DIR, load_synth_config
-from synth.parsing import parse_json_answer
+from core.llm.json_answers import parse_json_answer
 from synth.templates import load_template
 from synth.typos import add_typos
 from synth_helpers import REPO, loopback, read_run, run_cli, sft_config  # noqa: F401  (fixture)

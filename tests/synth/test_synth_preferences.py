@@ -68,7 +68,8 @@ def test_consistent_verdicts_become_triples_in_the_contract(tmp_path, loopback):
         assert row["review_status"] == "pending" and row["judge_model"] == "judge-model"
     judge_calls = [r for r in server.received if requested_answer(r.body) == "pairwise_judgement"]
     assert len(judge_calls) == 2 * 4  # every pair in both orders
-    assert manifest["counts"] == {"prompts": 4, "pairs_judged": 4, "triples": 4, "duplicates": 0}
+    assert manifest["counts"] == {"prompts": 4, "pairs_judged": 4, "triples": 4, "duplicates": 0, "planned": 4,
+                                  "survived": 4}
 
 
 def test_position_bias_ties_and_malformed_verdicts_are_dropped_with_reasons(tmp_path, loopback):
