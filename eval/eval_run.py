@@ -115,7 +115,7 @@ def run_eval(config: EvalConfig, *, overwrite: bool = False) -> dict:
         results: dict = {"checkpoints": checkpoint_entries(config, digests), "confidence": config.confidence,
                          "decoding": config.decoding.model_dump(), "run_id": run.run_id}
         if config.decontamination.enabled and sets:
-            with run.timed("decontamination"):
+            with run.timed("decontamination", "decontamination: n-grams of the training data", "rows"):
                 contaminated, counts = find_contamination(sets, config.decontamination, config.ray)
                 pq.write_table(contaminated, partial / "contamination.parquet")  # bounded: rows are eval items
                 results["decontamination"] = {

@@ -69,7 +69,7 @@ def run_synth(job_name: str, config: SynthConfig, *, overwrite: bool = False) ->
     gate = gate_before_publish(job.kind, config.quality)
     with run.writing(plan.files, before_publish=gate) as partial:
         progress.say(f"synth {job_name} run {run.run_id} -> {run.output} (answer cache: {config.cache_file()})")
-        with run.timed("resolve"):
+        with run.timed("resolve", "ask the endpoints", "requests"):
             result = job.run(plan, config)
         rows = write_rows(result.rows, job.schema, partial / job.folder)
         rejected = write_rows(result.rejects, SYNTH_REJECTS, partial / "rejects")
