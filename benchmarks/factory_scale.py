@@ -125,13 +125,13 @@ def run_one(config_path: Path, stats_path: Path) -> None:
     import ray
     from ray._private.internal_api import memory_summary
 
-    from core.ray_runtime import init_ray
+    from core.ray_runtime import cluster_cpus, init_ray
     from factory.config import load_factory_config
     from factory.factory_run import dedup_partitions, run_factory
 
     config = load_factory_config(config_path)
     init_ray(config.ray)
-    partitions = dedup_partitions(config, pq.ParquetFile(config.sources[0].path).metadata.num_rows)
+    partitions = dedup_partitions(config, pq.ParquetFile(config.sources[0].path).metadata.num_rows, cluster_cpus())
     address = ray.get_runtime_context().gcs_address  # this run's Ray, even when others run on the machine
     peak = {"object_store_mib": 0.0}
     done = threading.Event()

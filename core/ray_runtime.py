@@ -177,7 +177,8 @@ def cpus_left_for_data(config: RayConfig, reserved_cpus: float) -> float | None:
 
 
 def cluster_cpus() -> int:
-    """CPUs of the Ray cluster this process is connected to (at least 1)."""
-    import ray
+    """CPUs to plan for on the Ray cluster this process is connected to (at least 1): on an autoscaled cluster
+    what it can grow to, not what is up when the job starts (core.cluster_shape)."""
+    from core.cluster_shape import planned_cpus
 
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return planned_cpus()[0]

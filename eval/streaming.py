@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from core import progress
 from core.errors import ConfigError, StalledError
+from core.cluster_shape import refuse_unplaceable, running_cluster_offer
 from core.ray_runtime import cpus_left_for_data, init_ray, local_resources
 from eval.config import CheckpointConfig, EvalConfig, EvalRayConfig
 from eval.scorers import ModelWorker
@@ -86,6 +87,9 @@ class RayWorkers:
 
         init_ray(ray_config)
         check_actors_fit(ray_config)
+        # on a cluster: a model actor no node type can ever hold is refused now, not after ray.stall_timeout_s
+        refuse_unplaceable({"CPU": ray_config.num_cpus_per_actor, "GPU": ray_config.num_gpus_per_actor},
+                           "ray.num_cpus_per_actor / ray.num_gpus_per_actor", running_cluster_offer())
         actor = ray.remote(ModelWorker).options(num_cpus=ray_config.num_cpus_per_actor,
                                                 num_gpus=ray_config.num_gpus_per_actor or None,
                                                 max_restarts=ACTOR_RESTARTS, max_task_retries=-1)

@@ -13,7 +13,8 @@ from core import progress
 from core.contracts import FACTORY_DOCUMENTS, REJECTS
 from core.parquet import parquet_counts
 from core.publish import MANIFEST
-from core.ray_runtime import cluster_cpus, configure_ray_data, init_ray
+from core.cluster_shape import planned_cpus
+from core.ray_runtime import configure_ray_data, init_ray
 from core.run import PublishedRun
 from factory.accounting import check_invariant, count_by, format_funnel, funnel
 from factory.config import FactoryConfig
@@ -41,12 +42,14 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
         with run.timed("ray_init"):
             init_ray(config.ray)
         configure_ray_data(config.ray)
-        parts = run.ledger.fixed("dedup_partitions", dedup_partitions(config, sum(inputs.values())))
+        cpus, source = planned_cpus()  # an autoscaled cluster: what it can grow to
+        run.manifest["planned_for"] = {"cpus": cpus, "from": source}
+        parts = run.ledger.fixed("dedup_partitions", dedup_partitions(config, sum(inputs.values()), cpus))
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
             dedup=DedupWork(run.scratch(), parts, run.ledger),
             timed=run.timed, rows_per_block=config.ray.rows_per_block,
-            rows_per_group=config.ray.rows_per_block * config.ray.blocks_per_group * cluster_cpus(),
+            rows_per_group=config.ray.rows_per_block * config.ray.blocks_per_group * cpus,
         )
         written = run.ledger.done("write")
         if written is None:
@@ -81,10 +84,10 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
     return run.manifest
 
 
-def dedup_partitions(config: FactoryConfig, documents: int) -> int:
+def dedup_partitions(config: FactoryConfig, documents: int, cpus: int) -> int:
     """Partitions of the spilled documents and dedup tables: one per CPU, more when a partition would hold
     over ``rows_per_partition`` documents (a dedup task holds one partition's keys and signatures)."""
-    return config.ray.shuffle_partitions or max(cluster_cpus(), math.ceil(documents / config.ray.rows_per_partition))
+    return config.ray.shuffle_partitions or max(cpus, math.ceil(documents / config.ray.rows_per_partition))
 
 
 def run_stages(stages: list[Stage], context: StageContext) -> Pass:

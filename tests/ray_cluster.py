@@ -172,10 +172,13 @@ def short_temp_dir() -> Path:
 
 
 @contextmanager
-def ray_head(cwd: Path, num_cpus: int = 2, object_store_memory: int | None = None, **ray_env: str):
-    """A head node of ``num_cpus`` CPUs on loopback, token auth on, stopped (only it) at the end."""
+def ray_head(cwd: Path, num_cpus: int = 2, object_store_memory: int | None = None, gcs_port: int | None = None,
+             extra_args: tuple[str, ...] = (), **ray_env: str):
+    """A head node of ``num_cpus`` CPUs on loopback, token auth on, stopped (only it) at the end; ``extra_args``
+    go to its ``ray start``."""
     temp_dir = short_temp_dir()
-    gcs_port, dashboard_port, agent_port, client_port = free_ports(4)
+    dashboard_port, agent_port, client_port = free_ports(3)
+    gcs_port = gcs_port or free_ports(1)[0]
     token = uuid.uuid4().hex
     env = subprocess_env(
         PATH=f"{RAY.parent}{os.pathsep}{os.environ.get('PATH', '')}",  # the job's `python` is this venv's
@@ -188,7 +191,7 @@ def ray_head(cwd: Path, num_cpus: int = 2, object_store_memory: int | None = Non
         [str(RAY), "start", "--head", "--block", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
          f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
-         f"--temp-dir={temp_dir}", "--disable-usage-stats", *store_size(object_store_memory)],
+         f"--temp-dir={temp_dir}", "--disable-usage-stats", *store_size(object_store_memory), *extra_args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
     )
     address = f"http://127.0.0.1:{dashboard_port}"

@@ -48,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("config", help="a training config (configs/train_*.yaml)")
     plan.add_argument("--stage", help="the stage whose preset applies (default: the file's stage:, else cpt)")
     plan.add_argument("--gpu-memory-gb", type=float, help="override plan.gpu_memory_gb")
+    plan.add_argument("--cluster", help="an autoscaler config (cluster.yaml): refuse (exit 2) a worker shape none "
+                      "of its node types can hold")
     init = commands.add_parser(
         "init", help="build a randomly initialised model from a config and a tokenizer (no download)",
         description="A transformers config class and its sizes (train/presets/init.yaml) plus a tokenizer directory "
@@ -117,6 +119,14 @@ def plan_command(args: argparse.Namespace) -> int:
     stage = args.stage or read_yaml(args.config).get("stage") or "cpt"
     overrides = {"plan": {"gpu_memory_gb": args.gpu_memory_gb}} if args.gpu_memory_gb else None
     config = load_train_config(args.config, stage, overrides, check_inputs=False)
+    if args.cluster:  # offline: the worker shape against the node types the cluster config offers
+        from core.cluster_shape import format_shape, offer_from_cluster_config, refuse_unplaceable
+        from train.launch import worker_shape
+
+        offer = offer_from_cluster_config(args.cluster)
+        refuse_unplaceable(worker_shape(config), "scaling.resources_per_worker", offer)
+        print(f"workers: {config.scaling.num_workers} x {format_shape(worker_shape(config))}, each fits a node type "
+              f"of {args.cluster} ({offer.describe()})")
     plan = plan_memory(config)
     print(describe(plan, config))
     return 1 if plan.fits is False else 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core import progress
 from core.adapters import is_adapter, published_path
+from core.cluster_shape import gang_requested, refuse_unplaceable, running_cluster_offer
 from core.errors import ConfigError, StalledError
 from core.job_variables import JobVariable
 from core.storage import is_uri, locate
@@ -57,6 +58,13 @@ def check_room_for_data(config: TrainConfig) -> None:
             f"of the local Ray's {total} CPUs, leaving none for Ray Data to read data.train: the run would hang. "
             f"Give each worker less (scaling.resources_per_worker: {{CPU: {max(0.25, (total - 1) / scaling.num_workers):g}}}), "
             "use fewer workers, or a larger local Ray (ray.num_cpus)")
+
+
+def worker_shape(config: TrainConfig) -> dict[str, float]:
+    """What one training worker asks Ray for: its resources_per_worker, with Ray Train's defaults (1 CPU, and 1
+    GPU with use_gpu) where it names none."""
+    scaling = config.scaling
+    return {"CPU": 1.0, **({"GPU": 1.0} if scaling.use_gpu else {}), **scaling.resources_per_worker}
 
 
 def start_ray(config: TrainConfig) -> None:
@@ -195,7 +203,10 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, force: bool = 
         # Ray and the trainer
         with run.timed("ray_init"):
             start_ray(config)
-        with run.timed("fit"):
+        offer = running_cluster_offer()
+        shape = worker_shape(config)
+        refuse_unplaceable(shape, "scaling.resources_per_worker", offer)  # in seconds, not after stall_timeout_s
+        with run.timed("fit"), gang_requested([shape] * config.scaling.num_workers, offer):
             result = fit_watched(build_trainer(config, stage), config, stage.name)
         if result.checkpoint is None:
             raise RuntimeError(f"run {config.run.name} finished without a checkpoint (run.save_steps > optim.max_steps?)")

@@ -22,6 +22,18 @@ def job_folder(folder: Path, packages: list[str]) -> Path:
     return folder
 
 
+def training_job(root: Path, packages: list[str], copies: int) -> tuple[Path, Path, Path]:
+    """(the job's working directory with the code of ``packages``, a tiny model, a folder of packed CPT rows
+    (``copies`` copies of the documents)): model and data beside the job, on the disk every node shares."""
+    import train_fixtures as tf
+    from transformers import AutoTokenizer
+
+    job = job_folder(root / "job", packages)
+    model = tf.tiny_model_dir(root / "base")
+    rows = tf.pack(tf.documents_tokens(AutoTokenizer.from_pretrained(model)), 40)
+    return job, model, tf.write_cpt(root / "data" / "part-0.parquet", rows, copies=copies).parent
+
+
 def when(condition: Callable[[], bool], job: BackgroundJob, timeout: float = 300) -> None:
     """Wait until ``condition`` holds while the job runs; fail if the job ends first."""
     deadline = time.monotonic() + timeout

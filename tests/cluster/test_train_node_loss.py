@@ -20,7 +20,7 @@ import yaml
 from conftest import published
 from ray_cluster import WorkerNode
 
-from .drill import job_folder, lose_a_node, survived_or_named, when
+from .drill import lose_a_node, survived_or_named, training_job, when
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +32,11 @@ LEARNING_RATE = 3e-3
 @pytest.fixture(scope="module")
 def job_dir(tmp_path_factory) -> Path:
     """The job's working directory (the code and the config); the model and data beside it on the shared disk."""
-    from transformers import AutoTokenizer
-
     root = tmp_path_factory.mktemp("train")
-    job = job_folder(root / "job", PACKAGES)
-    model = tf.tiny_model_dir(root / "base")
-    rows = tf.pack(tf.documents_tokens(AutoTokenizer.from_pretrained(model)), 40)
-    data = tf.write_cpt(root / "data" / "part-0.parquet", rows, copies=8)
+    job, model, data = training_job(root, PACKAGES, copies=8)
     # checkpoints every 2 steps, all kept (the one the restart resumes from is read back); the lost node is one
     # failure, and one more is allowed as a margin (the drill is about where the restart resumes, not the count)
-    tf.write_train_config(job / "cpt.yaml", model_path=model, data_path=data.parent, root=root, name="cpt",
+    tf.write_train_config(job / "cpt.yaml", model_path=model, data_path=data, root=root, name="cpt",
                           optim={"max_steps": MAX_STEPS, "learning_rate": LEARNING_RATE},
                           run={"save_steps": 2, "num_to_keep": None, "max_failures": 2})
     return job
