@@ -96,17 +96,18 @@ def run_stages(stages: list[Stage], context: StageContext) -> Pass:
     the stages it ran: ``factory.passes``), and the stage does its work on the whole corpus."""
     reader = stages[0]  # ReadSources
     current = Pass(reader.block_groups(context.rows_per_group), "block groups", reader.read_group)
-    fused = [reader.name]
+    fused = [reader]
     for stage in stages[1:]:
         if stage.whole_input:
-            with context.timed("+".join(fused), unit="documents"):
+            shown = ", ".join(s.shown or s.name.replace("_", " ") for s in fused)
+            with context.timed("+".join(s.name for s in fused), shown, unit="documents"):
                 current = spill(current, context, stage.name)
             with context.timed(stage.name, unit="documents"):
                 stage.prepare(context)
             fused = []
         else:
             stage.prepare(context)
-            fused.append(stage.name)
+            fused.append(stage)
         current = current.then(stage, context)
     return current
 

@@ -22,6 +22,7 @@ class DedupKeys(RowStage):
     """Adds ``text_hash`` and ``minhash`` in the cleaning pass; the dedup stages read only these."""
 
     name = "dedup_keys"
+    shown = "hash for dedup"
     config_section = "dedup.fuzzy"
     drops_rows = False
 

@@ -44,6 +44,7 @@ class StageContext:
 
 class Stage:
     name: str  # the `stage` of its rejects, and its funnel row
+    shown: str | None = None  # how its progress lines name it (default: its name in words)
     config_section: str | None = None  # dotted path of the FactoryConfig section it is built from
     drops_rows: bool = True  # False: it only adds or removes columns, and has no funnel row
     whole_input: bool = False  # True: the pipeline spills the dataset to Parquet before ``apply``
