@@ -60,12 +60,13 @@ class AutoscalingCluster:
         return [n for n in self.head.nodes() if n["state"] == "ALIVE" and not n.get("is_head_node")]
 
 
-def session_processes(session: str) -> list[psutil.Process]:
-    """Every process of the cluster's session: the autoscaler's nodes are its children, in another temp folder."""
+def cluster_processes(*marks: str) -> list[psutil.Process]:
+    """Every process whose command line names one of ``marks``: the head's temp folder (its ``ray start``) and
+    its session (the autoscaler's nodes, whose temp folder is another)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if any(session in part for part in process.info["cmdline"] or []):
+            if any(mark in part for part in process.info["cmdline"] or [] for mark in marks):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -87,4 +88,5 @@ def autoscaling_cluster(cwd: Path, config_dir: Path):
         try:
             yield AutoscalingCluster(head, config)
         finally:
-            kill_all(session_processes(session))  # the nodes the autoscaler left (the head's go with ray_head)
+            # at once: the head's `ray start --block` waits a minute on SIGTERM with an autoscaler under it
+            kill_all(cluster_processes(session, str(head.temp_dir)))
