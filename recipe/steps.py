@@ -198,7 +198,7 @@ class ReviewStep(Step):
             return {"decisions": 0, "last": None}
         from quality.review.sqlite_store import SqliteReviewStore
 
-        held = SqliteReviewStore(wiring.review_db(), key="review.db").snapshot().facts
+        held = SqliteReviewStore(wiring.review_db(), key="review.db").facts()
         return {"decisions": held["decisions"], "last": held["last_decision_at"]}
 
     def run(self, config, wiring):
@@ -208,7 +208,7 @@ class ReviewStep(Step):
 
         store = SqliteReviewStore(config.db, key="review.db")
         added, existing = load(store, wiring.output("synth_preferences"), wiring.recipe.review.overlap)
-        held = store.snapshot().facts
+        held = store.facts()
         if held["decisions"]:
             manifest = export(store, config, overwrite=True)
             return {**manifest, "dpo_pairs": "reviewed", "items": added + existing}

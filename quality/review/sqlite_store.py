@@ -253,20 +253,25 @@ class SqliteReviewStore:
     def items(self) -> list[Item]:
         return [self._item(row) for row in self.db.execute("SELECT * FROM items ORDER BY rowid")]
 
+    def facts(self) -> dict:
+        """What identifies the database's state, in one statement: decisions, the last decision's id and time,
+        items, schema version (the file is never hashed)."""
+        found = dict(self.db.execute("""SELECT (SELECT COUNT(*) FROM decisions) AS decisions,
+                                               (SELECT MAX(id) FROM decisions) AS last_decision_id,
+                                               (SELECT MAX(decided_at) FROM decisions) AS last_decision_at,
+                                               (SELECT COUNT(*) FROM items) AS items,
+                                               (SELECT version FROM schema_version) AS schema_version""").fetchone())
+        return {"path": str(Path(self.path).resolve()), **found}
+
     def snapshot(self) -> ReviewSnapshot:
-        """Items, decisions and the facts that identify them, read in one transaction: a decision committed
-        meanwhile is in all of them or in none."""
+        """Items, decisions and their ``facts``, read in one transaction: a decision committed meanwhile is in all
+        of them or in none."""
         db = self.db
         db.execute("BEGIN")  # deferred: in WAL mode its first read fixes what every read after it sees
         try:
-            facts = dict(db.execute("""SELECT (SELECT COUNT(*) FROM decisions) AS decisions,
-                                              (SELECT MAX(id) FROM decisions) AS last_decision_id,
-                                              (SELECT MAX(decided_at) FROM decisions) AS last_decision_at,
-                                              (SELECT COUNT(*) FROM items) AS items,
-                                              (SELECT version FROM schema_version) AS schema_version""").fetchone())
-            snapshot = ReviewSnapshot(self.items(), self.decisions(), {
-                "path": str(Path(self.path).resolve()), **facts,
-                "read_as": "one SQLite read transaction: these counts and the rows exported (the file is not hashed)"})
+            facts = {**self.facts(), "read_as": "one SQLite read transaction: these counts and the rows exported "
+                                                "(the file is not hashed)"}
+            snapshot = ReviewSnapshot(self.items(), self.decisions(), facts)
         finally:
             db.execute("COMMIT")
         return snapshot

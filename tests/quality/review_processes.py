@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 from conftest import REPO, subprocess_env
 from http_process import wait_for_http
 from ray_cluster import free_ports
@@ -62,14 +61,6 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=30)
         self.log.close()
-
-
-def sign_in(url: str, name: str, token: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
-    csrf = re.search(r'name="csrf" value="([^"]*)"', client.get("/login").text).group(1)
-    response = client.post("/login", data={"csrf": csrf, "annotator": name, "token": token})
-    assert response.status_code == 303, response.text
-    return client
 
 
 def set_up(db: Path, annotators: dict[str, bool], preferences_dir: Path, overlap: int) -> dict[str, str]:

@@ -41,10 +41,10 @@ def page(browser):
     context.close()
 
 
-def sign_in(page, url: str, name: str) -> None:
+def sign_in(page, url: str, name: str, token: str | None = None) -> None:
     page.goto(f"{url}/login")
     page.get_by_label("Annotator").fill(name)
-    page.get_by_label("Token").fill(f"{name}-token")
+    page.get_by_label("Token").fill(token or f"{name}-token")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{url}/review")
 
@@ -143,11 +143,7 @@ def test_two_annotators_in_the_browser_with_commands_beside_the_app_keep_all_24_
     try:
         pages = {name: context.new_page() for name, context in contexts.items()}
         for name, page in pages.items():
-            page.goto(f"{server.url}/login")
-            page.get_by_label("Annotator").fill(name)
-            page.get_by_label("Token").fill(tokens[name])
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{server.url}/review")
+            sign_in(page, server.url, name, tokens[name])
         for decided in range(1, 13):
             for name, page in pages.items():
                 with page.expect_navigation():

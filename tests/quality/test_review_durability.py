@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -19,8 +18,8 @@ import httpx
 import pytest
 from conftest import published, write_parquet
 from quality_samples import preferences
-from review_helpers import decide, next_form
-from review_processes import Server, cli, listed_votes, outside_count, outside_decisions, set_up, sign_in
+from review_helpers import decide, hidden, next_form, sign_in
+from review_processes import Server, cli, listed_votes, outside_count, outside_decisions, set_up
 
 ANNOTATORS = ("ann", "bob", "cyd")
 ADMIN = "boss"
@@ -90,11 +89,11 @@ def commands_beside(db: Path, preferences_dir: Path, exports: Path, admin: httpx
             if done.returncode != 0:
                 failures.append(f"{' '.join(args)}: exit {done.returncode}: {done.stderr[-2000:]}")
         page = admin.get("/admin")
-        csrf = re.search(r'name="csrf" value="([^"]*)"', page.text)
+        csrf = hidden(page.text, "csrf")
         if csrf is None:
             failures.append(f"the admin page answered {page.status_code} {page.headers.get('location', '')}")
             continue
-        response = admin.post("/admin/export", data={"csrf": csrf.group(1)}, timeout=300)
+        response = admin.post("/admin/export", data={"csrf": csrf}, timeout=300)
         if response.status_code != 200:
             failures.append(f"admin Export answered {response.status_code}")
         outside_count(db)  # and an outside reader, as the lead's own sqlite3 would
