@@ -161,7 +161,12 @@ def test_a_30_percent_fault_rate_still_accounts_for_every_item(tmp_path, loopbac
     assert all(r["reason"] in {"http_429", "http_500", "timeout", "bad_response"} and r["detail"]
                for r in rejected.values())
     requests = manifest["requests"]
-    assert requests["retries"] > 0 and requests["http_attempts"] == len(server.received)
+    assert requests["retries"] > 0
+    # Every request the server read is counted. On a loaded machine the client can give up (0.5 s) on a request
+    # before the server's thread has read it: such an attempt is sent but unseen, and always ends in a retry or a
+    # timeout reject, so the unseen ones are bounded by those.
+    unseen = requests["http_attempts"] - len(server.received)
+    assert 0 <= unseen <= requests["retries"] + requests["failures_by_reason"].get("timeout", 0)
     assert sum(requests["failures_by_reason"].values()) == len(rejected)
 
 
