@@ -9,9 +9,9 @@ from typing import Callable
 
 import yaml
 
-from core import progress
+from core import infeasible_watch, progress
 from core.config import deep_merge
-from core.errors import ConfigError, exit_code
+from core.errors import ConfigError, UnplaceableError, exit_code
 
 
 class _SubcommandParser(argparse.ArgumentParser):
@@ -127,6 +127,12 @@ def run_command(action: Callable[[], int | None]) -> int:
     with its exit code, a bug raises."""
     try:
         return action() or 0
+    except KeyboardInterrupt:
+        unplaceable = infeasible_watch.fired()  # the watch interrupts the main thread to stop a job that cannot run
+        if unplaceable is None:
+            raise
+        print(f"error: {unplaceable}", file=sys.stderr)
+        return exit_code(UnplaceableError(unplaceable))
     except Exception as exc:
         code = exit_code(exc)
         if code is None:

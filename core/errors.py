@@ -42,6 +42,11 @@ class StalledError(RuntimeError):
     """A stage made no progress for its configured time: the run stops, naming the stage, instead of hanging."""
 
 
+class UnplaceableError(RuntimeError):
+    """The job asked the cluster for a shape no node it can ever have holds: stopped, naming the shape and what
+    the cluster offers, instead of waiting forever."""
+
+
 class NodeLostError(RuntimeError):
     """A Ray node died under a stage and Ray could not recover its work: the run stops, naming the stage and the
     node; nothing is published."""
@@ -56,6 +61,7 @@ EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (ShortfallError, 1),
     (StalledError, 1),
     (NodeLostError, 1),
+    (UnplaceableError, 1),
 )
 
 

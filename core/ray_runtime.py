@@ -13,6 +13,7 @@ from pydantic import Field
 from core import progress
 from core.config import StrictModel
 from core.job_variables import JobVariable
+from core.infeasible_watch import watch_for_unplaceable_work
 from core.watchdog import guard_data_progress
 
 
@@ -76,6 +77,7 @@ def init_ray(config: RayConfig) -> None:
                  include_dashboard=False, runtime_env=runtime_env, **output)
     global _joined_address
     _joined_address = config.address
+    watch_for_unplaceable_work()
 
 
 def apply_driver_settings(config: RayConfig) -> None:

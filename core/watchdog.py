@@ -53,17 +53,17 @@ def watched(items: Iterable[T], timeout_s: float | None, stage: str, hint: str =
         yield item
 
 
-def interrupt_then_exit(grace_s: float = 60.0) -> Callable[[str], None]:
+def interrupt_then_exit(grace_s: float = 60.0, error: type[Exception] = StalledError) -> Callable[[str], None]:
     """What a stalled blocking call gets: KeyboardInterrupt in the main thread (so the job can clean up and
     report the stall as an error), then, if the main thread is still stuck after ``grace_s``, the process ends
-    with StalledError's exit code. The unpublished partial output stays for the next run to clear."""
+    with ``error``'s exit code. The unpublished partial output stays for the next run to clear."""
 
     def on_stall(message: str) -> None:
         _thread.interrupt_main()
         time.sleep(grace_s)
         print(f"error: {message} (the job did not stop within {grace_s:g}s of the interrupt)", file=sys.stderr,
               flush=True)
-        os._exit(exit_code(StalledError(message)) or 1)
+        os._exit(exit_code(error(message)) or 1)
 
     return on_stall
 

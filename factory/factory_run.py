@@ -43,13 +43,14 @@ def run_factory(config: FactoryConfig, *, overwrite: bool = False) -> dict:
             init_ray(config.ray)
         configure_ray_data(config.ray)
         cpus, source = planned_cpus()  # an autoscaled cluster: what it can grow to
-        run.manifest["planned_for"] = {"cpus": cpus, "from": source}
         parts = run.ledger.fixed("dedup_partitions", dedup_partitions(config, sum(inputs.values()), cpus))
+        rows_per_group = config.ray.rows_per_block * config.ray.blocks_per_group * cpus
+        run.manifest["planned_for"] = {"cpus": cpus, "from": source, "dedup_partitions": parts,
+                                       "rows_per_group": rows_per_group}
         context = StageContext(
             batch={"batch_format": "pyarrow", "batch_size": config.ray.batch_size},
             dedup=DedupWork(run.scratch(), parts, run.ledger),
-            timed=run.timed, rows_per_block=config.ray.rows_per_block,
-            rows_per_group=config.ray.rows_per_block * config.ray.blocks_per_group * cpus,
+            timed=run.timed, rows_per_block=config.ray.rows_per_block, rows_per_group=rows_per_group,
         )
         written = run.ledger.done("write")
         if written is None:

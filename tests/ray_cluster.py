@@ -104,17 +104,20 @@ class RayHead:
 
     def submit(self, working_dir: Path, *command: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """``ray job submit --working-dir DIR -- COMMAND``, waiting for the job; its logs come back on stdout."""
-        return subprocess.run(
-            [str(RAY), "job", "submit", "--address", self.address, "--working-dir", str(working_dir), "--", *command],
-            env=self.env, capture_output=True, text=True, timeout=timeout, cwd=working_dir.parent,
-        )
+        return subprocess.run(self._submit_command(working_dir, command), env=self.env, capture_output=True,
+                              text=True, timeout=timeout, cwd=working_dir.parent)
 
-    def submit_in_background(self, working_dir: Path, *command: str) -> "BackgroundJob":
-        """``ray job submit`` as ``submit`` does, without waiting: the test acts on the job's output as it comes."""
+    def submit_in_background(self, working_dir: Path, *command: str, in_place: bool = False) -> "BackgroundJob":
+        """``ray job submit`` as ``submit`` does, without waiting: the test acts on the job's output as it comes.
+        ``in_place``: the job runs in ``working_dir`` itself (``local://``, a folder every node has), not uploaded."""
         return BackgroundJob(subprocess.Popen(
-            [str(RAY), "job", "submit", "--address", self.address, "--working-dir", str(working_dir), "--", *command],
+            self._submit_command(f"local://{working_dir}" if in_place else working_dir, command),
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=working_dir.parent,
         ))
+
+    def _submit_command(self, working_dir: Path | str, command: tuple[str, ...]) -> list[str]:
+        return [str(RAY), "job", "submit", "--address", self.address, "--working-dir", str(working_dir), "--",
+                *command]
 
     def failure(self, job: subprocess.CompletedProcess) -> str:
         return f"{job.stdout[-6000:]}\n{job.stderr[-4000:]}\n{ray_logs(self.temp_dir)}"
