@@ -23,7 +23,9 @@ test-packages:
 	@test -z "$(MISSING)" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(MISSING) > /dev/null) \
 		|| (echo "make test needs Debian's $(MISSING): apt-get install $(MISSING) (as root)" >&2; exit 1)
 
+# two processes: most of the suite waits (Ray start-ups, clusters, servers); each test file stays on one process
+# and the cluster drills on one (tests/conftest.py: xdist groups)
 test: setup test-packages
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 .PHONY: setup sample test test-packages
