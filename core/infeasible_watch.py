@@ -9,7 +9,9 @@ group built at run time): every ``POLL_S`` it reads the pending demand the GCS r
 after ``GRACE_S`` stops the job: the main thread is interrupted, and the command exits 1 naming the shape."""
 from __future__ import annotations
 
+import re
 import threading
+from collections import Counter
 
 from core.cluster_shape import ClusterOffer, format_shape, running_cluster_offer
 from core.errors import UnplaceableError
@@ -19,6 +21,9 @@ POLL_S = 5.0
 # how long a shape stays unplaceable before the job is stopped: on a cluster without an autoscaler, someone may be
 # adding the node that holds it (as the node-loss drills' replacements do)
 GRACE_S = 20.0
+
+# the resources Ray gives a placement group's bundles (CPU_group_<pg id>, CPU_group_<index>_<pg id>)
+PLACEMENT_GROUP_RESOURCE = re.compile(r"_group_(\d+_)?[0-9a-f]{16,}$")
 
 _fired: list[str] = []  # the message, once the watch has stopped the job
 _started: set[str] = set()  # the GCS addresses watched by this process
@@ -32,11 +37,7 @@ def demanded_shapes(status) -> list[dict[str, float]]:
     for group in demands.placement_group_demand:
         bundles = [request.bundle for request in group.bundles_by_count for _ in range(request.count)]
         if group.strategy == "STRICT_PACK":
-            whole: dict[str, float] = {}
-            for bundle in bundles:
-                for name, amount in bundle.items():
-                    whole[name] = whole.get(name, 0) + amount
-            bundles = [whole]
+            bundles = [dict(sum((Counter(bundle) for bundle in bundles), Counter()))]
         shapes += bundles
     return shapes
 
@@ -44,7 +45,7 @@ def demanded_shapes(status) -> list[dict[str, float]]:
 def never_placeable(shape: dict[str, float], offer: ClusterOffer) -> bool:
     """True when no node the cluster can ever have holds ``shape``. A task bound to a placement group (its
     ``CPU_group_<id>`` resources: the group itself is judged) or pinned to a node (``node:<ip>``) is not judged."""
-    if any("_group_" in name for name in shape):
+    if any(PLACEMENT_GROUP_RESOURCE.search(name) for name in shape):
         return False
     return offer.fits({k: v for k, v in shape.items() if not k.startswith("node:")}) is False
 

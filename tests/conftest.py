@@ -197,6 +197,6 @@ def pytest_collection_modifyitems(config, items):
     module fixtures (a model trained once, a server) are built once; the cluster drills share one package-scoped
     cluster and S3 server, so the whole ``tests/cluster`` package runs on one process."""
     for item in items:
-        path = Path(str(item.fspath)).relative_to(REPO)
+        path = item.path.relative_to(REPO)
         group = "cluster" if path.parts[:2] == ("tests", "cluster") else str(path)
         item.add_marker(pytest.mark.xdist_group(group))

@@ -52,6 +52,9 @@ def test_a_task_no_node_can_hold_ends_the_job_naming_its_shape(tmp_path):
     assert GRACE_S <= int(stopped.group(1)) < 60 and waited < 60, (stopped.group(0), waited)
 
 
+PG_RESOURCE = "CPU_group_" + "4f" * 18  # what a task inside a placement group asks for, named by the group's id
+
+
 def test_shapes_are_judged_as_ray_places_them():
     offer = ClusterOffer([NodeType("head", {"CPU": 0}, 1, head=True), NodeType("worker.cpu", {"CPU": 4}, 3)],
                          "test", autoscaled=True)
@@ -60,13 +63,14 @@ def test_shapes_are_judged_as_ray_places_them():
 
     summary = ResourceDemandSummary(
         ray_task_actor_demand=[RayTaskActorDemand([ResourceRequestByCount({"CPU": 1, "memory": 10 << 30}, 2)]),
-                               RayTaskActorDemand([ResourceRequestByCount({"CPU_group_ab12": 8}, 1)])],
+                               RayTaskActorDemand([ResourceRequestByCount({PG_RESOURCE: 8}, 1)])],
         placement_group_demand=[PlacementGroupResourceDemand([ResourceRequestByCount({"CPU": 2}, 3)], "", strategy=s)
                                 for s in ("PACK", "STRICT_PACK")])
     shapes = demanded_shapes(SimpleNamespace(resource_demands=summary))  # what get_cluster_status returns, in part
-    assert shapes == [{"CPU": 1, "memory": 10 << 30}, {"CPU_group_ab12": 8}, {"CPU": 2}, {"CPU": 2}, {"CPU": 2},
+    assert shapes == [{"CPU": 1, "memory": 10 << 30}, {PG_RESOURCE: 8}, {"CPU": 2}, {"CPU": 2}, {"CPU": 2},
                       {"CPU": 6}]  # a STRICT_PACK group lands whole on one node
     # memory is no shape; a task inside a placement group is judged through its group; a strict pack is not split
     assert [never_placeable(shape, offer) for shape in shapes] == [False, False, False, False, False, True]
     assert never_placeable({"CPU": 1, "node:10.0.0.1": 0.01}, offer) is False
     assert never_placeable({"CPU": 1, "GPU": 1}, offer) is True
+    assert never_placeable({"CPU": 1, "gpu_group_a": 1}, offer) is True  # a custom resource, not a group's
